@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+TESTENV_DIR ?= $(HOME)/.cache/terraform-provider-platform/testenv
+export PLATFORM_TESTENV_DIR := $(TESTENV_DIR)
+
+.PHONY: all build testenv test demo demo-down docs bench clean
+
+all: build
+
+build:
+	cargo build --locked --release --bin terraform-provider-platform
+
+# Installs (once, then cached) Terraform 1.0.3, etcd, kube-apiserver and kube-controller-manager.
+testenv:
+	bash scripts/testenv.sh
+
+# Unit tests, docs freshness, and acceptance tests with every Terraform found.
+test: testenv
+	source $(TESTENV_DIR)/env.sh && cargo test --locked --no-fail-fast -- --test-threads=4
+
+# Starts a local control plane and applies examples/quickstart against it.
+demo: testenv build
+	source $(TESTENV_DIR)/env.sh && bash scripts/demo.sh
+
+demo-down:
+	bash scripts/demo.sh down
+
+docs:
+	cargo run --locked --quiet --bin generate-docs
+
+bench: testenv build
+	source $(TESTENV_DIR)/env.sh && bash bench/run.sh
+
+clean:
+	cargo clean

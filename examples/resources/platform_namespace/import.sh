@@ -1,0 +1,2 @@
+# Import an existing namespace by its name.
+terraform import platform_namespace.monitoring monitoring

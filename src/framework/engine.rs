@@ -1,0 +1,307 @@
+//! The provider engine: dispatches each protocol operation to the right resource and runs
+//! the planning pipeline every resource shares. It works on decoded [`Value`]s; the wire
+//! layer (`tfproto`) only converts to and from gRPC messages.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+use super::diagnostics::{AttributePath, Diagnostic, Diagnostics};
+use super::resource::{Context, DataSource, Plan, Provider, Resource};
+use super::schema::Schema;
+use super::value::{self, Type, Value};
+
+struct Registered<T: ?Sized> {
+    implementation: Arc<T>,
+    schema: Schema,
+    ty: Type,
+}
+
+impl<T: ?Sized> Registered<T> {
+    fn new(implementation: Arc<T>, schema: Schema) -> Self {
+        let ty = schema.implied_type();
+        Registered { implementation, schema, ty }
+    }
+}
+
+pub struct Engine {
+    provider: Arc<dyn Provider>,
+    provider_schema: Schema,
+    provider_type: Type,
+    resources: HashMap<&'static str, Registered<dyn Resource>>,
+    data_sources: HashMap<&'static str, Registered<dyn DataSource>>,
+    stop: Mutex<CancellationToken>,
+}
+
+impl Engine {
+    pub fn new(provider: Arc<dyn Provider>) -> Self {
+        let provider_schema = provider.schema();
+        let resources = provider
+            .resources()
+            .into_iter()
+            .map(|r| (r.type_name(), Registered::new(r.clone(), r.schema())))
+            .collect();
+        let data_sources = provider
+            .data_sources()
+            .into_iter()
+            .map(|d| (d.type_name(), Registered::new(d.clone(), d.schema())))
+            .collect();
+        Engine {
+            provider_type: provider_schema.implied_type(),
+            provider_schema,
+            provider,
+            resources,
+            data_sources,
+            stop: Mutex::new(CancellationToken::new()),
+        }
+    }
+
+    pub fn provider_type_name(&self) -> &'static str {
+        self.provider.type_name()
+    }
+
+    pub fn provider_schema(&self) -> &Schema {
+        &self.provider_schema
+    }
+
+    pub fn provider_value_type(&self) -> &Type {
+        &self.provider_type
+    }
+
+    /// Resource schemas by type name, sorted for stable output.
+    pub fn resource_schemas(&self) -> Vec<(&'static str, &Schema)> {
+        let mut all: Vec<_> = self.resources.iter().map(|(n, r)| (*n, &r.schema)).collect();
+        all.sort_by_key(|(n, _)| *n);
+        all
+    }
+
+    pub fn data_source_schemas(&self) -> Vec<(&'static str, &Schema)> {
+        let mut all: Vec<_> = self.data_sources.iter().map(|(n, r)| (*n, &r.schema)).collect();
+        all.sort_by_key(|(n, _)| *n);
+        all
+    }
+
+    pub fn resource_value_type(&self, type_name: &str) -> Result<&Type, Diagnostics> {
+        self.resource(type_name).map(|r| &r.ty)
+    }
+
+    pub fn data_source_value_type(&self, type_name: &str) -> Result<&Type, Diagnostics> {
+        self.data_source(type_name).map(|d| &d.ty)
+    }
+
+    fn resource(&self, type_name: &str) -> Result<&Registered<dyn Resource>, Diagnostics> {
+        self.resources.get(type_name).ok_or_else(|| unknown_type("resource", type_name))
+    }
+
+    fn data_source(&self, type_name: &str) -> Result<&Registered<dyn DataSource>, Diagnostics> {
+        self.data_sources.get(type_name).ok_or_else(|| unknown_type("data source", type_name))
+    }
+
+    /// A context whose stop signal fires when Terraform calls StopProvider.
+    pub fn context(&self) -> Context {
+        Context { stop: self.stop.lock().expect("stop token lock").clone() }
+    }
+
+    /// Cancels everything in flight. Later calls get a fresh token: Terraform may still
+    /// ask for cleanup work after an interrupt.
+    pub fn stop(&self) {
+        let mut token = self.stop.lock().expect("stop token lock");
+        token.cancel();
+        *token = CancellationToken::new();
+    }
+
+    pub fn validate_provider(&self, config: &Value) -> Diagnostics {
+        let mut diags = Diagnostics::new();
+        self.provider.validate(config, &mut diags);
+        diags
+    }
+
+    pub async fn configure(&self, config: &Value, terraform_version: &str) -> Diagnostics {
+        let mut diags = Diagnostics::new();
+        self.provider.configure(&self.context(), config, terraform_version, &mut diags).await;
+        diags
+    }
+
+    pub fn validate_resource(&self, type_name: &str, config: &Value) -> Diagnostics {
+        match self.resource(type_name) {
+            Ok(r) => {
+                let mut diags = Diagnostics::new();
+                r.implementation.validate(config, &mut diags);
+                diags
+            }
+            Err(diags) => diags,
+        }
+    }
+
+    pub fn validate_data_source(&self, type_name: &str, config: &Value) -> Diagnostics {
+        match self.data_source(type_name) {
+            Ok(d) => {
+                let mut diags = Diagnostics::new();
+                d.implementation.validate(config, &mut diags);
+                diags
+            }
+            Err(diags) => diags,
+        }
+    }
+
+    /// Reads state JSON written by any earlier version of this provider. Attributes a
+    /// later version removed are dropped; attributes it added start out null.
+    pub fn upgrade_resource_state(&self, type_name: &str, version: i64, json: &[u8]) -> Result<Value, Diagnostics> {
+        let r = self.resource(type_name)?;
+        if version > r.schema.version {
+            return Err(Diagnostic::error(
+                "State written by a newer provider",
+                format!(
+                    "The state of this {type_name} has schema version {version}, but this provider only knows up to {}. Upgrade the provider.",
+                    r.schema.version
+                ),
+            )
+            .into());
+        }
+        value::decode_json_lenient(&r.ty, json).map_err(|e| {
+            Diagnostic::error("Unreadable state", format!("The stored state of this {type_name} could not be read: {e}")).into()
+        })
+    }
+
+    pub async fn read_resource(&self, type_name: &str, state: &Value) -> (Option<Value>, Diagnostics) {
+        let r = match self.resource(type_name) {
+            Ok(r) => r,
+            Err(diags) => return (Some(state.clone()), diags),
+        };
+        let mut diags = Diagnostics::new();
+        let new_state = r.implementation.read(&self.context(), state, &mut diags).await;
+        let new_state = new_state.map(|s| ensure_known(s, &r.schema, "read", &mut diags));
+        (new_state, diags)
+    }
+
+    pub async fn plan_resource(
+        &self,
+        type_name: &str,
+        prior: &Value,
+        proposed: &Value,
+        config: &Value,
+    ) -> (Value, Vec<AttributePath>, Diagnostics) {
+        let r = match self.resource(type_name) {
+            Ok(r) => r,
+            Err(diags) => return (proposed.clone(), vec![], diags),
+        };
+        // Destroy: nothing to plan.
+        if proposed.is_null() {
+            return (Value::Null, vec![], Diagnostics::new());
+        }
+        let mut plan = plan_defaults(&r.schema, prior, proposed, config);
+        let mut diags = Diagnostics::new();
+        r.implementation.modify_plan(&self.context(), &mut plan, &mut diags).await;
+        (plan.planned, plan.requires_replace, diags)
+    }
+
+    pub async fn apply_resource(&self, type_name: &str, prior: &Value, planned: &Value) -> (Value, Diagnostics) {
+        let r = match self.resource(type_name) {
+            Ok(r) => r,
+            Err(diags) => return (prior.clone(), diags),
+        };
+        let ctx = self.context();
+        let mut diags = Diagnostics::new();
+        let implementation = &r.implementation;
+        let new_state = if planned.is_null() {
+            implementation.delete(&ctx, prior, &mut diags).await;
+            // A failed delete keeps the object in state so it is not forgotten.
+            if diags.has_errors() { prior.clone() } else { Value::Null }
+        } else if prior.is_null() {
+            implementation.create(&ctx, planned, &mut diags).await.unwrap_or(Value::Null)
+        } else {
+            implementation.update(&ctx, prior, planned, &mut diags).await.unwrap_or_else(|| prior.clone())
+        };
+        let new_state = ensure_known(new_state, &r.schema, "apply", &mut diags);
+        (new_state, diags)
+    }
+
+    pub async fn import_resource(&self, type_name: &str, id: &str) -> (Option<Value>, Diagnostics) {
+        let r = match self.resource(type_name) {
+            Ok(r) => r,
+            Err(diags) => return (None, diags),
+        };
+        let mut diags = Diagnostics::new();
+        let state = r.implementation.import(&self.context(), id, &mut diags).await;
+        (state.map(|s| ensure_known(s, &r.schema, "import", &mut diags)), diags)
+    }
+
+    pub async fn read_data_source(&self, type_name: &str, config: &Value) -> (Option<Value>, Diagnostics) {
+        let d = match self.data_source(type_name) {
+            Ok(d) => d,
+            Err(diags) => return (None, diags),
+        };
+        let mut diags = Diagnostics::new();
+        let state = d.implementation.read(&self.context(), config, &mut diags).await;
+        (state.map(|s| ensure_known(s, &d.schema, "read", &mut diags)), diags)
+    }
+}
+
+fn unknown_type(kind: &str, type_name: &str) -> Diagnostics {
+    Diagnostic::error(
+        format!("Unknown {kind} type"),
+        format!("This provider has no {kind} named {type_name:?}."),
+    )
+    .into()
+}
+
+/// The planning steps every resource shares, in the order Terraform's rules need them:
+/// - create: computed attributes the configuration leaves unset become unknown;
+/// - update: nothing changes when the proposal equals the prior state; otherwise computed
+///   attributes become unknown unless marked `keep_on_update`;
+/// - attributes marked `requires_replace` that change are reported, and a replacement
+///   makes every computed attribute unknown;
+/// - write-only attributes are always planned null.
+pub fn plan_defaults(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) -> Plan {
+    let attributes = &schema.block.attributes;
+    let mut planned = proposed.clone();
+    let mut requires_replace = Vec::new();
+    let unset_in_config = |name: &str| config.get_attr(name).is_none_or(Value::is_null);
+
+    for attribute in attributes.iter().filter(|a| a.write_only) {
+        planned.set_attr(&attribute.name, Value::Null);
+    }
+
+    if prior.is_null() {
+        for attribute in attributes.iter().filter(|a| a.computed && unset_in_config(&a.name)) {
+            planned.set_attr(&attribute.name, Value::Unknown);
+        }
+    } else {
+        for attribute in attributes.iter().filter(|a| a.requires_replace) {
+            if planned.get_attr(&attribute.name) != prior.get_attr(&attribute.name) {
+                requires_replace.push(AttributePath::root(&attribute.name));
+            }
+        }
+        let replacing = !requires_replace.is_empty();
+        if replacing || &planned != prior {
+            for attribute in attributes.iter().filter(|a| a.computed && unset_in_config(&a.name)) {
+                if replacing || !attribute.keep_on_update {
+                    planned.set_attr(&attribute.name, Value::Unknown);
+                }
+            }
+        }
+    }
+    Plan { prior: prior.clone(), config: config.clone(), planned, requires_replace }
+}
+
+/// Terraform rejects unknown values in results; turning them to null with an error names
+/// the bug instead of failing with a protocol error.
+fn ensure_known(mut state: Value, schema: &Schema, operation: &str, diags: &mut Diagnostics) -> Value {
+    for attribute in &schema.block.attributes {
+        if attribute.write_only {
+            state.set_attr(&attribute.name, Value::Null);
+        }
+        if let Some(v) = state.get_attr(&attribute.name) {
+            if !v.is_wholly_known() {
+                diags.error_at(
+                    AttributePath::root(&attribute.name),
+                    "Provider bug: unknown value after ".to_string() + operation,
+                    "The provider left this attribute unknown. Please report this issue.",
+                );
+                state.set_attr(&attribute.name, Value::Null);
+            }
+        }
+    }
+    state
+}

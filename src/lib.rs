@@ -1,0 +1,19 @@
+//! terraform-provider-platform: a Terraform/OpenTofu provider for self-hosted Kubernetes
+//! platforms.
+//!
+//! Layers, each using only those below it:
+//! - [`plugin`]: go-plugin process protocol (handshake, AutoMTLS, health, shutdown);
+//! - [`tfproto`]: the tfplugin6 gRPC service, converting wire messages to framework values;
+//! - [`framework`]: values, schemas, diagnostics, resource traits and planning;
+//! - [`clients`]: Kubernetes and other systems, knowing nothing of Terraform;
+//! - [`provider`], [`resources`], [`data_sources`]: this provider's types.
+
+pub mod clients;
+pub mod data_sources;
+pub mod docs;
+pub mod framework;
+pub mod logging;
+pub mod plugin;
+pub mod provider;
+pub mod resources;
+pub mod tfproto;

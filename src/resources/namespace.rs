@@ -1,0 +1,298 @@
+//! `platform_namespace`: a Kubernetes namespace with the labels and annotations it manages.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+
+use super::metadata;
+use crate::clients::kube::{Cluster, KubeError, FIELD_MANAGER};
+use crate::framework::diagnostics::Diagnostics;
+use crate::framework::resource::{Context, Resource};
+use crate::framework::schema::{timeouts_block, Attribute, Block, Schema};
+use crate::framework::timeouts;
+use crate::framework::value::Value;
+use crate::provider::{cluster_attribute, kube_diagnostic, Platform};
+
+const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub struct NamespaceResource {
+    platform: Arc<Platform>,
+}
+
+impl NamespaceResource {
+    pub fn new(platform: Arc<Platform>) -> Self {
+        NamespaceResource { platform }
+    }
+
+    async fn api(&self, state: &Value, diags: &mut Diagnostics) -> Option<(Api<Namespace>, Cluster)> {
+        match self.platform.cluster(state.get_attr("cluster")).await {
+            Ok(cluster) => Some((Api::all(cluster.client.clone()), cluster)),
+            Err(diagnostic) => {
+                diags.push(diagnostic);
+                None
+            }
+        }
+    }
+
+    /// Server-side applies name, labels and annotations; returns the live object.
+    async fn apply(&self, ctx: &Context, planned: &Value, timeout: Duration, diags: &mut Diagnostics) -> Option<Namespace> {
+        let (api, cluster) = self.api(planned, diags).await?;
+        let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let desired = desired_object(planned);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let result = run_bounded(ctx, timeout, async {
+            api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|e| cluster.error(e))
+        })
+        .await;
+        match result {
+            Ok(namespace) => Some(namespace),
+            Err(e) => {
+                diags.push(kube_diagnostic(&format!("Could not apply namespace {name:?}"), &e));
+                None
+            }
+        }
+    }
+}
+
+fn desired_object(planned: &Value) -> serde_json::Value {
+    let mut metadata = serde_json::json!({ "name": planned.get_attr("name").and_then(Value::as_str) });
+    for key in ["labels", "annotations"] {
+        if let Some(map) = metadata::string_map(planned.get_attr(key)) {
+            metadata[key] = serde_json::json!(map);
+        }
+    }
+    serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": metadata })
+}
+
+/// Runs `work` unless it outlasts `timeout` or Terraform asks us to stop.
+async fn run_bounded<T>(
+    ctx: &Context,
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, KubeError>>,
+) -> Result<T, KubeError> {
+    tokio::select! {
+        _ = ctx.stop.cancelled() => Err(KubeError::Cancelled),
+        result = tokio::time::timeout(timeout, work) => result.unwrap_or(Err(KubeError::Timeout(timeout))),
+    }
+}
+
+/// The state for a live namespace: managed keys come from `state`, the rest from the cluster.
+fn state_from_live(state: &Value, live: &Namespace) -> Value {
+    let mut next = state.clone();
+    let name = live.metadata.name.clone().unwrap_or_default();
+    next.set_attr("id", Value::String(name.clone()));
+    next.set_attr("name", Value::String(name));
+    next.set_attr("uid", Value::String(live.metadata.uid.clone().unwrap_or_default()));
+    next.set_attr("labels", metadata::managed_entries(state.get_attr("labels"), live.metadata.labels.as_ref()));
+    next.set_attr(
+        "annotations",
+        metadata::managed_entries(state.get_attr("annotations"), live.metadata.annotations.as_ref()),
+    );
+    next
+}
+
+/// Explains why a namespace is still terminating: its finalizers and the conditions the
+/// namespace controller reports (which name the kinds of objects left inside).
+fn blocking_reasons(namespace: &Namespace) -> String {
+    let mut reasons = Vec::new();
+    let spec_finalizers = namespace.spec.as_ref().and_then(|s| s.finalizers.clone()).unwrap_or_default();
+    let meta_finalizers = namespace.metadata.finalizers.clone().unwrap_or_default();
+    let finalizers: Vec<String> = spec_finalizers.into_iter().chain(meta_finalizers).collect();
+    if !finalizers.is_empty() {
+        reasons.push(format!("finalizers: {}", finalizers.join(", ")));
+    }
+    for condition in namespace.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default() {
+        if condition.status == "True" {
+            if let Some(message) = condition.message {
+                reasons.push(format!("{}: {message}", condition.type_));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        "the namespace controller reported nothing; check that kube-controller-manager is running".into()
+    } else {
+        reasons.join("; ")
+    }
+}
+
+#[async_trait]
+impl Resource for NamespaceResource {
+    fn type_name(&self) -> &'static str {
+        "platform_namespace"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(
+            Block::new(vec![
+                Attribute::string("id").computed().keep_on_update().describe("The namespace name."),
+                Attribute::string("name")
+                    .required()
+                    .requires_replace()
+                    .describe("Name of the namespace, a DNS-1123 label. Changing it replaces the namespace."),
+                Attribute::string_map("labels").optional().describe(
+                    "Labels this resource manages. Labels added by others are left alone and never show as changes.",
+                ),
+                Attribute::string_map("annotations").optional().describe(
+                    "Annotations this resource manages. Annotations added by others are left alone.",
+                ),
+                Attribute::string("uid").computed().keep_on_update().describe("UID Kubernetes gave the namespace."),
+                cluster_attribute(),
+            ])
+            .with_block(timeouts_block(&["create", "delete"]))
+            .describe(
+                "A Kubernetes namespace, created and updated by server-side apply. Deleting waits until the namespace \
+                 is really gone and, on timeout, says what blocks it.",
+            ),
+        )
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        metadata::validate_name(config, "name", diags);
+        metadata::validate_labels_and_annotations(config, diags);
+        timeouts::validate(config, &["create", "delete"], diags);
+    }
+
+    async fn create(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
+        let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        // Refuse to silently adopt a namespace someone else made: that is what import is for.
+        let (api, cluster) = self.api(planned, diags).await?;
+        match run_bounded(ctx, timeout, async { api.get_opt(&name).await.map_err(|e| cluster.error(e)) }).await {
+            Ok(Some(_)) => {
+                diags.error(
+                    "Namespace already exists",
+                    format!(
+                        "Namespace {name:?} already exists in the cluster. To manage it with Terraform, import it:\n  terraform import <address> {name}"
+                    ),
+                );
+                return None;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                diags.push(kube_diagnostic(&format!("Could not create namespace {name:?}"), &e));
+                return None;
+            }
+        }
+        let live = self.apply(ctx, planned, timeout, diags).await?;
+        Some(state_from_live(planned, &live))
+    }
+
+    async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        let name = state.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let Some((api, cluster)) = self.api(state, diags).await else { return Some(state.clone()) };
+        let result = run_bounded(ctx, Duration::from_secs(60), async {
+            api.get_opt(&name).await.map_err(|e| cluster.error(e))
+        })
+        .await;
+        match result {
+            Ok(Some(live)) => Some(state_from_live(state, &live)),
+            Ok(None) => {
+                tracing::info!(namespace = %name, "namespace is gone; removing it from state");
+                None
+            }
+            // Only NotFound means gone: anything else keeps the state and says why.
+            Err(e) => {
+                diags.push(kube_diagnostic(&format!("Could not read namespace {name:?}"), &e));
+                Some(state.clone())
+            }
+        }
+    }
+
+    async fn update(&self, ctx: &Context, _prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
+        let live = self.apply(ctx, planned, timeout, diags).await?;
+        Some(state_from_live(planned, &live))
+    }
+
+    async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
+        let name = prior.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let timeout = timeouts::timeout(prior, "delete", DEFAULT_DELETE_TIMEOUT);
+        let Some((api, cluster)) = self.api(prior, diags).await else { return };
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) => {
+                let e = cluster.error(e);
+                if !e.is_not_found() {
+                    diags.push(kube_diagnostic(&format!("Could not delete namespace {name:?}"), &e));
+                }
+                return;
+            }
+        }
+        let gone = run_bounded(ctx, timeout, async {
+            loop {
+                match api.get_opt(&name).await {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
+                    Err(e) => {
+                        let e = cluster.error(e);
+                        if matches!(e, KubeError::Unauthorized { .. }) {
+                            return Err(e);
+                        }
+                        tracing::warn!(namespace = %name, error = %e, "polling namespace deletion");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
+        .await;
+        match gone {
+            Ok(()) => {}
+            Err(KubeError::Timeout(_)) => {
+                let reasons = match api.get_opt(&name).await {
+                    Ok(Some(live)) => blocking_reasons(&live),
+                    Ok(None) => return,
+                    Err(e) => format!("could not inspect it: {}", cluster.error(e)),
+                };
+                diags.error(
+                    "Namespace still terminating",
+                    format!(
+                        "Namespace {name:?} was not gone after {}. What blocks it: {reasons}.\n\nThe namespace stays in the state; run destroy again once the blockers are resolved, or raise timeouts.delete.",
+                        humantime::format_duration(timeout)
+                    ),
+                );
+            }
+            Err(e) => diags.push(kube_diagnostic(&format!("Could not delete namespace {name:?}"), &e)),
+        }
+    }
+
+    async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        if let Some(problem) = metadata::dns1123_label_problem(id) {
+            diags.error("Invalid import id", format!("Import by namespace name; {id:?} {problem}."));
+            return None;
+        }
+        let mut state = self.schema_null_state();
+        state.set_attr("name", Value::String(id.to_string()));
+        let (api, cluster) = self.api(&state, diags).await?;
+        let live = match run_bounded(ctx, Duration::from_secs(60), async {
+            api.get_opt(id).await.map_err(|e| cluster.error(e))
+        })
+        .await
+        {
+            Ok(Some(live)) => live,
+            Ok(None) => {
+                diags.error("Cannot import non-existent namespace", format!("There is no namespace {id:?} in the cluster."));
+                return None;
+            }
+            Err(e) => {
+                diags.push(kube_diagnostic(&format!("Could not read namespace {id:?}"), &e));
+                return None;
+            }
+        };
+        // On import every non-system key counts as managed; the configuration decides after.
+        let labels: Option<BTreeMap<String, String>> = live.metadata.labels.clone();
+        state.set_attr("labels", metadata::adoptable_entries(labels.as_ref()));
+        state.set_attr("annotations", metadata::adoptable_entries(live.metadata.annotations.as_ref()));
+        Some(state_from_live(&state, &live))
+    }
+}
+
+impl NamespaceResource {
+    fn schema_null_state(&self) -> Value {
+        Value::null_object(&self.schema().implied_type())
+    }
+}

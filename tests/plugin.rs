@@ -1,0 +1,274 @@
+//! The go-plugin process contract, checked against the real binary: handshake, AutoMTLS
+//! with a Terraform-like client certificate, health, schema, shutdown and debug mode.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hyper_util::rt::TokioIo;
+use platform_provider::plugin::handshake::{MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE};
+use platform_provider::plugin::services::proto::grpc_controller_client::GrpcControllerClient;
+use platform_provider::tfproto::proto::provider_client::ProviderClient;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tonic::transport::{Channel, Endpoint};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-platform");
+
+/// A client identity shaped like the one Terraform generates: P-521, self-signed, CA:TRUE.
+struct ClientIdentity {
+    cert_pem: String,
+    cert_der: CertificateDer<'static>,
+    key_der: Vec<u8>,
+}
+
+fn terraform_like_client_identity() -> ClientIdentity {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params.distinguished_name.push(DnType::OrganizationName, "HashiCorp");
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::KeyAgreement,
+        KeyUsagePurpose::KeyCertSign,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth, ExtendedKeyUsagePurpose::ServerAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::seconds(30);
+    params.not_after = now + time::Duration::days(1);
+    let cert = params.self_signed(&key).unwrap();
+    ClientIdentity { cert_pem: cert.pem(), cert_der: cert.der().clone(), key_der: key.serialize_der() }
+}
+
+struct Plugin {
+    child: Child,
+    network: String,
+    address: String,
+    server_cert: CertificateDer<'static>,
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_plugin(client_cert_pem: &str) -> Plugin {
+    let mut child = Command::new(BINARY)
+        .env(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
+        .env("PLUGIN_MIN_PORT", "10000")
+        .env("PLUGIN_MAX_PORT", "25000")
+        .env("PLUGIN_CLIENT_CERT", client_cert_pem)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start provider");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let fields: Vec<&str> = line.trim().split('|').collect();
+    assert_eq!(fields.len(), 6, "handshake line: {line:?}");
+    assert_eq!(&fields[..2], &["1", "6"]);
+    assert_eq!(fields[4], "grpc");
+    let der = base64::engine::general_purpose::STANDARD_NO_PAD.decode(fields[5]).expect("unpadded standard base64");
+    Plugin {
+        network: fields[2].to_string(),
+        address: fields[3].to_string(),
+        server_cert: CertificateDer::from(der),
+        child,
+    }
+}
+
+/// Dials the plugin over TLS with an optional client identity, as go-plugin does.
+async fn connect(plugin: &Plugin, identity: Option<&ClientIdentity>) -> Result<Channel, tonic::transport::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = PinnedServer { expected: plugin.server_cert.clone(), algorithms: provider.signature_verification_algorithms };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match identity {
+        Some(id) => builder
+            .with_client_auth_cert(
+                vec![id.cert_der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key_der.clone())),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let (network, address) = (plugin.network.clone(), plugin.address.clone());
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let (connector, network, address) = (connector.clone(), network.clone(), address.clone());
+            async move {
+                assert_eq!(network, "unix");
+                let socket = tokio::net::UnixStream::connect(&address).await?;
+                let tls = connector.connect(ServerName::try_from("localhost").unwrap(), socket).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await
+}
+
+/// Trusts exactly the certificate from the handshake line, as go-plugin's client does by
+/// making it the only root (Go accepts a CA:TRUE self-signed leaf that way; webpki does not).
+#[derive(Debug)]
+struct PinnedServer {
+    expected: CertificateDer<'static>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        assert_eq!(end_entity.as_ref(), self.expected.as_ref(), "server presented another certificate");
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[tokio::test]
+async fn mtls_accepts_only_the_client_certificate_from_the_environment() {
+    let expected = terraform_like_client_identity();
+    let stranger = terraform_like_client_identity();
+    let plugin = start_plugin(&expected.cert_pem);
+
+    // No client certificate: the TLS handshake is refused.
+    let anonymous = connect(&plugin, None).await;
+    let anonymous_call = match anonymous {
+        Err(_) => true,
+        Ok(channel) => ProviderClient::new(channel)
+            .get_provider_schema(platform_provider::tfproto::proto::get_provider_schema::Request {})
+            .await
+            .is_err(),
+    };
+    assert!(anonymous_call, "a client without a certificate must be rejected");
+
+    // A different certificate of the same shape: refused too.
+    let wrong = match connect(&plugin, Some(&stranger)).await {
+        Err(_) => true,
+        Ok(channel) => ProviderClient::new(channel)
+            .get_provider_schema(platform_provider::tfproto::proto::get_provider_schema::Request {})
+            .await
+            .is_err(),
+    };
+    assert!(wrong, "a client with another certificate must be rejected");
+
+    // The expected certificate: health says SERVING and the schema lists our types.
+    let channel = connect(&plugin, Some(&expected)).await.expect("connect with the expected certificate");
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest { service: "plugin".into() })
+        .await
+        .expect("health check")
+        .into_inner();
+    assert_eq!(health.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let schema = ProviderClient::new(channel.clone())
+        .get_provider_schema(platform_provider::tfproto::proto::get_provider_schema::Request {})
+        .await
+        .expect("schema")
+        .into_inner();
+    assert!(schema.provider.is_some_and(|p| p.block.is_some()));
+    assert!(schema.resource_schemas.contains_key("platform_namespace"));
+    assert!(schema.data_source_schemas.contains_key("platform_namespace"));
+}
+
+#[tokio::test]
+async fn shutdown_ends_the_process_promptly() {
+    let identity = terraform_like_client_identity();
+    let mut plugin = start_plugin(&identity.cert_pem);
+    let channel = connect(&plugin, Some(&identity)).await.unwrap();
+    GrpcControllerClient::new(channel)
+        .shutdown(platform_provider::plugin::services::proto::Empty {})
+        .await
+        .expect("shutdown answered");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = plugin.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        // go-plugin kills plugins that take longer than 2 s.
+        assert!(started.elapsed() < Duration::from_secs(2), "still running after shutdown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!std::path::Path::new(&plugin.address).exists(), "unix socket left behind");
+}
+
+#[test]
+fn refuses_to_run_without_the_magic_cookie() {
+    let output = Command::new(BINARY).env_remove(MAGIC_COOKIE_KEY).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "nothing may reach stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("This binary is a plugin"), "{stderr}");
+}
+
+#[test]
+fn refuses_a_host_that_speaks_only_protocol_5() {
+    let output = Command::new(BINARY)
+        .env(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("speaks only [6]"));
+}
+
+#[test]
+fn debug_mode_prints_the_reattach_value() {
+    let mut child = Command::new(BINARY)
+        .arg("--debug")
+        .env_remove(MAGIC_COOKIE_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = BufReader::new(child.stderr.take().unwrap());
+    let line = reader
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("TF_REATTACH_PROVIDERS="))
+        .expect("reattach line");
+    let _ = child.kill();
+    let _ = child.wait();
+    let json = line.split_once('=').unwrap().1.trim().trim_matches('\'');
+    let value: serde_json::Value = serde_json::from_str(json).unwrap();
+    let entry = &value["registry.terraform.io/platform/platform"];
+    assert_eq!(entry["Protocol"], "grpc");
+    assert_eq!(entry["ProtocolVersion"], 6);
+    assert_eq!(entry["Test"], true);
+    assert_eq!(entry["Addr"]["Network"], "unix");
+}
