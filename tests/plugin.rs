@@ -272,3 +272,98 @@ fn debug_mode_prints_the_reattach_value() {
     assert_eq!(entry["Test"], true);
     assert_eq!(entry["Addr"]["Network"], "unix");
 }
+
+/// Starts the plugin and connects as Terraform would.
+async fn connected_plugin() -> (Plugin, Channel) {
+    let identity = terraform_like_client_identity();
+    let plugin = start_plugin(&identity.cert_pem);
+    let channel = connect(&plugin, Some(&identity)).await.expect("connect");
+    (plugin, channel)
+}
+
+/// Terraform's own schema checks (pitfall 11): names are lower-case identifiers, every
+/// attribute is required, optional or computed, never required and optional or computed
+/// at once, types are valid JSON, and every block is present.
+#[tokio::test]
+async fn schema_passes_terraforms_validity_rules() {
+    use platform_provider::tfproto::proto::schema::Block;
+    fn check_block(block: &Block, at: &str) {
+        let name_ok = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        for a in &block.attributes {
+            let here = format!("{at}.{}", a.name);
+            assert!(name_ok(&a.name), "{here}: bad name");
+            assert!(a.required || a.optional || a.computed, "{here}: no flag");
+            assert!(!(a.required && (a.optional || a.computed)), "{here}: conflicting flags");
+            assert!(a.r#type.is_empty() != a.nested_type.is_none(), "{here}: exactly one of type or nested_type");
+            if !a.r#type.is_empty() {
+                serde_json::from_slice::<serde_json::Value>(&a.r#type).unwrap_or_else(|e| panic!("{here}: type JSON: {e}"));
+            }
+            if let Some(nested) = &a.nested_type {
+                check_block(&Block { attributes: nested.attributes.clone(), ..Default::default() }, &here);
+            }
+        }
+        for b in &block.block_types {
+            let here = format!("{at}.{}", b.type_name);
+            assert!(name_ok(&b.type_name), "{here}: bad name");
+            assert!(block.attributes.iter().all(|a| a.name != b.type_name), "{here}: both block and attribute");
+            check_block(b.block.as_ref().unwrap_or_else(|| panic!("{here}: block missing")), &here);
+        }
+    }
+    let (_plugin, channel) = connected_plugin().await;
+    let schema = ProviderClient::new(channel)
+        .get_provider_schema(platform_provider::tfproto::proto::get_provider_schema::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    check_block(schema.provider.unwrap().block.as_ref().unwrap(), "provider");
+    for (name, s) in schema.resource_schemas.iter().chain(schema.data_source_schemas.iter()) {
+        assert!(name.starts_with("platform_"), "{name} lacks the provider prefix");
+        check_block(s.block.as_ref().unwrap(), name);
+    }
+}
+
+/// Terraform >= 1.12 asks for identity schemas and tolerates only `Unimplemented` (pitfall 24).
+#[tokio::test]
+async fn identity_schemas_are_unimplemented() {
+    let (_plugin, channel) = connected_plugin().await;
+    let status = ProviderClient::new(channel)
+        .get_resource_identity_schemas(platform_provider::tfproto::proto::get_resource_identity_schemas::Request {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+}
+
+/// Configurations beyond tonic's 4 MiB default must get through (pitfall 10), and a
+/// validation problem comes back as an error diagnostic on the attribute (pitfall 22).
+#[tokio::test]
+async fn large_messages_pass_and_problems_come_back_as_diagnostics() {
+    use platform_provider::framework::value::{encode_msgpack, Value};
+    use platform_provider::tfproto::proto::{attribute_path::step::Selector, diagnostic::Severity, validate_resource_config, DynamicValue};
+    let (_plugin, channel) = connected_plugin().await;
+    let schema = platform_provider::framework::engine::Engine::new(std::sync::Arc::new(
+        platform_provider::provider::PlatformProvider::new(),
+    ));
+    let ty = schema.resource_value_type("platform_namespace").unwrap().clone();
+    let mut config = Value::null_object(&ty);
+    config.set_attr("name", Value::from("Not-Valid"));
+    let big: std::collections::BTreeMap<String, Value> =
+        (0..50_000).map(|i| (format!("key-{i:06}"), Value::from("v".repeat(100).as_str()))).collect();
+    config.set_attr("annotations", Value::Map(big));
+    let msgpack = encode_msgpack(&ty, &config).unwrap();
+    assert!(msgpack.len() > 5 * 1024 * 1024);
+    let response = ProviderClient::new(channel)
+        .max_encoding_message_size(64 * 1024 * 1024)
+        .validate_resource_config(validate_resource_config::Request {
+            type_name: "platform_namespace".into(),
+            config: Some(DynamicValue { msgpack, json: vec![] }),
+            ..Default::default()
+        })
+        .await
+        .expect("large request accepted")
+        .into_inner();
+    assert_eq!(response.diagnostics.len(), 1, "{:?}", response.diagnostics);
+    let diagnostic = &response.diagnostics[0];
+    assert_eq!(diagnostic.severity, Severity::Error as i32);
+    let step = &diagnostic.attribute.as_ref().unwrap().steps[0];
+    assert_eq!(step.selector, Some(Selector::AttributeName("name".into())));
+}

@@ -305,3 +305,99 @@ fn ensure_known(mut state: Value, schema: &Schema, operation: &str, diags: &mut 
     }
     state
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::schema::{Attribute, Block};
+
+    fn schema() -> Schema {
+        Schema::new(Block::new(vec![
+            Attribute::string("id").computed().keep_on_update(),
+            Attribute::string("name").required().requires_replace(),
+            Attribute::string_map("labels").optional(),
+            Attribute::string("generation").computed(),
+            Attribute::string("mode").optional().computed(),
+            Attribute::string("secret_wo").optional().write_only(),
+        ]))
+    }
+
+    fn object(pairs: &[(&str, Value)]) -> Value {
+        let mut v = Value::null_object(&schema().implied_type());
+        for (k, val) in pairs {
+            v.set_attr(k, val.clone());
+        }
+        v
+    }
+
+    #[test]
+    fn create_marks_unset_computed_attributes_unknown() {
+        // Pitfall 15: a create plan that echoes the proposal makes apply "inconsistent".
+        let config = object(&[("name", "a".into()), ("mode", "fast".into()), ("secret_wo", "s".into())]);
+        let plan = plan_defaults(&schema(), &Value::Null, &config, &config);
+        assert_eq!(plan.planned.get_attr("id"), Some(&Value::Unknown));
+        assert_eq!(plan.planned.get_attr("generation"), Some(&Value::Unknown));
+        // Optional+computed set in config keeps the configured value.
+        assert_eq!(plan.planned.get_attr("mode"), Some(&Value::from("fast")));
+        // Write-only values are never planned.
+        assert_eq!(plan.planned.get_attr("secret_wo"), Some(&Value::Null));
+        assert!(plan.requires_replace.is_empty());
+    }
+
+    #[test]
+    fn unchanged_update_plans_exactly_the_prior_state() {
+        let prior = object(&[("id", "a".into()), ("name", "a".into()), ("generation", "1".into()), ("mode", "x".into())]);
+        let config = object(&[("name", "a".into())]);
+        // Core's proposal copies computed values from the prior state.
+        let plan = plan_defaults(&schema(), &prior, &prior, &config);
+        assert_eq!(plan.planned, prior);
+        assert!(plan.requires_replace.is_empty());
+    }
+
+    #[test]
+    fn changed_update_keeps_ids_and_recomputes_the_rest() {
+        let prior = object(&[("id", "a".into()), ("name", "a".into()), ("generation", "1".into()), ("mode", "x".into())]);
+        let labels = Value::Map([("tier".to_string(), Value::from("prod"))].into());
+        let config = object(&[("name", "a".into()), ("labels", labels.clone())]);
+        let mut proposed = prior.clone();
+        proposed.set_attr("labels", labels);
+        let plan = plan_defaults(&schema(), &prior, &proposed, &config);
+        assert_eq!(plan.planned.get_attr("id"), Some(&Value::from("a")));
+        assert_eq!(plan.planned.get_attr("generation"), Some(&Value::Unknown));
+        assert_eq!(plan.planned.get_attr("mode"), Some(&Value::Unknown));
+    }
+
+    #[test]
+    fn changing_a_replacing_attribute_reports_its_path() {
+        let prior = object(&[("id", "a".into()), ("name", "a".into()), ("generation", "1".into())]);
+        let config = object(&[("name", "b".into())]);
+        let mut proposed = prior.clone();
+        proposed.set_attr("name", "b".into());
+        let plan = plan_defaults(&schema(), &prior, &proposed, &config);
+        assert_eq!(plan.requires_replace, vec![AttributePath::root("name")]);
+        // A new object gets new ids.
+        assert_eq!(plan.planned.get_attr("id"), Some(&Value::Unknown));
+    }
+
+    #[test]
+    fn unknown_config_values_pass_through_and_force_an_update() {
+        let prior = object(&[("id", "a".into()), ("name", "a".into()), ("generation", "1".into())]);
+        let config = object(&[("name", "a".into()), ("labels", Value::Unknown)]);
+        let mut proposed = prior.clone();
+        proposed.set_attr("labels", Value::Unknown);
+        let plan = plan_defaults(&schema(), &prior, &proposed, &config);
+        assert_eq!(plan.planned.get_attr("labels"), Some(&Value::Unknown));
+        assert_eq!(plan.planned.get_attr("generation"), Some(&Value::Unknown));
+    }
+
+    #[test]
+    fn results_never_carry_unknowns() {
+        // Pitfall 19: unknowns in apply/read results are a protocol error in Terraform.
+        let state = object(&[("id", "a".into()), ("name", "a".into()), ("generation", Value::Unknown), ("secret_wo", "s".into())]);
+        let mut diags = Diagnostics::new();
+        let cleaned = ensure_known(state, &schema(), "apply", &mut diags);
+        assert!(cleaned.is_wholly_known());
+        assert_eq!(cleaned.get_attr("secret_wo"), Some(&Value::Null));
+        assert!(diags.has_errors());
+    }
+}
