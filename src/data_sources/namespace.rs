@@ -10,7 +10,7 @@ use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, DataSource};
 use crate::framework::schema::{Attribute, Block, Schema};
 use crate::framework::value::Value;
-use crate::provider::{cluster_attribute, kube_diagnostic, Platform};
+use crate::provider::{cluster_attribute, kube_diagnostic, validate_cluster_attribute, Platform};
 use crate::resources::metadata;
 
 pub struct NamespaceDataSource {
@@ -46,6 +46,7 @@ impl DataSource for NamespaceDataSource {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         metadata::validate_name(config, "name", diags);
+        validate_cluster_attribute(config, diags);
     }
 
     async fn read(&self, _ctx: &Context, config: &Value, diags: &mut Diagnostics) -> Option<Value> {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::clients::kube::{ConnectionSpec, ExecSpec};
 use crate::framework::diagnostics::{AttributePath, Diagnostic};
-use crate::framework::schema::{Attribute, Block, Nesting, NestedBlock};
-use crate::framework::value::Value;
+use crate::framework::schema::{Attribute, AttributeType, Block, NestedBlock};
+use crate::framework::value::{Type, Value};
 
 /// The provider block's `kubernetes { ... }`.
 pub fn kubernetes_block() -> NestedBlock {
@@ -34,27 +34,83 @@ pub fn kubernetes_block() -> NestedBlock {
     NestedBlock::single("kubernetes", block)
 }
 
+/// The fields a `cluster` value may have, with what each means.
+pub const CLUSTER_FIELDS: &[(&str, &str)] = &[
+    ("host", "URL of the Kubernetes API server"),
+    ("token", "bearer token"),
+    ("cluster_ca_certificate", "PEM of the API server's CA"),
+    ("client_certificate", "PEM client certificate"),
+    ("client_key", "PEM private key of `client_certificate`"),
+    ("insecure", "skip verification of the API server's certificate (bool)"),
+    ("kubeconfig", "a whole kubeconfig document"),
+    ("context", "context of `kubeconfig` to use"),
+];
+
 /// The optional `cluster` attribute of Kubernetes-backed resources and data sources.
+///
+/// Typed `dynamic` rather than as a nested attribute: Terraform 1.0 crashes planning a null
+/// nested attribute, and `dynamic` takes both `{ host = ... }` literals and whole objects
+/// from other resources. Its fields are checked by [`validate_cluster_attribute`].
 pub fn cluster_attribute() -> Attribute {
-    Attribute::nested(
-        "cluster",
-        Nesting::Single,
-        vec![
-            Attribute::string("host").optional().describe("URL of the Kubernetes API server."),
-            Attribute::string("token").optional().sensitive().describe("Bearer token."),
-            Attribute::string("cluster_ca_certificate").optional().describe("PEM of the API server's CA."),
-            Attribute::string("client_certificate").optional().describe("PEM client certificate."),
-            Attribute::string("client_key").optional().sensitive().describe("PEM private key of `client_certificate`."),
-            Attribute::bool("insecure").optional().describe("Skip verification of the API server's certificate."),
-            Attribute::string("kubeconfig").optional().sensitive().describe("A whole kubeconfig document, e.g. the output of a cluster created in the same run."),
-            Attribute::string("context").optional().describe("Context of `kubeconfig` to use."),
-        ],
-    )
-    .optional()
-    .describe(
-        "Connection to the cluster holding this object, overriding the provider's `kubernetes` block. \
-         May refer to a cluster created in the same apply: while it is unknown, planning contacts nothing.",
-    )
+    let fields: Vec<String> = CLUSTER_FIELDS.iter().map(|(name, what)| format!("`{name}` ({what})")).collect();
+    Attribute::new("cluster", AttributeType::Plain(Type::Dynamic))
+        .optional()
+        .sensitive()
+        .describe(&format!(
+            "Connection to the cluster holding this object, overriding the provider's `kubernetes` block: an object with {}. \
+             May refer to a cluster created in the same apply: while it is unknown, planning contacts nothing.",
+            fields.join(", ")
+        ))
+}
+
+/// The fields of a `cluster` value, whether written as an object or a map.
+fn cluster_fields(cluster: &Value) -> Option<&BTreeMap<String, Value>> {
+    match cluster.unwrap_dynamic() {
+        Value::Object(fields) | Value::Map(fields) => Some(fields),
+        _ => None,
+    }
+}
+
+/// Checks the shape of `cluster` at plan time; unknown values are fine.
+pub fn validate_cluster_attribute(config: &Value, diags: &mut crate::framework::diagnostics::Diagnostics) {
+    let path = AttributePath::root("cluster");
+    let Some(cluster) = config.get_attr("cluster") else { return };
+    if cluster.is_null() || cluster.is_unknown() {
+        return;
+    }
+    let Some(fields) = cluster_fields(cluster) else {
+        diags.error_at(path, "Invalid cluster connection", "`cluster` must be an object such as `{ host = \"https://...\", token = \"...\" }`.");
+        return;
+    };
+    for (name, value) in fields {
+        if !CLUSTER_FIELDS.iter().any(|(field, _)| field == name) {
+            let known: Vec<&str> = CLUSTER_FIELDS.iter().map(|(f, _)| *f).collect();
+            diags.error_at(
+                path.clone().key(name),
+                "Unknown cluster connection field",
+                format!("`cluster` has no field {name:?}; the fields are: {}.", known.join(", ")),
+            );
+        } else if let Err(diagnostic) = field_value(value, name, &path) {
+            if !value.is_unknown() {
+                diags.push(diagnostic);
+            }
+        }
+    }
+    let has = |name: &str| fields.get(name).is_some_and(|v| !v.is_null());
+    if !has("host") && !has("kubeconfig") {
+        diags.error_at(path, "Incomplete cluster connection", "`cluster` needs at least `host` or `kubeconfig`.");
+    }
+}
+
+/// A field as text: strings as they are, bools and numbers as written.
+fn field_value(value: &Value, name: &str, path: &AttributePath) -> Result<Option<String>, Diagnostic> {
+    match value.unwrap_dynamic() {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Unknown => Err(unknown(path.clone().key(name))),
+        _ => Err(Diagnostic::error("Invalid cluster connection", format!("`{name}` must be a string.")).at(path.clone().key(name))),
+    }
 }
 
 /// What the provider block says about the default cluster.
@@ -172,19 +228,35 @@ pub fn default_connection_from_block(
 pub fn connection_from_attribute(cluster: Option<&Value>) -> Result<Option<ConnectionSpec>, Diagnostic> {
     let path = AttributePath::root("cluster");
     let cluster = match cluster {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Unknown) => return Err(unknown(path)),
+        None => return Ok(None),
+        Some(v) if v.is_null() => return Ok(None),
+        Some(v) if v.is_unknown() => return Err(unknown(path)),
         Some(v) => v,
     };
+    let fields = cluster_fields(cluster).ok_or_else(|| {
+        Diagnostic::error("Invalid cluster connection", "`cluster` must be an object.").at(path.clone())
+    })?;
+    let get = |name: &str| match fields.get(name) {
+        Some(value) => field_value(value, name, &path),
+        None => Ok(None),
+    };
+    let insecure = match get("insecure")?.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Diagnostic::error("Invalid cluster connection", format!("`insecure` must be true or false, not {other:?}."))
+                .at(path.clone().key("insecure")))
+        }
+    };
     let spec = ConnectionSpec {
-        host: string_at(cluster, "host", &path)?,
-        token: string_at(cluster, "token", &path)?,
-        cluster_ca_certificate: string_at(cluster, "cluster_ca_certificate", &path)?,
-        client_certificate: string_at(cluster, "client_certificate", &path)?,
-        client_key: string_at(cluster, "client_key", &path)?,
-        insecure: bool_at(cluster, "insecure", &path)?,
-        kubeconfig: string_at(cluster, "kubeconfig", &path)?,
-        config_context: string_at(cluster, "context", &path)?,
+        host: get("host")?,
+        token: get("token")?,
+        cluster_ca_certificate: get("cluster_ca_certificate")?,
+        client_certificate: get("client_certificate")?,
+        client_key: get("client_key")?,
+        insecure,
+        kubeconfig: get("kubeconfig")?,
+        config_context: get("context")?,
         ..Default::default()
     };
     if spec.host.is_none() && spec.kubeconfig.is_none() {

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-pub use connection::{cluster_attribute, connection_from_attribute, DefaultConnection};
+pub use connection::{cluster_attribute, connection_from_attribute, validate_cluster_attribute, DefaultConnection};
 
 use crate::clients::kube::{ClientCache, Cluster, KubeError};
 use crate::framework::diagnostics::{AttributePath, Diagnostic, Diagnostics};

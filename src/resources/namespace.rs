@@ -15,7 +15,7 @@ use crate::framework::resource::{Context, Resource};
 use crate::framework::schema::{timeouts_block, Attribute, Block, Schema};
 use crate::framework::timeouts;
 use crate::framework::value::Value;
-use crate::provider::{cluster_attribute, kube_diagnostic, Platform};
+use crate::provider::{cluster_attribute, kube_diagnostic, validate_cluster_attribute, Platform};
 
 const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -155,6 +155,7 @@ impl Resource for NamespaceResource {
         metadata::validate_name(config, "name", diags);
         metadata::validate_labels_and_annotations(config, diags);
         timeouts::validate(config, &["create", "delete"], diags);
+        validate_cluster_attribute(config, diags);
     }
 
     async fn create(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
