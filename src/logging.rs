@@ -8,9 +8,6 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
-/// The module name Terraform prints in front of our lines.
-const MODULE: &str = "provider.terraform-provider-platform";
-
 /// Installs the stderr logger. The level follows `TF_LOG_PROVIDER`, then `TF_LOG`, like
 /// Terraform's own filtering (`JSON` means trace); without either, only warnings and errors.
 pub fn init() {
@@ -19,7 +16,13 @@ pub fn init() {
         .filter(|v| !v.is_empty())
         .or_else(|| std::env::var("TF_LOG").ok().filter(|v| !v.is_empty()));
     let max = level_from_tf_log(level.as_deref());
-    let filter = tracing_subscriber::filter::LevelFilter::from_level(max);
+    // Our own events at the requested level; libraries (h2, hyper, rustls, kube) at most at
+    // info, or a trace log drowns in frame-level chatter.
+    let libraries = std::cmp::min(max, Level::INFO);
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(libraries)
+        .with_target("platform_provider", max)
+        .with_target("terraform_provider_platform", max);
     let _ = tracing_subscriber::registry()
         .with(HclogLayer.with_filter(filter))
         .try_init();
@@ -54,11 +57,12 @@ fn hclog_line(event: &Event<'_>, now: time::OffsetDateTime) -> String {
     let message = map.remove("message").unwrap_or_else(|| serde_json::Value::String(String::new()));
     map.insert("@message".into(), message);
     map.insert("@level".into(), level_name(event.metadata().level()).into());
-    map.insert("@module".into(), MODULE.into());
     map.insert("@caller".into(), event.metadata().target().into());
-    let timestamp = now
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    // go-plugin parses exactly hclog's layout: microseconds and a zone.
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    let timestamp = now.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default();
     map.insert("@timestamp".into(), timestamp.into());
     serde_json::Value::Object(map).to_string()
 }
@@ -126,8 +130,7 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["@level"], "debug");
         assert_eq!(parsed["@message"], "planned");
-        assert_eq!(parsed["@module"], MODULE);
-        assert_eq!(parsed["@timestamp"], "1970-01-01T00:00:00Z");
+        assert_eq!(parsed["@timestamp"], "1970-01-01T00:00:00.000000Z");
         assert_eq!(parsed["resource"], "platform_namespace");
         assert_eq!(parsed["count"], 3);
     }
