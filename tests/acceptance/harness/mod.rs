@@ -14,7 +14,7 @@
 //! `$PLATFORM_TESTENV_DIR/env.sh` (default `~/.cache/terraform-provider-platform/testenv`)
 //! are used.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod control_plane;
 pub mod http;
@@ -163,7 +163,8 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
         let _ = err.read_to_end(&mut buf);
         buf
     });
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let (status, timed_out) = loop {
         match child.try_wait() {
             Ok(Some(status)) => break (status, false),
@@ -175,16 +176,34 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
             Err(e) => panic!("waiting for `{command}`: {e}"),
         }
     };
+    let exited = started.elapsed();
+    // A grandchild that inherited the pipes (e.g. a provider outliving a crashed terraform)
+    // would keep them open: stop waiting for it shortly after the command itself exited.
+    let (stdout, stderr) =
+        (join_within(out_reader, Duration::from_secs(10)), join_within(err_reader, Duration::from_secs(10)));
     let output = CmdOutput {
         command,
         status,
-        stdout: String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
     };
+    eprintln!("acceptance: `{}` -> {} in {:.1?}", output.command, output.status, exited);
     if timed_out {
         panic!("`{}` did not finish within {timeout:?} and was killed:\n{}", output.command, output.describe());
     }
     output
+}
+
+fn join_within(reader: std::thread::JoinHandle<Vec<u8>>, limit: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + limit;
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if reader.is_finished() {
+        reader.join().unwrap_or_default()
+    } else {
+        b"(output pipe still held open by a leftover child process; stopped reading)".to_vec()
+    }
 }
 
 fn describe_command(cmd: &Command) -> String {

@@ -1,0 +1,288 @@
+//! `platform_namespace` (resource and data source) with real Terraform and a real API server.
+
+use std::time::Duration;
+
+use crate::harness::{cluster, for_each_terraform, kubectl, unique_name, wait_until, Workdir};
+
+const PROVIDER: &str = r#"
+terraform {
+  required_providers {
+    platform = { source = "platform/platform" }
+  }
+}
+provider "platform" {}
+"#;
+
+fn live_namespace(name: &str) -> Option<serde_json::Value> {
+    let out = kubectl(&["get", "namespace", name, "-o", "json", "--ignore-not-found"]);
+    out.assert_success();
+    (!out.stdout.trim().is_empty()).then(|| out.json())
+}
+
+fn label(namespace: &serde_json::Value, key: &str) -> Option<String> {
+    namespace["metadata"]["labels"][key].as_str().map(str::to_string)
+}
+
+#[test]
+fn lifecycle_with_drift_update_import_and_destroy() {
+    for_each_terraform(|tf| {
+        let name = unique_name("acc-ns");
+        let work = Workdir::new(tf);
+        let config = |labels: &str, annotations: &str| {
+            format!(
+                "{PROVIDER}\nresource \"platform_namespace\" \"this\" {{\n  name = \"{name}\"\n  labels = {{ {labels} }}\n  annotations = {{ {annotations} }}\n}}\n"
+            )
+        };
+        work.write_main_tf(&config(r#""app.kubernetes.io/part-of" = "platform", tier = "production""#, r#"owner = "sre""#));
+
+        // Create, then nothing to do.
+        work.apply().assert_success();
+        let live = live_namespace(&name).expect("namespace created");
+        assert_eq!(label(&live, "tier").as_deref(), Some("production"));
+        assert_eq!(live["metadata"]["annotations"]["owner"], "sre");
+        let state = work.resource_values("platform_namespace.this").unwrap();
+        assert_eq!(state["id"], name.as_str());
+        assert_eq!(state["uid"], live["metadata"]["uid"]);
+        work.assert_plan_empty();
+
+        // Keys others add are not ours: no diff.
+        kubectl(&["label", "namespace", &name, "added-by=someone-else"]).assert_success();
+        kubectl(&["annotate", "namespace", &name, "note=not-ours"]).assert_success();
+        work.assert_plan_empty();
+
+        // A managed key changed out of band is drift, and apply puts it back.
+        kubectl(&["label", "namespace", &name, "tier=tampered", "--overwrite"]).assert_success();
+        let plan = work.assert_plan_has_changes();
+        assert!(plan.stdout.contains("tampered"), "plan does not show the drift:\n{}", plan.stdout);
+        work.apply().assert_success();
+        let live = live_namespace(&name).unwrap();
+        assert_eq!(label(&live, "tier").as_deref(), Some("production"));
+        assert_eq!(label(&live, "added-by").as_deref(), Some("someone-else"), "foreign label removed");
+        work.assert_plan_empty();
+
+        // A managed key removed out of band is drift too.
+        kubectl(&["annotate", "namespace", &name, "owner-"]).assert_success();
+        work.assert_plan_has_changes();
+        work.apply().assert_success();
+        assert_eq!(live_namespace(&name).unwrap()["metadata"]["annotations"]["owner"], "sre");
+
+        // Update: change one label, drop another, change the annotation.
+        work.write_main_tf(&config(r#"tier = "staging""#, r#"owner = "platform-team""#));
+        work.apply().assert_success();
+        let live = live_namespace(&name).unwrap();
+        assert_eq!(label(&live, "tier").as_deref(), Some("staging"));
+        assert_eq!(label(&live, "app.kubernetes.io/part-of"), None, "dropped label still present");
+        assert_eq!(label(&live, "added-by").as_deref(), Some("someone-else"));
+        assert_eq!(live["metadata"]["annotations"]["owner"], "platform-team");
+        work.assert_plan_empty();
+
+        // Import adopts the live object; the next plan is empty once the foreign keys go.
+        kubectl(&["label", "namespace", &name, "added-by-"]).assert_success();
+        kubectl(&["annotate", "namespace", &name, "note-"]).assert_success();
+        work.run(&["state", "rm", "platform_namespace.this"]).assert_success();
+        work.import("platform_namespace.this", &name).assert_success();
+        work.assert_plan_empty();
+
+        // Destroy waits until the namespace is really gone.
+        work.destroy().assert_success();
+        assert!(live_namespace(&name).is_none(), "namespace still exists after destroy");
+    });
+}
+
+#[test]
+fn out_of_band_delete_plans_a_create_and_apply_recreates() {
+    for_each_terraform(|tf| {
+        let name = unique_name("acc-gone");
+        let work = Workdir::new(tf);
+        work.write_main_tf(&format!("{PROVIDER}\nresource \"platform_namespace\" \"this\" {{ name = \"{name}\" }}\n"));
+        work.apply().assert_success();
+        let first_uid = live_namespace(&name).unwrap()["metadata"]["uid"].clone();
+
+        kubectl(&["delete", "namespace", &name, "--wait=true"]).assert_success();
+        let plan = work.assert_plan_has_changes();
+        assert!(plan.stdout.contains("will be created"), "{}", plan.stdout);
+        work.apply().assert_success();
+        let second_uid = live_namespace(&name).expect("recreated")["metadata"]["uid"].clone();
+        assert_ne!(first_uid, second_uid);
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+    });
+}
+
+#[test]
+fn bad_input_gets_diagnostics_naming_the_attribute() {
+    for_each_terraform(|tf| {
+        let work = Workdir::without_cluster(tf);
+        let cases = [
+            (r#"name = "Not_Valid""#, "is not a valid Kubernetes name"),
+            (&*format!(r#"name = "{}""#, "a".repeat(64)), "at most 63 characters"),
+            (r#"name = "ok"
+  labels = { "bad key!" = "x" }"#, "Invalid label key"),
+            (r#"name = "ok"
+  labels = { tier = "not a valid value" }"#, "Invalid label value"),
+            (r#"name = "ok"
+  timeouts { delete = "soon" }"#, "is not a duration"),
+            (r#"name = "ok"
+  cluster = { hots = "https://127.0.0.1:6443" }"#, "has no field \"hots\""),
+            (r#"name = "ok"
+  cluster = { token = "t" }"#, "needs at least `host` or `kubeconfig`"),
+            (r#"name = ["a"]"#, "Incorrect attribute value type"),
+        ];
+        for (body, expected) in cases {
+            work.write_main_tf(&format!("{PROVIDER}\nresource \"platform_namespace\" \"bad\" {{\n  {body}\n}}\n"));
+            let out = work.plan();
+            out.assert_failure_contains(expected);
+            let text = out.combined();
+            assert!(!text.contains("panic") && !text.contains("crash"), "crash for {body}:\n{text}");
+            assert!(text.contains("platform_namespace.bad"), "diagnostic not attached to the resource:\n{text}");
+        }
+    });
+}
+
+#[test]
+fn unreachable_api_and_bad_credentials_are_clear_errors() {
+    for_each_terraform(|tf| {
+        let work = Workdir::without_cluster(tf);
+        // Nothing listens on port 1 of the loopback address.
+        work.write_main_tf(&format!(
+            "{PROVIDER}\nresource \"platform_namespace\" \"x\" {{\n  name = \"{}\"\n  cluster = {{ host = \"https://127.0.0.1:1\", insecure = true }}\n}}\n",
+            unique_name("acc-unreach")
+        ));
+        let out = work.apply();
+        out.assert_failure_contains("cannot reach the Kubernetes API");
+        assert!(!out.combined().contains("panic"));
+
+        work.write_main_tf(&format!(
+            "{PROVIDER}\nresource \"platform_namespace\" \"x\" {{\n  name = \"{}\"\n  cluster = {{ host = \"{}\", token = \"not-a-valid-token\", insecure = true }}\n}}\n",
+            unique_name("acc-badtoken"),
+            cluster().server()
+        ));
+        work.apply().assert_failure_contains("refused the credentials");
+        // Nothing was recorded for the failed creates.
+        let state = work.run(&["state", "list"]);
+        assert!(state.stdout.trim().is_empty(), "unexpected state: {}", state.stdout);
+    });
+}
+
+#[test]
+fn a_connection_unknown_at_plan_time_plans_without_contacting_anything() {
+    for_each_terraform(|tf| {
+        let work = Workdir::without_cluster(tf);
+        let first = unique_name("acc-first");
+        let second = unique_name("acc-second");
+        let kubeconfig = work.write_file("cluster.kubeconfig", &cluster().kubeconfig_yaml());
+        // The provider's default connection points nowhere; `second`'s connection depends on
+        // `first`'s uid, unknown until it is created: the plan must still succeed.
+        work.write_main_tf(&format!(
+            r#"
+terraform {{
+  required_providers {{
+    platform = {{ source = "platform/platform" }}
+  }}
+}}
+provider "platform" {{
+  kubernetes {{ host = "https://127.0.0.1:1" }}
+}}
+locals {{ kubeconfig = file("{kubeconfig}") }}
+resource "platform_namespace" "first" {{
+  name    = "{first}"
+  cluster = {{ kubeconfig = local.kubeconfig }}
+}}
+resource "platform_namespace" "second" {{
+  name    = "{second}"
+  cluster = {{ kubeconfig = "${{local.kubeconfig}}${{substr(platform_namespace.first.uid, 0, 0)}}" }}
+}}
+"#,
+            kubeconfig = kubeconfig.display()
+        ));
+        let plan = work.plan();
+        plan.assert_success();
+        assert!(plan.stdout.contains("2 to add"), "{}", plan.stdout);
+        work.apply().assert_success();
+        assert!(live_namespace(&second).is_some());
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert!(live_namespace(&first).is_none() && live_namespace(&second).is_none());
+    });
+}
+
+#[test]
+fn delete_timeout_names_what_blocks_the_namespace() {
+    for_each_terraform(|tf| {
+        let name = unique_name("acc-stuck");
+        let work = Workdir::new(tf);
+        work.write_main_tf(&format!(
+            "{PROVIDER}\nresource \"platform_namespace\" \"this\" {{\n  name = \"{name}\"\n  timeouts {{ delete = \"3s\" }}\n}}\n"
+        ));
+        work.apply().assert_success();
+        let finalizer = r#"{"metadata":{"finalizers":["example.com/hold"]}}"#;
+        kubectl(&["patch", "namespace", &name, "--type=merge", "-p", finalizer]).assert_success();
+
+        let out = work.destroy();
+        out.assert_failure_contains("example.com/hold");
+        assert!(out.combined().contains("still terminating"), "{}", out.describe());
+        // The namespace stays in state, so nothing is forgotten.
+        let state = work.run(&["state", "list"]);
+        assert!(state.stdout.contains("platform_namespace.this"), "{}", state.stdout);
+
+        // Once the blocker is gone, destroy completes.
+        kubectl(&["patch", "namespace", &name, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).assert_success();
+        wait_until("namespace gone", Duration::from_secs(60), || {
+            live_namespace(&name).map_or(Ok(()), |_| Err("still there".to_string()))
+        });
+        work.destroy().assert_success();
+    });
+}
+
+#[test]
+fn data_source_reads_a_namespace_and_reports_a_missing_one() {
+    for_each_terraform(|tf| {
+        let name = unique_name("acc-ds");
+        kubectl(&["create", "namespace", &name]).assert_success();
+        kubectl(&["label", "namespace", &name, "team=sre"]).assert_success();
+        let work = Workdir::new(tf);
+        work.write_main_tf(&format!(
+            "{PROVIDER}\ndata \"platform_namespace\" \"x\" {{ name = \"{name}\" }}\noutput \"labels\" {{ value = data.platform_namespace.x.labels }}\noutput \"uid\" {{ value = data.platform_namespace.x.uid }}\noutput \"phase\" {{ value = data.platform_namespace.x.phase }}\n"
+        ));
+        work.apply().assert_success();
+        let outputs = work.output_json();
+        assert_eq!(outputs["labels"]["value"]["team"], "sre");
+        assert_eq!(outputs["phase"]["value"], "Active");
+        assert_eq!(outputs["uid"]["value"], live_namespace(&name).unwrap()["metadata"]["uid"]);
+        work.assert_plan_empty();
+
+        work.write_main_tf(&format!("{PROVIDER}\ndata \"platform_namespace\" \"x\" {{ name = \"{name}-missing\" }}\n"));
+        work.plan().assert_failure_contains("Namespace not found");
+        kubectl(&["delete", "namespace", &name, "--wait=false"]).assert_success();
+    });
+}
+
+#[test]
+fn credentials_never_reach_logs_or_plan_output() {
+    let token = cluster().token().to_string();
+    if token.is_empty() {
+        eprintln!("skipped: the external cluster has no bearer token to look for");
+        return;
+    }
+    for_each_terraform(|tf| {
+        let name = unique_name("acc-secret");
+        let work = Workdir::without_cluster(tf);
+        work.write_main_tf(&format!(
+            "{PROVIDER}\nvariable \"token\" {{\n  type = string\n  sensitive = true\n}}\nresource \"platform_namespace\" \"x\" {{\n  name = \"{name}\"\n  cluster = {{ host = \"{}\", token = var.token, insecure = true }}\n}}\n",
+            cluster().server()
+        ));
+        let env = [("TF_LOG", "trace"), ("TF_VAR_token", token.as_str())];
+        let plan = work.run_with_env(&["plan", "-input=false", "-no-color", "-out=tfplan"], &env);
+        plan.assert_success();
+        let apply = work.run_with_env(&["apply", "-input=false", "-no-color", "tfplan"], &env);
+        apply.assert_success();
+        let refresh = work.run_with_env(&["plan", "-input=false", "-no-color"], &env);
+        refresh.assert_success();
+        for (what, text) in [("plan", plan.combined()), ("apply", apply.combined()), ("refresh", refresh.combined())] {
+            assert!(text.contains("provider.terraform-provider-platform"), "{what}: no provider log lines seen");
+            assert!(!text.contains(&token), "{what} output or trace log contains the token");
+        }
+        work.run_with_env(&["destroy", "-auto-approve", "-input=false", "-no-color"], &[("TF_VAR_token", token.as_str())])
+            .assert_success();
+    });
+}
