@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::clients::kube::{ConnectionSpec, ExecSpec};
 use crate::framework::diagnostics::{AttributePath, Diagnostic};
-use crate::framework::schema::{Attribute, AttributeType, Block, NestedBlock};
-use crate::framework::value::{Type, Value};
+use crate::framework::schema::{Attribute, Block, NestedBlock};
+use crate::framework::value::Value;
 
 /// The provider block's `kubernetes { ... }`.
 pub fn kubernetes_block() -> NestedBlock {
@@ -48,16 +48,17 @@ pub const CLUSTER_FIELDS: &[(&str, &str)] = &[
 
 /// The optional `cluster` attribute of Kubernetes-backed resources and data sources.
 ///
-/// Typed `dynamic` rather than as a nested attribute: Terraform 1.0 crashes planning a null
-/// nested attribute, and `dynamic` takes both `{ host = ... }` literals and whole objects
-/// from other resources. Its fields are checked by [`validate_cluster_attribute`].
+/// A `map(string)`, not a nested attribute or `dynamic`: Terraform 1.0 crashes planning a
+/// null nested attribute and logs `dynamic` state (credentials included) at debug level.
+/// A map takes `{ host = ..., insecure = true }` literals and objects of strings from other
+/// resources alike; its keys are checked by [`validate_cluster_attribute`].
 pub fn cluster_attribute() -> Attribute {
     let fields: Vec<String> = CLUSTER_FIELDS.iter().map(|(name, what)| format!("`{name}` ({what})")).collect();
-    Attribute::new("cluster", AttributeType::Plain(Type::Dynamic))
+    Attribute::string_map("cluster")
         .optional()
         .sensitive()
         .describe(&format!(
-            "Connection to the cluster holding this object, overriding the provider's `kubernetes` block: an object with {}. \
+            "Connection to the cluster holding this object, overriding the provider's `kubernetes` block: a map with {}. \
              May refer to a cluster created in the same apply: while it is unknown, planning contacts nothing.",
             fields.join(", ")
         ))

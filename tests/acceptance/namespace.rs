@@ -134,7 +134,7 @@ fn bad_input_gets_diagnostics_naming_the_attribute() {
             out.assert_failure_contains(expected);
             let text = out.combined();
             assert!(!text.contains("panic") && !text.contains("crash"), "crash for {body}:\n{text}");
-            assert!(text.contains("platform_namespace.bad"), "diagnostic not attached to the resource:\n{text}");
+            assert!(text.contains(r#""platform_namespace" "bad""#), "diagnostic not attached to the resource:\n{text}");
         }
     });
 }
