@@ -15,8 +15,13 @@ testenv:
 	bash scripts/testenv.sh
 
 # Unit tests, docs freshness, and acceptance tests with every Terraform found.
+# The last line totals every test binary's results.
 test: testenv
-	source $(TESTENV_DIR)/env.sh && cargo test --locked --no-fail-fast -- --test-threads=4
+	mkdir -p target; set -o pipefail; source $(TESTENV_DIR)/env.sh && \
+	cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=4 2>&1 | tee target/test.log; \
+	status=$$?; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
+	exit $$status
 
 # Starts a local control plane and applies examples/quickstart against it.
 demo: testenv build
