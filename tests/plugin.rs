@@ -226,6 +226,48 @@ async fn shutdown_ends_the_process_promptly() {
     assert!(!std::path::Path::new(&plugin.address).exists(), "unix socket left behind");
 }
 
+/// grpc-go >= 1.67 (Terraform >= 1.12) refuses TLS servers that do not select `h2` (pitfall 6).
+#[tokio::test]
+async fn tls_negotiates_http2_via_alpn() {
+    let identity = terraform_like_client_identity();
+    let plugin = start_plugin(&identity.cert_pem);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = PinnedServer { expected: plugin.server_cert.clone(), algorithms: provider.signature_verification_algorithms };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_client_auth_cert(
+            vec![identity.cert_der.clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der.clone())),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let socket = tokio::net::UnixStream::connect(&plugin.address).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), socket)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+}
+
+/// Ctrl-C reaches the whole process group; the plugin must keep serving until Terraform
+/// says stop (pitfall 9).
+#[tokio::test]
+async fn interrupts_do_not_kill_the_plugin() {
+    let (mut plugin, channel) = connected_plugin().await;
+    let pid = plugin.child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(plugin.child.try_wait().unwrap().is_none(), "plugin died on SIGINT");
+    ProviderClient::new(channel)
+        .stop_provider(platform_provider::tfproto::proto::stop_provider::Request {})
+        .await
+        .expect("StopProvider answered");
+    assert!(plugin.child.try_wait().unwrap().is_none(), "StopProvider must not end the process");
+}
+
 #[test]
 fn refuses_to_run_without_the_magic_cookie() {
     let output = Command::new(BINARY).env_remove(MAGIC_COOKIE_KEY).output().unwrap();

@@ -401,3 +401,38 @@ mod tests {
         assert!(diags.has_errors());
     }
 }
+
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use crate::provider::PlatformProvider;
+
+    fn engine() -> Engine {
+        Engine::new(Arc::new(PlatformProvider::new()))
+    }
+
+    #[test]
+    fn state_from_older_or_newer_schemas_upgrades_cleanly() {
+        // Pitfall 20: attributes a later version removed are dropped, missing ones are null.
+        let json = br#"{"id":"a","name":"a","removed_long_ago":"x","labels":{"k":"v"}}"#;
+        let state = engine().upgrade_resource_state("platform_namespace", 0, json).unwrap();
+        assert_eq!(state.get_attr("name"), Some(&Value::from("a")));
+        assert_eq!(state.get_attr("uid"), Some(&Value::Null));
+        assert!(state.get_attr("removed_long_ago").is_none());
+        let newer = engine().upgrade_resource_state("platform_namespace", 7, json).unwrap_err();
+        assert!(newer.iter().any(|d| d.summary.contains("newer provider")));
+    }
+
+    #[tokio::test]
+    async fn destroy_plans_null_and_unknown_types_are_diagnostics() {
+        // Pitfall 18: a destroy plan is null.
+        let engine = engine();
+        let ty = engine.resource_value_type("platform_namespace").unwrap().clone();
+        let mut prior = Value::null_object(&ty);
+        prior.set_attr("name", Value::from("a"));
+        let (planned, replace, diags) = engine.plan_resource("platform_namespace", &prior, &Value::Null, &Value::Null).await;
+        assert!(planned.is_null() && replace.is_empty() && diags.is_empty());
+        let (_, _, diags) = engine.plan_resource("platform_nope", &prior, &prior, &prior).await;
+        assert!(diags.has_errors());
+    }
+}
