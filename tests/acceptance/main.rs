@@ -5,3 +5,4 @@
 mod harness;
 mod smoke;
 mod namespace;
+mod provider_config;

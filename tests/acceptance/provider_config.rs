@@ -1,0 +1,173 @@
+//! Every way of telling the provider where the cluster is: kubeconfig with a chosen context,
+//! host + token + CA, an exec credential plugin, and a client certificate.
+
+use std::process::Command;
+
+use crate::harness::{cluster, for_each_terraform, kubectl, unique_name, Workdir};
+
+fn namespace_exists(name: &str) -> bool {
+    let out = kubectl(&["get", "namespace", name, "--ignore-not-found", "-o", "name"]);
+    out.assert_success();
+    !out.stdout.trim().is_empty()
+}
+
+/// A kubeconfig whose current context is broken and whose `good` context works.
+fn two_context_kubeconfig() -> String {
+    let ca = base64_std(cluster().ca_pem().as_bytes());
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: broken\nclusters:\n- name: good\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n- name: broken\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: good\n  context: {{cluster: good, user: admin}}\n- name: broken\n  context: {{cluster: broken, user: admin}}\n",
+        server = cluster().server(),
+        token = cluster().token()
+    )
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A client certificate in group system:masters signed by the local cluster's CA.
+fn admin_client_certificate(work: &Workdir) -> Option<(String, String)> {
+    let pki = cluster().dir()?.join("pki");
+    let dir = work.root();
+    let key = dir.join("client.key");
+    let csr = dir.join("client.csr");
+    let crt = dir.join("client.crt");
+    // Extensions make it an X.509 v3 certificate; rustls refuses v1.
+    let ext = dir.join("client.ext");
+    std::fs::write(&ext, "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n").ok()?;
+    let ok = Command::new("openssl")
+        .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/O=system:masters/CN=acc-admin"])
+        .arg("-keyout").arg(&key).arg("-out").arg(&csr)
+        .status()
+        .ok()?
+        .success()
+        && Command::new("openssl")
+            .args(["x509", "-req", "-days", "1", "-CAcreateserial"])
+            .arg("-in").arg(&csr)
+            .arg("-CA").arg(pki.join("ca.crt"))
+            .arg("-CAkey").arg(pki.join("ca.key"))
+            .arg("-extfile").arg(&ext)
+            .arg("-out").arg(&crt)
+            .status()
+            .ok()?
+            .success();
+    ok.then(|| (std::fs::read_to_string(crt).unwrap(), std::fs::read_to_string(key).unwrap()))
+}
+
+#[test]
+fn every_connection_method_reaches_the_cluster() {
+    for_each_terraform(|tf| {
+        let work = Workdir::without_cluster(tf);
+        let kubeconfig = work.write_file("two-contexts.kubeconfig", &two_context_kubeconfig());
+        let ca = work.write_file("ca.pem", cluster().ca_pem());
+        let exec = work.write_file(
+            "credential.sh",
+            &format!(
+                "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
+                cluster().token()
+            ),
+        );
+        Command::new("chmod").arg("+x").arg(&exec).status().unwrap();
+        let names: Vec<String> = ["ctx", "token", "exec", "cert"].iter().map(|m| unique_name(&format!("acc-{m}"))).collect();
+        let client = admin_client_certificate(&work);
+        let (cert_provider, cert_resource) = match &client {
+            Some((crt, key)) => {
+                work.write_file("client.crt", crt);
+                work.write_file("client.key", key);
+                (
+                    format!(
+                        "provider \"platform\" {{\n  alias = \"cert\"\n  kubernetes {{\n    host = \"{}\"\n    cluster_ca_certificate = file(\"{}\")\n    client_certificate = file(\"{}\")\n    client_key = file(\"{}\")\n  }}\n}}\n",
+                        cluster().server(),
+                        ca.display(),
+                        work.root().join("client.crt").display(),
+                        work.root().join("client.key").display()
+                    ),
+                    format!("resource \"platform_namespace\" \"cert\" {{\n  provider = platform.cert\n  name = \"{}\"\n}}\n", names[3]),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+        work.write_main_tf(&format!(
+            r#"
+terraform {{
+  required_providers {{
+    platform = {{ source = "platform/platform" }}
+  }}
+}}
+provider "platform" {{
+  alias = "ctx"
+  kubernetes {{
+    config_path    = "{kubeconfig}"
+    config_context = "good"
+  }}
+}}
+provider "platform" {{
+  alias = "token"
+  kubernetes {{
+    host                   = "{server}"
+    token                  = "{token}"
+    cluster_ca_certificate = file("{ca}")
+  }}
+}}
+provider "platform" {{
+  alias = "exec"
+  kubernetes {{
+    host                   = "{server}"
+    cluster_ca_certificate = file("{ca}")
+    exec {{
+      api_version = "client.authentication.k8s.io/v1beta1"
+      command     = "{exec}"
+    }}
+  }}
+}}
+{cert_provider}
+resource "platform_namespace" "ctx" {{
+  provider = platform.ctx
+  name     = "{ns0}"
+}}
+resource "platform_namespace" "token" {{
+  provider = platform.token
+  name     = "{ns1}"
+}}
+resource "platform_namespace" "exec" {{
+  provider = platform.exec
+  name     = "{ns2}"
+}}
+{cert_resource}
+"#,
+            kubeconfig = kubeconfig.display(),
+            server = cluster().server(),
+            token = cluster().token(),
+            ca = ca.display(),
+            exec = exec.display(),
+            ns0 = names[0],
+            ns1 = names[1],
+            ns2 = names[2],
+        ));
+        work.apply().assert_success();
+        let expected = if client.is_some() { 4 } else { 3 };
+        for name in &names[..expected] {
+            assert!(namespace_exists(name), "{name} was not created");
+        }
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        for name in &names[..expected] {
+            assert!(!namespace_exists(name), "{name} survived destroy");
+        }
+    });
+}
+
+#[test]
+fn a_context_that_does_not_exist_is_named_in_the_error() {
+    for_each_terraform(|tf| {
+        let work = Workdir::without_cluster(tf);
+        let kubeconfig = work.write_file("k.kubeconfig", &two_context_kubeconfig());
+        work.write_main_tf(&format!(
+            "terraform {{\n  required_providers {{\n    platform = {{ source = \"platform/platform\" }}\n  }}\n}}\nprovider \"platform\" {{\n  kubernetes {{\n    config_path = \"{}\"\n    config_context = \"nope\"\n  }}\n}}\nresource \"platform_namespace\" \"x\" {{ name = \"{}\" }}\n",
+            kubeconfig.display(),
+            unique_name("acc-noctx")
+        ));
+        work.apply().assert_failure_contains("nope");
+    });
+}
