@@ -2,6 +2,13 @@
 //! `TF_ACC_TERRAFORM_PATHS`) against a real Kubernetes control plane. See `harness` for
 //! the environment variables; `make test` (or `scripts/testenv.sh`) prepares everything.
 
+/// The `terraform { required_providers }` block every test configuration starts with.
+macro_rules! required_providers {
+    () => {
+        "terraform {\n  required_providers {\n    platform = { source = \"platform/platform\" }\n  }\n}\n"
+    };
+}
+
 mod harness;
 mod smoke;
 mod namespace;

@@ -4,19 +4,34 @@ use std::time::Duration;
 
 use crate::harness::{cluster, for_each_terraform, kubectl, unique_name, wait_until, Workdir};
 
-const PROVIDER: &str = r#"
-terraform {
-  required_providers {
-    platform = { source = "platform/platform" }
-  }
-}
-provider "platform" {}
-"#;
+const PROVIDER: &str = concat!(required_providers!(), "provider \"platform\" {}\n");
 
 fn live_namespace(name: &str) -> Option<serde_json::Value> {
     let out = kubectl(&["get", "namespace", name, "-o", "json", "--ignore-not-found"]);
     out.assert_success();
     (!out.stdout.trim().is_empty()).then(|| out.json())
+}
+
+/// Namespace `name` of a new workdir, held by a finalizer once created, so deletes wait.
+fn namespace_held_by_finalizer(tf: &crate::harness::TerraformBin, prefix: &str, delete_timeout: &str) -> (Workdir, String) {
+    let name = unique_name(prefix);
+    let work = Workdir::new(tf);
+    work.write_main_tf(&format!(
+        "{PROVIDER}\nresource \"platform_namespace\" \"this\" {{\n  name = \"{name}\"\n  timeouts {{ delete = \"{delete_timeout}\" }}\n}}\n"
+    ));
+    work.apply().assert_success();
+    kubectl(&["patch", "namespace", &name, "--type=merge", "-p", r#"{"metadata":{"finalizers":["example.com/hold"]}}"#])
+        .assert_success();
+    (work, name)
+}
+
+/// Removes the finalizer, waits for the namespace to go, and destroys what is left.
+fn release_and_destroy(work: &Workdir, name: &str) {
+    kubectl(&["patch", "namespace", name, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).assert_success();
+    wait_until("namespace gone", Duration::from_secs(60), || {
+        live_namespace(name).map_or(Ok(()), |_| Err("still there".to_string()))
+    });
+    work.destroy().assert_success();
 }
 
 fn label(namespace: &serde_json::Value, key: &str) -> Option<String> {
@@ -174,12 +189,7 @@ fn a_connection_unknown_at_plan_time_plans_without_contacting_anything() {
         // The provider's default connection points nowhere; `second`'s connection depends on
         // `first`'s uid, unknown until it is created: the plan must still succeed.
         work.write_main_tf(&format!(
-            r#"
-terraform {{
-  required_providers {{
-    platform = {{ source = "platform/platform" }}
-  }}
-}}
+            r#"{required}
 provider "platform" {{
   kubernetes {{ host = "https://127.0.0.1:1" }}
 }}
@@ -193,6 +203,7 @@ resource "platform_namespace" "second" {{
   cluster = {{ kubeconfig = "${{local.kubeconfig}}${{substr(platform_namespace.first.uid, 0, 0)}}" }}
 }}
 "#,
+            required = required_providers!(),
             kubeconfig = kubeconfig.display()
         ));
         let plan = work.plan();
@@ -209,14 +220,7 @@ resource "platform_namespace" "second" {{
 #[test]
 fn delete_timeout_names_what_blocks_the_namespace() {
     for_each_terraform(|tf| {
-        let name = unique_name("acc-stuck");
-        let work = Workdir::new(tf);
-        work.write_main_tf(&format!(
-            "{PROVIDER}\nresource \"platform_namespace\" \"this\" {{\n  name = \"{name}\"\n  timeouts {{ delete = \"3s\" }}\n}}\n"
-        ));
-        work.apply().assert_success();
-        let finalizer = r#"{"metadata":{"finalizers":["example.com/hold"]}}"#;
-        kubectl(&["patch", "namespace", &name, "--type=merge", "-p", finalizer]).assert_success();
+        let (work, name) = namespace_held_by_finalizer(tf, "acc-stuck", "3s");
 
         let out = work.destroy();
         out.assert_failure_contains("example.com/hold");
@@ -226,11 +230,7 @@ fn delete_timeout_names_what_blocks_the_namespace() {
         assert!(state.stdout.contains("platform_namespace.this"), "{}", state.stdout);
 
         // Once the blocker is gone, destroy completes.
-        kubectl(&["patch", "namespace", &name, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).assert_success();
-        wait_until("namespace gone", Duration::from_secs(60), || {
-            live_namespace(&name).map_or(Ok(()), |_| Err("still there".to_string()))
-        });
-        work.destroy().assert_success();
+        release_and_destroy(&work, &name);
     });
 }
 
@@ -294,14 +294,7 @@ fn an_interrupt_cancels_a_waiting_delete() {
     use std::process::{Command, Stdio};
     use std::time::Instant;
     for_each_terraform(|tf| {
-        let name = unique_name("acc-stop");
-        let work = Workdir::new(tf);
-        work.write_main_tf(&format!(
-            "{PROVIDER}\nresource \"platform_namespace\" \"this\" {{\n  name = \"{name}\"\n  timeouts {{ delete = \"10m\" }}\n}}\n"
-        ));
-        work.apply().assert_success();
-        kubectl(&["patch", "namespace", &name, "--type=merge", "-p", r#"{"metadata":{"finalizers":["example.com/hold"]}}"#])
-            .assert_success();
+        let (work, name) = namespace_held_by_finalizer(tf, "acc-stop", "10m");
 
         let log = work.root().join("destroy.out");
         let log_err = work.root().join("destroy.err");
@@ -360,10 +353,6 @@ fn an_interrupt_cancels_a_waiting_delete() {
         let state = work.run(&["state", "list"]);
         assert!(state.stdout.contains("platform_namespace.this"), "{}", state.stdout);
 
-        kubectl(&["patch", "namespace", &name, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).assert_success();
-        wait_until("namespace gone", Duration::from_secs(60), || {
-            live_namespace(&name).map_or(Ok(()), |_| Err("still there".to_string()))
-        });
-        work.destroy().assert_success();
+        release_and_destroy(&work, &name);
     });
 }

@@ -89,12 +89,7 @@ fn every_connection_method_reaches_the_cluster() {
             None => (String::new(), String::new()),
         };
         work.write_main_tf(&format!(
-            r#"
-terraform {{
-  required_providers {{
-    platform = {{ source = "platform/platform" }}
-  }}
-}}
+            r#"{required}
 provider "platform" {{
   alias = "ctx"
   kubernetes {{
@@ -136,6 +131,7 @@ resource "platform_namespace" "exec" {{
 }}
 {cert_resource}
 "#,
+            required = required_providers!(),
             kubeconfig = kubeconfig.display(),
             server = cluster().server(),
             token = cluster().token(),
@@ -164,7 +160,8 @@ fn a_context_that_does_not_exist_is_named_in_the_error() {
         let work = Workdir::without_cluster(tf);
         let kubeconfig = work.write_file("k.kubeconfig", &two_context_kubeconfig());
         work.write_main_tf(&format!(
-            "terraform {{\n  required_providers {{\n    platform = {{ source = \"platform/platform\" }}\n  }}\n}}\nprovider \"platform\" {{\n  kubernetes {{\n    config_path = \"{}\"\n    config_context = \"nope\"\n  }}\n}}\nresource \"platform_namespace\" \"x\" {{ name = \"{}\" }}\n",
+            "{}provider \"platform\" {{\n  kubernetes {{\n    config_path = \"{}\"\n    config_context = \"nope\"\n  }}\n}}\nresource \"platform_namespace\" \"x\" {{ name = \"{}\" }}\n",
+            required_providers!(),
             kubeconfig.display(),
             unique_name("acc-noctx")
         ));

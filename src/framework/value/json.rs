@@ -149,10 +149,7 @@ fn write_object<'a>(
 }
 
 fn write_dynamic(out: &mut Vec<u8>, value: &Value) -> Result<(), ValueError> {
-    let (ty, inner) = match value {
-        Value::Dynamic(ty, inner) => (ty.clone(), inner.as_ref()),
-        plain => (plain.infer_type()?, plain),
-    };
+    let (ty, inner) = value.dynamic_parts()?;
     if ty == Type::Dynamic {
         return write_value(out, &Type::Dynamic, inner);
     }

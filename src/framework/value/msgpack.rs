@@ -132,10 +132,7 @@ fn encode_object(
 
 /// A known value in a `dynamic` slot travels as `[type JSON as bin, value]`.
 fn encode_dynamic(out: &mut Vec<u8>, value: &Value) -> Result<(), ValueError> {
-    let (ty, inner) = match value {
-        Value::Dynamic(ty, inner) => (ty.clone(), inner.as_ref()),
-        plain => (plain.infer_type()?, plain),
-    };
+    let (ty, inner) = value.dynamic_parts()?;
     if ty == Type::Dynamic {
         // "Dynamic of type dynamic" says nothing more than the inner value.
         return encode_value(out, &Type::Dynamic, inner);

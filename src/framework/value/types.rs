@@ -219,6 +219,15 @@ impl Value {
     }
 
     /// The value itself, without any [`Value::Dynamic`] wrappers.
+    /// The concrete type and value of something stored in a `dynamic` slot: the wrapper's
+    /// type when there is one, else the type the value itself implies.
+    pub fn dynamic_parts(&self) -> Result<(Type, &Value), ValueError> {
+        match self {
+            Value::Dynamic(ty, inner) => Ok((ty.clone(), inner.as_ref())),
+            plain => Ok((plain.infer_type()?, plain)),
+        }
+    }
+
     pub fn unwrap_dynamic(&self) -> &Value {
         match self {
             Value::Dynamic(_, inner) => inner.unwrap_dynamic(),
