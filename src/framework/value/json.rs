@@ -58,13 +58,7 @@ fn write_value(out: &mut Vec<u8>, ty: &Type, value: &Value) -> Result<(), ValueE
             write_array(out, items.iter().map(|item| (element.as_ref(), item)))?;
         }
         (Type::Tuple(elements), Value::Tuple(items)) => {
-            if elements.len() != items.len() {
-                return Err(ValueError::new(format!(
-                    "expected a tuple of {} elements, got {}",
-                    elements.len(),
-                    items.len()
-                )));
-            }
+            ValueError::check_tuple_len(elements.len(), items.len())?;
             write_array(out, elements.iter().zip(items))?;
         }
         (Type::Map(element), Value::Map(entries)) => {
@@ -216,13 +210,7 @@ impl Decoder {
                 let Json::Array(items) = j else {
                     return Err(expected("tuple", j));
                 };
-                if items.len() != elements.len() {
-                    return Err(ValueError::new(format!(
-                        "expected a tuple of {} elements, got {}",
-                        elements.len(),
-                        items.len()
-                    )));
-                }
+                ValueError::check_tuple_len(elements.len(), items.len())?;
                 let items = elements
                     .iter()
                     .zip(items)

@@ -57,6 +57,15 @@ pub struct ValueError {
 }
 
 impl ValueError {
+    /// Tuples have a fixed length in both encodings.
+    pub(crate) fn check_tuple_len(expected: usize, got: usize) -> Result<(), ValueError> {
+        if expected == got {
+            Ok(())
+        } else {
+            Err(ValueError::new(format!("expected a tuple of {expected} elements, got {got}")))
+        }
+    }
+
     pub fn new(message: impl Into<String>) -> Self {
         ValueError {
             path: Vec::new(),

@@ -85,13 +85,7 @@ fn encode_value(out: &mut Vec<u8>, ty: &Type, value: &Value) -> Result<(), Value
             Ok(())
         }
         (Type::Tuple(elements), Value::Tuple(items)) => {
-            if elements.len() != items.len() {
-                return Err(ValueError::new(format!(
-                    "expected a tuple of {} elements, got {}",
-                    elements.len(),
-                    items.len()
-                )));
-            }
+            ValueError::check_tuple_len(elements.len(), items.len())?;
             written(encode::write_array_len(out, length(items.len())?));
             for (i, (element, item)) in elements.iter().zip(items).enumerate() {
                 encode_value(out, element, item).within(|| PathStep::Index(i))?;
@@ -339,12 +333,7 @@ fn decode_value(r: &mut Reader, ty: &Type) -> Result<Value, ValueError> {
             let len = r
                 .array_len(marker)?
                 .ok_or_else(|| expected("tuple", marker))?;
-            if len != elements.len() {
-                return Err(ValueError::new(format!(
-                    "expected a tuple of {} elements, got {len}",
-                    elements.len()
-                )));
-            }
+            ValueError::check_tuple_len(elements.len(), len)?;
             let items = elements
                 .iter()
                 .enumerate()
