@@ -17,6 +17,7 @@ fn block(block: &Block) -> proto::schema::Block {
         description: block.description.clone(),
         description_kind: proto::StringKind::Markdown as i32,
         deprecated: block.deprecation.is_some(),
+        deprecation_message: block.deprecation.clone().unwrap_or_default(),
         ..Default::default()
     }
 }
@@ -44,6 +45,7 @@ fn attribute(attribute: &Attribute) -> proto::schema::Attribute {
         sensitive: attribute.sensitive,
         description_kind: proto::StringKind::Markdown as i32,
         deprecated: attribute.deprecation.is_some(),
+        deprecation_message: attribute.deprecation.clone().unwrap_or_default(),
         write_only: attribute.write_only,
         ..Default::default()
     }
@@ -132,5 +134,64 @@ pub fn encode(ty: &Type, value: &Value, diags: &mut Diagnostics) -> Option<proto
             diags.error("Provider bug: value does not match its schema", format!("Please report this issue: {e}"));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::schema::timeouts_block;
+
+    #[test]
+    fn schemas_carry_flags_descriptions_and_deprecation() {
+        let block = Block::new(vec![
+            Attribute::string("name").required().describe("The **name**."),
+            Attribute::string("old").optional().deprecated("Use `name`."),
+            Attribute::string("token").optional().sensitive(),
+            Attribute::string("secret_wo").optional().write_only(),
+            Attribute::nested("conn", Nesting::Single, vec![Attribute::string("host").optional()]).optional(),
+        ])
+        .with_block(timeouts_block(&["create"]));
+        let wire = schema(&Schema::new(block));
+        let block = wire.block.unwrap();
+        let by_name = |n: &str| block.attributes.iter().find(|a| a.name == n).unwrap().clone();
+        assert_eq!(by_name("name").r#type, b"\"string\"");
+        assert!(by_name("name").required);
+        assert_eq!(by_name("name").description_kind, proto::StringKind::Markdown as i32);
+        assert!(by_name("old").deprecated);
+        assert_eq!(by_name("old").deprecation_message, "Use `name`.");
+        assert!(by_name("token").sensitive);
+        assert!(by_name("secret_wo").write_only);
+        let conn = by_name("conn");
+        assert!(conn.r#type.is_empty());
+        assert_eq!(conn.nested_type.unwrap().nesting, proto::schema::object::NestingMode::Single as i32);
+        let timeouts = &block.block_types[0];
+        assert_eq!(timeouts.type_name, "timeouts");
+        assert_eq!(timeouts.nesting, proto::schema::nested_block::NestingMode::Single as i32);
+    }
+
+    #[test]
+    fn diagnostics_always_have_a_severity_and_keep_their_path() {
+        let mut diags = Diagnostics::new();
+        diags.error_at(AttributePath::root("labels").key("tier"), "bad", "detail");
+        diags.warning("careful", "");
+        let wire = diagnostics(diags);
+        assert_eq!(wire[0].severity, proto::diagnostic::Severity::Error as i32);
+        assert_eq!(wire[1].severity, proto::diagnostic::Severity::Warning as i32);
+        use proto::attribute_path::step::Selector;
+        let steps: Vec<_> = wire[0].attribute.as_ref().unwrap().steps.iter().map(|s| s.selector.clone().unwrap()).collect();
+        assert_eq!(steps, vec![Selector::AttributeName("labels".into()), Selector::ElementKeyString("tier".into())]);
+    }
+
+    #[test]
+    fn absent_values_decode_as_null_and_garbage_is_a_diagnostic() {
+        let ty = Type::String;
+        assert_eq!(decode(&ty, None, "x").unwrap(), Value::Null);
+        let empty = proto::DynamicValue::default();
+        assert_eq!(decode(&ty, Some(&empty), "x").unwrap(), Value::Null);
+        let garbage = proto::DynamicValue { msgpack: vec![0xc1], json: vec![] };
+        assert!(decode(&ty, Some(&garbage), "configuration").unwrap_err().has_errors());
+        let json = proto::DynamicValue { msgpack: vec![], json: b"\"a\"".to_vec() };
+        assert_eq!(decode(&ty, Some(&json), "x").unwrap(), Value::from("a"));
     }
 }
