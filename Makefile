@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TESTENV_DIR ?= $(HOME)/.cache/terraform-provider-platform/testenv
 export PLATFORM_TESTENV_DIR := $(TESTENV_DIR)
 
-.PHONY: all build testenv test demo demo-down docs bench clean
+.PHONY: all build testenv test lint demo demo-down docs bench clean
 
 all: build
 
@@ -16,12 +16,15 @@ testenv:
 
 # Unit tests, docs freshness, and acceptance tests with every Terraform found.
 # The last line totals every test binary's results.
-test: testenv
+test: testenv lint
 	mkdir -p target; set -o pipefail; source $(TESTENV_DIR)/env.sh && \
 	cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=4 2>&1 | tee target/test.log; \
 	status=$$?; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
 	exit $$status
+
+lint:
+	cargo clippy --locked --all-targets --quiet -- -D warnings
 
 # Starts a local control plane and applies examples/quickstart against it.
 demo: testenv build

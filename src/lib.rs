@@ -8,6 +8,10 @@
 //! - [`clients`]: Kubernetes and other systems, knowing nothing of Terraform;
 //! - [`provider`], [`resources`], [`data_sources`]: this provider's types.
 
+// stdout belongs to the go-plugin handshake line alone; anything else printed there breaks
+// the host's connection.
+#![deny(clippy::print_stdout)]
+
 pub mod clients;
 pub mod data_sources;
 pub mod docs;

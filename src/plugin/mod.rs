@@ -80,7 +80,10 @@ pub async fn serve(
                 &listener.address(),
                 tls.as_ref().map(|(der, _)| der.as_ref()),
             );
-            println!("{line}");
+            #[allow(clippy::print_stdout)] // the one line stdout is for
+            {
+                println!("{line}");
+            }
             (listener, tls.map(|(_, config)| config))
         }
         Mode::Debug { provider_address } => {

@@ -122,7 +122,7 @@ pub enum DefaultConnection {
     NotConfigured,
     /// The block refers to values unknown until apply (a cluster created in this run).
     Unknown,
-    Known(ConnectionSpec),
+    Known(Box<ConnectionSpec>),
 }
 
 fn string_at(object: &Value, name: &str, path: &AttributePath) -> Result<Option<String>, Diagnostic> {
@@ -222,7 +222,7 @@ pub fn default_connection_from_block(
     if spec.config_paths.is_empty() && spec.host.is_none() {
         spec.config_paths = ConnectionSpec::default_config_paths(get_env);
     }
-    Ok(DefaultConnection::Known(spec))
+    Ok(DefaultConnection::Known(Box::new(spec)))
 }
 
 /// Reads a resource's `cluster` attribute: `Ok(None)` when absent (use the provider's).

@@ -30,7 +30,7 @@ impl Platform {
         let spec = match connection_from_attribute(cluster_attribute)? {
             Some(spec) => spec,
             None => match self.default_connection.read().expect("connection lock").clone() {
-                DefaultConnection::Known(spec) if !spec.is_empty() => spec,
+                DefaultConnection::Known(spec) if !spec.is_empty() => *spec,
                 DefaultConnection::Known(_) | DefaultConnection::NotConfigured => {
                     return Err(Diagnostic::error(
                         "No Kubernetes cluster configured",

@@ -47,7 +47,6 @@ fn attribute(attribute: &Attribute) -> proto::schema::Attribute {
         deprecated: attribute.deprecation.is_some(),
         deprecation_message: attribute.deprecation.clone().unwrap_or_default(),
         write_only: attribute.write_only,
-        ..Default::default()
     }
 }
 
@@ -93,7 +92,6 @@ fn diagnostic(d: Diagnostic) -> proto::Diagnostic {
         summary: d.summary,
         detail: d.detail,
         attribute: d.attribute.map(|p| attribute_path(&p)),
-        ..Default::default()
     }
 }
 
