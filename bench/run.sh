@@ -16,7 +16,8 @@
 # Knobs (environment): BENCH_RUNS (start-up runs, 20), BENCH_TF_RUNS (terraform
 # validate/plan runs, 10), BENCH_ROUNDS (runs of each 300-namespace step, 3),
 # BENCH_NAMESPACES (300), BENCH_SKIP_CLUSTER=1 (only part a), BENCH_KEEP=1 (keep the
-# work directory with every log), BENCH_NO_README=1 (print only).
+# work directory with every log), BENCH_NO_README=1 (print only), BENCH_NO_BUILD=1
+# (measure target/release as it is instead of running cargo build first).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,10 +49,12 @@ tf103=$testenv/bin/terraform-1.0.3
 for tool in python3 openssl kubectl awk; do
   command -v "$tool" >/dev/null || die "$tool not found (make testenv installs kubectl)"
 done
-if [ ! -x "$provider" ]; then
-  log "building the provider (cargo build --release)"
-  (cd "$root" && cargo build --release --bin terraform-provider-platform >&2)
+# Measure the current sources: cargo is a no-op when `make bench` just built them.
+if [ -z "${BENCH_NO_BUILD:-}" ] && command -v cargo >/dev/null; then
+  log "cargo build --release --bin terraform-provider-platform"
+  (cd "$root" && cargo build --quiet --release --bin terraform-provider-platform >&2)
 fi
+[ -x "$provider" ] || die "missing $provider: run 'make build'"
 
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -459,7 +462,7 @@ report=$work/report.md
 {
   echo "Measured $(date -u +%Y-%m-%d) at commit \`$commit\` on $(nproc) cores ($cpu_model), ${mem_gib} GiB memory,"
   echo "$(uname -sr); load average $load_start at the start and $load_end at the end."
-  echo "Terraform ${tf_labels[*]}, kubectl ${kubectl_version:-unknown}, kube-apiserver $("$TF_ACC_KUBE_BIN_DIR/kube-apiserver" --version 2>/dev/null | awk '{print $2}')."
+  echo "Terraform $(echo "${tf_labels[*]}" | sed 's/ / and /g'), kubectl ${kubectl_version:-unknown}, kube-apiserver $("$TF_ACC_KUBE_BIN_DIR/kube-apiserver" --version 2>/dev/null | awk '{print $2}')."
   echo
   echo "#### Start-up of the bare process ($runs runs each; median / p90)"
   echo
