@@ -40,8 +40,14 @@ impl NamespaceResource {
     }
 
     /// Server-side applies name, labels and annotations; returns the live object.
-    async fn apply(&self, ctx: &Context, planned: &Value, timeout: Duration, diags: &mut Diagnostics) -> Option<Namespace> {
-        let (api, cluster) = self.api(planned, diags).await?;
+    async fn apply(
+        &self,
+        ctx: &Context,
+        (api, cluster): &(Api<Namespace>, Cluster),
+        planned: &Value,
+        timeout: Duration,
+        diags: &mut Diagnostics,
+    ) -> Option<Namespace> {
         let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let desired = desired_object(planned);
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -162,7 +168,8 @@ impl Resource for NamespaceResource {
         let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
         let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
         // Refuse to silently adopt a namespace someone else made: that is what import is for.
-        let (api, cluster) = self.api(planned, diags).await?;
+        let connection = self.api(planned, diags).await?;
+        let (api, cluster) = &connection;
         match run_bounded(ctx, timeout, async { api.get_opt(&name).await.map_err(|e| cluster.error(e)) }).await {
             Ok(Some(_)) => {
                 diags.error(
@@ -179,7 +186,7 @@ impl Resource for NamespaceResource {
                 return None;
             }
         }
-        let live = self.apply(ctx, planned, timeout, diags).await?;
+        let live = self.apply(ctx, &connection, planned, timeout, diags).await?;
         Some(state_from_live(planned, &live))
     }
 
@@ -206,7 +213,8 @@ impl Resource for NamespaceResource {
 
     async fn update(&self, ctx: &Context, _prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
-        let live = self.apply(ctx, planned, timeout, diags).await?;
+        let connection = self.api(planned, diags).await?;
+        let live = self.apply(ctx, &connection, planned, timeout, diags).await?;
         Some(state_from_live(planned, &live))
     }
 
@@ -295,5 +303,40 @@ impl Resource for NamespaceResource {
 impl NamespaceResource {
     fn schema_null_state(&self) -> Value {
         Value::null_object(&self.schema().implied_type())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_reasons_name_finalizers_and_remaining_content() {
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "x", "finalizers": ["example.com/hold"] },
+            "spec": { "finalizers": ["kubernetes"] },
+            "status": { "phase": "Terminating", "conditions": [
+                { "type": "NamespaceContentRemaining", "status": "True",
+                  "message": "Some resources are remaining: configmaps. has 1 resource instances" },
+                { "type": "NamespaceDeletionDiscoveryFailure", "status": "False", "message": "ignored" }
+            ]}
+        }))
+        .unwrap();
+        let text = blocking_reasons(&namespace);
+        assert!(text.contains("finalizers: kubernetes, example.com/hold"), "{text}");
+        assert!(text.contains("NamespaceContentRemaining: Some resources are remaining: configmaps"), "{text}");
+        assert!(!text.contains("ignored"), "{text}");
+    }
+
+    #[test]
+    fn desired_object_carries_only_what_is_managed() {
+        let mut planned = Value::null_object(&NamespaceResource::new(Arc::default()).schema().implied_type());
+        planned.set_attr("name", Value::from("monitoring"));
+        planned.set_attr("labels", metadata::string_map_value(&BTreeMap::from([("tier".into(), "prod".into())])));
+        let object = desired_object(&planned);
+        assert_eq!(
+            object,
+            serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "monitoring", "labels": { "tier": "prod" } } })
+        );
     }
 }
