@@ -310,6 +310,7 @@ fn ensure_known(mut state: Value, schema: &Schema, operation: &str, diags: &mut 
 mod tests {
     use super::*;
     use crate::framework::schema::{Attribute, Block};
+    use crate::provider::PlatformProvider;
 
     fn schema() -> Schema {
         Schema::new(Block::new(vec![
@@ -400,12 +401,6 @@ mod tests {
         assert_eq!(cleaned.get_attr("secret_wo"), Some(&Value::Null));
         assert!(diags.has_errors());
     }
-}
-
-#[cfg(test)]
-mod engine_tests {
-    use super::*;
-    use crate::provider::PlatformProvider;
 
     fn engine() -> Engine {
         Engine::new(Arc::new(PlatformProvider::new()))

@@ -64,11 +64,15 @@ pub fn cluster_attribute() -> Attribute {
         ))
 }
 
-/// The fields of a `cluster` value, whether written as an object or a map.
-fn cluster_fields(cluster: &Value) -> Option<&BTreeMap<String, Value>> {
-    match cluster.unwrap_dynamic() {
-        Value::Object(fields) | Value::Map(fields) => Some(fields),
-        _ => None,
+/// The entries of a `cluster` value (a `map(string)`).
+fn cluster_fields<'a>(cluster: &'a Value, path: &AttributePath) -> Result<&'a BTreeMap<String, Value>, Diagnostic> {
+    match cluster {
+        Value::Map(fields) => Ok(fields),
+        _ => Err(Diagnostic::error(
+            "Invalid cluster connection",
+            "`cluster` must be a map such as `{ host = \"https://...\", token = \"...\" }`.",
+        )
+        .at(path.clone())),
     }
 }
 
@@ -79,38 +83,60 @@ pub fn validate_cluster_attribute(config: &Value, diags: &mut crate::framework::
     if cluster.is_null() || cluster.is_unknown() {
         return;
     }
-    let Some(fields) = cluster_fields(cluster) else {
-        diags.error_at(path, "Invalid cluster connection", "`cluster` must be an object such as `{ host = \"https://...\", token = \"...\" }`.");
-        return;
+    let fields = match cluster_fields(cluster, &path) {
+        Ok(fields) => fields,
+        Err(diagnostic) => return diags.push(diagnostic),
     };
-    for (name, value) in fields {
-        if !CLUSTER_FIELDS.iter().any(|(field, _)| field == name) {
+    for name in fields.keys() {
+        if !CLUSTER_FIELDS.iter().any(|(field, _)| *field == name) {
             let known: Vec<&str> = CLUSTER_FIELDS.iter().map(|(f, _)| *f).collect();
             diags.error_at(
                 path.clone().key(name),
                 "Unknown cluster connection field",
                 format!("`cluster` has no field {name:?}; the fields are: {}.", known.join(", ")),
             );
-        } else if let Err(diagnostic) = field_value(value, name, &path) {
-            if !value.is_unknown() {
-                diags.push(diagnostic);
-            }
         }
     }
-    let has = |name: &str| fields.get(name).is_some_and(|v| !v.is_null());
-    if !has("host") && !has("kubeconfig") {
-        diags.error_at(path, "Incomplete cluster connection", "`cluster` needs at least `host` or `kubeconfig`.");
+    if let Some(Value::String(insecure)) = fields.get("insecure") {
+        if let Err(diagnostic) = parse_insecure(Some(insecure.as_str()), &path) {
+            diags.push(diagnostic);
+        }
+    }
+    if let Err(diagnostic) = require_host_or_kubeconfig(fields, &path) {
+        diags.push(diagnostic);
     }
 }
 
-/// A field as text: strings as they are, bools and numbers as written.
-fn field_value(value: &Value, name: &str, path: &AttributePath) -> Result<Option<String>, Diagnostic> {
-    match value.unwrap_dynamic() {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        Value::Bool(b) => Ok(Some(b.to_string())),
-        Value::Unknown => Err(unknown(path.clone().key(name))),
-        _ => Err(Diagnostic::error("Invalid cluster connection", format!("`{name}` must be a string.")).at(path.clone().key(name))),
+/// A field's text; an unknown value cannot be used yet.
+fn field_value(fields: &BTreeMap<String, Value>, name: &str, path: &AttributePath) -> Result<Option<String>, Diagnostic> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(unknown(path.clone().key(name))),
+    }
+}
+
+/// `insecure` arrives as text in the map; `true`/`false` are what HCL's bools become.
+fn parse_insecure(value: Option<&str>, path: &AttributePath) -> Result<bool, Diagnostic> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(Diagnostic::error(
+            "Invalid cluster connection",
+            format!("`insecure` must be true or false, not {other:?}."),
+        )
+        .at(path.clone().key("insecure"))),
+    }
+}
+
+/// Present means set, known or not: an unknown `host` will have a value at apply.
+fn require_host_or_kubeconfig(fields: &BTreeMap<String, Value>, path: &AttributePath) -> Result<(), Diagnostic> {
+    let present = |name: &str| fields.get(name).is_some_and(|v| !v.is_null());
+    if present("host") || present("kubeconfig") {
+        Ok(())
+    } else {
+        Err(Diagnostic::error("Incomplete cluster connection", "`cluster` needs at least `host` or `kubeconfig`.")
+            .at(path.clone()))
     }
 }
 
@@ -234,38 +260,56 @@ pub fn connection_from_attribute(cluster: Option<&Value>) -> Result<Option<Conne
         Some(v) if v.is_unknown() => return Err(unknown(path)),
         Some(v) => v,
     };
-    let fields = cluster_fields(cluster).ok_or_else(|| {
-        Diagnostic::error("Invalid cluster connection", "`cluster` must be an object.").at(path.clone())
-    })?;
-    let get = |name: &str| match fields.get(name) {
-        Some(value) => field_value(value, name, &path),
-        None => Ok(None),
-    };
-    let insecure = match get("insecure")?.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(Diagnostic::error("Invalid cluster connection", format!("`insecure` must be true or false, not {other:?}."))
-                .at(path.clone().key("insecure")))
-        }
-    };
+    let fields = cluster_fields(cluster, &path)?;
+    require_host_or_kubeconfig(fields, &path)?;
+    let get = |name: &str| field_value(fields, name, &path);
     let spec = ConnectionSpec {
         host: get("host")?,
         token: get("token")?,
         cluster_ca_certificate: get("cluster_ca_certificate")?,
         client_certificate: get("client_certificate")?,
         client_key: get("client_key")?,
-        insecure,
+        insecure: parse_insecure(get("insecure")?.as_deref(), &path)?,
         kubeconfig: get("kubeconfig")?,
         config_context: get("context")?,
         ..Default::default()
     };
-    if spec.host.is_none() && spec.kubeconfig.is_none() {
-        return Err(Diagnostic::error(
-            "Incomplete cluster connection",
-            "`cluster` needs at least `host` or `kubeconfig`.",
-        )
-        .at(path));
-    }
     Ok(Some(spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::diagnostics::Diagnostics;
+
+    fn config_with_cluster(entries: &[(&str, Value)]) -> Value {
+        let cluster = Value::Map(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
+        Value::Object(BTreeMap::from([("cluster".to_string(), cluster)]))
+    }
+
+    #[test]
+    fn plan_time_checks_tolerate_unknowns_but_not_mistakes() {
+        let mut diags = Diagnostics::new();
+        validate_cluster_attribute(&config_with_cluster(&[("host", Value::Unknown), ("token", Value::Unknown)]), &mut diags);
+        assert!(diags.is_empty(), "{diags:?}");
+
+        let mut diags = Diagnostics::new();
+        validate_cluster_attribute(&config_with_cluster(&[("hots", "x".into()), ("insecure", "yes".into())]), &mut diags);
+        let summaries: Vec<&str> = diags.iter().map(|d| d.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            ["Unknown cluster connection field", "Invalid cluster connection", "Incomplete cluster connection"]
+        );
+    }
+
+    #[test]
+    fn a_known_cluster_becomes_a_connection_spec() {
+        let config = config_with_cluster(&[("host", "https://127.0.0.1:6443".into()), ("insecure", "true".into())]);
+        let spec = connection_from_attribute(config.get_attr("cluster")).unwrap().unwrap();
+        assert_eq!(spec.host.as_deref(), Some("https://127.0.0.1:6443"));
+        assert!(spec.insecure);
+        assert!(connection_from_attribute(Some(&Value::Null)).unwrap().is_none());
+        let unknown = config_with_cluster(&[("host", Value::Unknown)]);
+        assert!(connection_from_attribute(unknown.get_attr("cluster")).is_err());
+    }
 }
