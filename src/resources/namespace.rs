@@ -1,6 +1,5 @@
 //! `platform_namespace`: a Kubernetes namespace with the labels and annotations it manages.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use crate::provider::{cluster_attribute, kube_diagnostic, validate_cluster_attri
 
 const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(300);
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct NamespaceResource {
     platform: Arc<Platform>,
@@ -85,6 +85,16 @@ async fn run_bounded<T>(
         _ = ctx.stop.cancelled() => Err(KubeError::Cancelled),
         result = tokio::time::timeout(timeout, work) => result.unwrap_or(Err(KubeError::Timeout(timeout))),
     }
+}
+
+/// Reads the namespace unless that outlasts `timeout` or Terraform asks us to stop.
+async fn get_bounded(
+    ctx: &Context,
+    (api, cluster): &(Api<Namespace>, Cluster),
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<Namespace>, KubeError> {
+    run_bounded(ctx, timeout, async { api.get_opt(name).await.map_err(|e| cluster.error(e)) }).await
 }
 
 /// The state for a live namespace: managed keys come from `state`, the rest from the cluster.
@@ -169,8 +179,7 @@ impl Resource for NamespaceResource {
         let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
         // Refuse to silently adopt a namespace someone else made: that is what import is for.
         let connection = self.api(planned, diags).await?;
-        let (api, cluster) = &connection;
-        match run_bounded(ctx, timeout, async { api.get_opt(&name).await.map_err(|e| cluster.error(e)) }).await {
+        match get_bounded(ctx, &connection, &name, timeout).await {
             Ok(Some(_)) => {
                 diags.error(
                     "Namespace already exists",
@@ -192,12 +201,8 @@ impl Resource for NamespaceResource {
 
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let name = state.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let Some((api, cluster)) = self.api(state, diags).await else { return Some(state.clone()) };
-        let result = run_bounded(ctx, Duration::from_secs(60), async {
-            api.get_opt(&name).await.map_err(|e| cluster.error(e))
-        })
-        .await;
-        match result {
+        let Some(connection) = self.api(state, diags).await else { return Some(state.clone()) };
+        match get_bounded(ctx, &connection, &name, READ_TIMEOUT).await {
             Ok(Some(live)) => Some(state_from_live(state, &live)),
             Ok(None) => {
                 tracing::info!(namespace = %name, "namespace is gone; removing it from state");
@@ -276,12 +281,8 @@ impl Resource for NamespaceResource {
         }
         let mut state = self.schema_null_state();
         state.set_attr("name", Value::String(id.to_string()));
-        let (api, cluster) = self.api(&state, diags).await?;
-        let live = match run_bounded(ctx, Duration::from_secs(60), async {
-            api.get_opt(id).await.map_err(|e| cluster.error(e))
-        })
-        .await
-        {
+        let connection = self.api(&state, diags).await?;
+        let live = match get_bounded(ctx, &connection, id, READ_TIMEOUT).await {
             Ok(Some(live)) => live,
             Ok(None) => {
                 diags.error("Cannot import non-existent namespace", format!("There is no namespace {id:?} in the cluster."));
@@ -293,8 +294,7 @@ impl Resource for NamespaceResource {
             }
         };
         // On import every non-system key counts as managed; the configuration decides after.
-        let labels: Option<BTreeMap<String, String>> = live.metadata.labels.clone();
-        state.set_attr("labels", metadata::adoptable_entries(labels.as_ref()));
+        state.set_attr("labels", metadata::adoptable_entries(live.metadata.labels.as_ref()));
         state.set_attr("annotations", metadata::adoptable_entries(live.metadata.annotations.as_ref()));
         Some(state_from_live(&state, &live))
     }
@@ -308,6 +308,8 @@ impl NamespaceResource {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
