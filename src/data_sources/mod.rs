@@ -1,6 +1,8 @@
 //! Data sources, one module per type (`platform_<module>`).
 
+pub mod catalog;
 pub mod namespace;
+pub mod sops_file;
 
 use std::sync::Arc;
 
@@ -8,5 +10,14 @@ use crate::framework::resource::DataSource;
 use crate::provider::Platform;
 
 pub fn all(platform: &Arc<Platform>) -> Vec<Arc<dyn DataSource>> {
-    vec![Arc::new(namespace::NamespaceDataSource::new(platform.clone()))]
+    vec![
+        Arc::new(catalog::CatalogDataSource),
+        Arc::new(namespace::NamespaceDataSource::new(platform.clone())),
+        Arc::new(sops_file::SopsFile::new(platform.clone())),
+    ]
+}
+
+/// Ephemeral resources: opened like data sources, never stored.
+pub fn ephemeral(platform: &Arc<Platform>) -> Vec<Arc<dyn DataSource>> {
+    vec![Arc::new(sops_file::SopsFile::new(platform.clone()))]
 }

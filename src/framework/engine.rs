@@ -31,6 +31,7 @@ pub struct Engine {
     provider_type: Type,
     resources: HashMap<&'static str, Registered<dyn Resource>>,
     data_sources: HashMap<&'static str, Registered<dyn DataSource>>,
+    ephemeral_resources: HashMap<&'static str, Registered<dyn DataSource>>,
     stop: Mutex<CancellationToken>,
 }
 
@@ -47,12 +48,18 @@ impl Engine {
             .into_iter()
             .map(|d| (d.type_name(), Registered::new(d.clone(), d.schema())))
             .collect();
+        let ephemeral_resources = provider
+            .ephemeral_resources()
+            .into_iter()
+            .map(|e| (e.type_name(), Registered::new(e.clone(), e.schema())))
+            .collect();
         Engine {
             provider_type: provider_schema.implied_type(),
             provider_schema,
             provider,
             resources,
             data_sources,
+            ephemeral_resources,
             stop: Mutex::new(CancellationToken::new()),
         }
     }
@@ -82,6 +89,16 @@ impl Engine {
         all
     }
 
+    pub fn ephemeral_resource_schemas(&self) -> Vec<(&'static str, &Schema)> {
+        let mut schemas: Vec<_> = self.ephemeral_resources.iter().map(|(name, e)| (*name, &e.schema)).collect();
+        schemas.sort_by_key(|(name, _)| *name);
+        schemas
+    }
+
+    pub fn ephemeral_resource_value_type(&self, type_name: &str) -> Result<&Type, Diagnostics> {
+        self.ephemeral_resource(type_name).map(|e| &e.ty)
+    }
+
     pub fn resource_value_type(&self, type_name: &str) -> Result<&Type, Diagnostics> {
         self.resource(type_name).map(|r| &r.ty)
     }
@@ -92,6 +109,10 @@ impl Engine {
 
     fn resource(&self, type_name: &str) -> Result<&Registered<dyn Resource>, Diagnostics> {
         self.resources.get(type_name).ok_or_else(|| unknown_type("resource", type_name))
+    }
+
+    fn ephemeral_resource(&self, type_name: &str) -> Result<&Registered<dyn DataSource>, Diagnostics> {
+        self.ephemeral_resources.get(type_name).ok_or_else(|| unknown_type("ephemeral resource", type_name))
     }
 
     fn data_source(&self, type_name: &str) -> Result<&Registered<dyn DataSource>, Diagnostics> {
@@ -123,15 +144,41 @@ impl Engine {
         diags
     }
 
-    pub fn validate_resource(&self, type_name: &str, config: &Value) -> Diagnostics {
+    /// `write_only_allowed` is the client's capability: Terraform before 1.11 does not know
+    /// write-only attributes and would store their values in state like any other.
+    pub fn validate_resource(&self, type_name: &str, config: &Value, write_only_allowed: bool) -> Diagnostics {
         match self.resource(type_name) {
             Ok(r) => {
                 let mut diags = Diagnostics::new();
+                if !write_only_allowed {
+                    reject_write_only_values(&r.schema, config, &mut diags);
+                }
                 r.implementation.validate(config, &mut diags);
                 diags
             }
             Err(diags) => diags,
         }
+    }
+
+    pub fn validate_ephemeral_resource(&self, type_name: &str, config: &Value) -> Diagnostics {
+        match self.ephemeral_resource(type_name) {
+            Ok(e) => {
+                let mut diags = Diagnostics::new();
+                e.implementation.validate(config, &mut diags);
+                diags
+            }
+            Err(diags) => diags,
+        }
+    }
+
+    pub async fn open_ephemeral_resource(&self, type_name: &str, config: &Value) -> (Option<Value>, Diagnostics) {
+        let e = match self.ephemeral_resource(type_name) {
+            Ok(e) => e,
+            Err(diags) => return (None, diags),
+        };
+        let mut diags = Diagnostics::new();
+        let result = e.implementation.read(&self.context(), config, &mut diags).await;
+        (result.map(|r| ensure_known(r, &e.schema, "open", &mut diags)), diags)
     }
 
     pub fn validate_data_source(&self, type_name: &str, config: &Value) -> Diagnostics {
@@ -196,7 +243,13 @@ impl Engine {
         (plan.planned, plan.requires_replace, diags)
     }
 
-    pub async fn apply_resource(&self, type_name: &str, prior: &Value, planned: &Value) -> (Value, Diagnostics) {
+    pub async fn apply_resource(
+        &self,
+        type_name: &str,
+        prior: &Value,
+        planned: &Value,
+        config: &Value,
+    ) -> (Value, Diagnostics) {
         let r = match self.resource(type_name) {
             Ok(r) => r,
             Err(diags) => return (prior.clone(), diags),
@@ -209,9 +262,9 @@ impl Engine {
             // A failed delete keeps the object in state so it is not forgotten.
             if diags.has_errors() { prior.clone() } else { Value::Null }
         } else if prior.is_null() {
-            implementation.create(&ctx, planned, &mut diags).await.unwrap_or(Value::Null)
+            implementation.create(&ctx, planned, config, &mut diags).await.unwrap_or(Value::Null)
         } else {
-            implementation.update(&ctx, prior, planned, &mut diags).await.unwrap_or_else(|| prior.clone())
+            implementation.update(&ctx, prior, planned, config, &mut diags).await.unwrap_or_else(|| prior.clone())
         };
         let new_state = ensure_known(new_state, &r.schema, "apply", &mut diags);
         (new_state, diags)
@@ -235,6 +288,24 @@ impl Engine {
         let mut diags = Diagnostics::new();
         let state = d.implementation.read(&self.context(), config, &mut diags).await;
         (state.map(|s| ensure_known(s, &d.schema, "read", &mut diags)), diags)
+    }
+}
+
+fn reject_write_only_values(schema: &Schema, config: &Value, diags: &mut Diagnostics) {
+    for attribute in schema.block.attributes.iter().filter(|a| a.write_only) {
+        if config.get_attr(&attribute.name).is_some_and(|v| !v.is_null()) {
+            diags.push(
+                Diagnostic::error(
+                    "Write-only attribute needs Terraform 1.11 or later",
+                    format!(
+                        "{:?} is write-only: its value is never stored, which only Terraform 1.11 and later \
+                         support. Upgrade Terraform, or use the attribute this one replaces (see the docs).",
+                        attribute.name
+                    ),
+                )
+                .at(AttributePath::root(&attribute.name)),
+            );
+        }
     }
 }
 

@@ -48,14 +48,22 @@ pub trait Resource: Send + Sync {
     async fn modify_plan(&self, _ctx: &Context, _plan: &mut Plan, _diags: &mut Diagnostics) {}
 
     /// Creates the object. On error, return the partial state if something was created, so
-    /// Terraform keeps track of it (as tainted).
-    async fn create(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Option<Value>;
+    /// Terraform keeps track of it (as tainted). `config` is the configuration as written:
+    /// the only place write-only values ever appear.
+    async fn create(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value>;
 
     /// Refreshes `state` from the remote system; `None` means the object is gone.
     /// Transient failures must return the state unchanged with a diagnostic, never `None`.
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value>;
 
-    async fn update(&self, ctx: &Context, prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Option<Value>;
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+        config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value>;
 
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics);
 
@@ -78,6 +86,8 @@ pub trait DataSource: Send + Sync {
     async fn read(&self, ctx: &Context, config: &Value, diags: &mut Diagnostics) -> Option<Value>;
 }
 
+/// Ephemeral resources (Terraform >= 1.10) are opened exactly like a data source is read,
+/// through [`DataSource`]; Terraform never stores what they return.
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// The provider type, e.g. `platform`; every resource name starts with it and `_`.
@@ -89,4 +99,7 @@ pub trait Provider: Send + Sync {
     async fn configure(&self, ctx: &Context, config: &Value, terraform_version: &str, diags: &mut Diagnostics);
     fn resources(&self) -> Vec<Arc<dyn Resource>>;
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>>;
+    fn ephemeral_resources(&self) -> Vec<Arc<dyn DataSource>> {
+        Vec::new()
+    }
 }

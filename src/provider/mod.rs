@@ -2,14 +2,18 @@
 //! resources during one Terraform run (the default connection and the client cache).
 
 mod connection;
+mod secrets;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 
 pub use connection::{cluster_attribute, connection_from_attribute, validate_cluster_attribute, DefaultConnection};
+pub use secrets::sops_format;
+use secrets::SecretsConfig;
 
 use crate::clients::kube::{ClientCache, Cluster, KubeError};
+use crate::clients::sops::{Decrypted, Format, Keys};
 use crate::framework::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use crate::framework::resource::{Context, DataSource, Provider, Resource};
 use crate::framework::schema::{Block, Schema};
@@ -21,6 +25,9 @@ use crate::{data_sources, resources};
 pub struct Platform {
     default_connection: RwLock<DefaultConnection>,
     clients: ClientCache,
+    secrets: RwLock<SecretsConfig>,
+    /// Loaded on first use, then shared: one key file read per run.
+    sops_keys: Mutex<Option<Result<Arc<Keys>, Diagnostic>>>,
 }
 
 impl Platform {
@@ -54,6 +61,23 @@ impl Platform {
                 None => diagnostic,
             }
         })
+    }
+}
+
+impl Platform {
+    /// Decrypts the SOPS file at `path` with the provider's age keys; errors point at `at`.
+    pub fn decrypt_sops_file(&self, path: &str, format: Format, at: AttributePath) -> Result<Decrypted, Diagnostic> {
+        let keys = self
+            .sops_keys
+            .lock()
+            .expect("sops keys lock")
+            .get_or_insert_with(|| {
+                self.secrets.read().expect("secrets lock").load_keys().map(Arc::new).map_err(|e| {
+                    Diagnostic::error("No usable age key for SOPS", format!("{e}"))
+                })
+            })
+            .clone();
+        secrets::decrypt_file(&keys, path, format, at)
     }
 }
 
@@ -93,6 +117,7 @@ impl Provider for PlatformProvider {
         Schema::new(
             Block::new(vec![])
                 .with_block(connection::kubernetes_block())
+                .with_block(secrets::secrets_block())
                 .describe("Plans and applies a whole self-hosted Kubernetes platform: clusters, namespaces, component stacks, DNS, backups and secrets."),
         )
     }
@@ -106,6 +131,10 @@ impl Provider for PlatformProvider {
             }
             Err(diagnostic) => diags.push(diagnostic),
         }
+        let secrets = SecretsConfig::from_block(config.get_attr("secrets").filter(|b| !b.is_null()));
+        tracing::debug!(secrets = ?secrets, "secrets configured");
+        *self.shared.secrets.write().expect("secrets lock") = secrets;
+        *self.shared.sops_keys.lock().expect("sops keys lock") = None;
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
@@ -114,5 +143,9 @@ impl Provider for PlatformProvider {
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         data_sources::all(&self.shared)
+    }
+
+    fn ephemeral_resources(&self) -> Vec<Arc<dyn DataSource>> {
+        data_sources::ephemeral(&self.shared)
     }
 }

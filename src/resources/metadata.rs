@@ -33,6 +33,19 @@ pub fn dns1123_label_problem(name: &str) -> Option<String> {
     }
 }
 
+/// Why `name` is not a DNS-1123 subdomain (the rule for most object names), if it is not one.
+pub fn dns1123_subdomain_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("must not be empty".into())
+    } else if name.len() > 253 {
+        Some(format!("must be at most 253 characters (it has {})", name.len()))
+    } else if !DNS1123_SUBDOMAIN.is_match(name) {
+        Some("must consist of lower case letters, digits, '-' and '.', and start and end with a letter or digit".into())
+    } else {
+        None
+    }
+}
+
 /// Why `key` is not a valid label or annotation key (`[prefix/]name`), if it is not one.
 pub fn qualified_name_problem(key: &str) -> Option<String> {
     let (prefix, name) = match key.split_once('/') {

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 
+use super::bounded::run_bounded;
 use super::metadata;
 use crate::clients::kube::{Cluster, KubeError, FIELD_MANAGER};
 use crate::framework::diagnostics::Diagnostics;
@@ -73,18 +74,6 @@ fn desired_object(planned: &Value) -> serde_json::Value {
         }
     }
     serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": metadata })
-}
-
-/// Runs `work` unless it outlasts `timeout` or Terraform asks us to stop.
-async fn run_bounded<T>(
-    ctx: &Context,
-    timeout: Duration,
-    work: impl std::future::Future<Output = Result<T, KubeError>>,
-) -> Result<T, KubeError> {
-    tokio::select! {
-        _ = ctx.stop.cancelled() => Err(KubeError::Cancelled),
-        result = tokio::time::timeout(timeout, work) => result.unwrap_or(Err(KubeError::Timeout(timeout))),
-    }
 }
 
 /// Reads the namespace unless that outlasts `timeout` or Terraform asks us to stop.
@@ -174,7 +163,7 @@ impl Resource for NamespaceResource {
         validate_cluster_attribute(config, diags);
     }
 
-    async fn create(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn create(&self, ctx: &Context, planned: &Value, _config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
         let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
         // Refuse to silently adopt a namespace someone else made: that is what import is for.
@@ -216,7 +205,14 @@ impl Resource for NamespaceResource {
         }
     }
 
-    async fn update(&self, ctx: &Context, _prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn update(
+        &self,
+        ctx: &Context,
+        _prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
         let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
         let connection = self.api(planned, diags).await?;
         let live = self.apply(ctx, &connection, planned, timeout, diags).await?;

@@ -71,6 +71,11 @@ impl Provider for ProviderService {
                 .into_iter()
                 .map(|(name, _)| get_metadata::DataSourceMetadata { type_name: name.to_string() })
                 .collect(),
+            ephemeral_resources: engine
+                .ephemeral_resource_schemas()
+                .into_iter()
+                .map(|(name, _)| get_metadata::EphemeralMetadata { type_name: name.to_string() })
+                .collect(),
             ..Default::default()
         }))
     }
@@ -90,6 +95,11 @@ impl Provider for ProviderService {
                 .collect(),
             data_source_schemas: engine
                 .data_source_schemas()
+                .into_iter()
+                .map(|(name, schema)| (name.to_string(), convert::schema(schema)))
+                .collect(),
+            ephemeral_resource_schemas: engine
+                .ephemeral_resource_schemas()
                 .into_iter()
                 .map(|(name, schema)| (name.to_string(), convert::schema(schema)))
                 .collect(),
@@ -127,7 +137,11 @@ impl Provider for ProviderService {
             .resource_value_type(&request.type_name)
             .and_then(|ty| convert::decode(ty, request.config.as_ref(), "configuration"))
         {
-            Ok(config) => self.engine.validate_resource(&request.type_name, &config),
+            Ok(config) => {
+                let write_only_allowed =
+                    request.client_capabilities.as_ref().is_some_and(|c| c.write_only_attributes_allowed);
+                self.engine.validate_resource(&request.type_name, &config, write_only_allowed)
+            }
             Err(d) => d,
         };
         Ok(Response::new(validate_resource_config::Response { diagnostics: convert::diagnostics(diags) }))
@@ -244,11 +258,12 @@ impl Provider for ProviderService {
         let ty = try_diags!(self.engine.resource_value_type(&request.type_name), diags, with_diags(apply_resource_change::Response::default(), diags));
         let decoded = convert::decode(ty, request.prior_state.as_ref(), "prior state").and_then(|prior| {
             let planned = convert::decode(ty, request.planned_state.as_ref(), "planned state")?;
-            Ok((prior, planned))
+            let config = convert::decode(ty, request.config.as_ref(), "configuration")?;
+            Ok((prior, planned, config))
         });
         let fallback = apply_resource_change::Response { new_state: request.prior_state.clone(), ..Default::default() };
-        let (prior, planned) = try_diags!(decoded, diags, with_diags(fallback, diags));
-        let (new_state, apply_diags) = self.engine.apply_resource(&request.type_name, &prior, &planned).await;
+        let (prior, planned, config) = try_diags!(decoded, diags, with_diags(fallback, diags));
+        let (new_state, apply_diags) = self.engine.apply_resource(&request.type_name, &prior, &planned, &config).await;
         diags.extend(apply_diags);
         let new_state = if new_state.is_null() { None } else { convert::encode(ty, &new_state, &mut diags) };
         Ok(Response::new(apply_resource_change::Response {
@@ -300,6 +315,54 @@ impl Provider for ProviderService {
         Ok(Response::new(read_data_source::Response { state, diagnostics: convert::diagnostics(diags), ..Default::default() }))
     }
 
+    async fn validate_ephemeral_resource_config(
+        &self,
+        request: Request<validate_ephemeral_resource_config::Request>,
+    ) -> Result<Response<validate_ephemeral_resource_config::Response>, Status> {
+        let request = request.into_inner();
+        tracing::debug!(type_name = %request.type_name, "ValidateEphemeralResourceConfig");
+        let diags = match self
+            .engine
+            .ephemeral_resource_value_type(&request.type_name)
+            .and_then(|ty| convert::decode(ty, request.config.as_ref(), "configuration"))
+        {
+            Ok(config) => self.engine.validate_ephemeral_resource(&request.type_name, &config),
+            Err(d) => d,
+        };
+        Ok(Response::new(validate_ephemeral_resource_config::Response { diagnostics: convert::diagnostics(diags) }))
+    }
+
+    async fn open_ephemeral_resource(
+        &self,
+        request: Request<open_ephemeral_resource::Request>,
+    ) -> Result<Response<open_ephemeral_resource::Response>, Status> {
+        let request = request.into_inner();
+        tracing::debug!(type_name = %request.type_name, "OpenEphemeralResource");
+        let mut diags = Diagnostics::new();
+        let empty = open_ephemeral_resource::Response::default;
+        let ty = try_diags!(self.engine.ephemeral_resource_value_type(&request.type_name), diags, with_diags(empty(), diags));
+        let config = try_diags!(convert::decode(ty, request.config.as_ref(), "configuration"), diags, with_diags(empty(), diags));
+        let (result, open_diags) = self.engine.open_ephemeral_resource(&request.type_name, &config).await;
+        diags.extend(open_diags);
+        let result = result.and_then(|result| convert::encode(ty, &result, &mut diags));
+        // Nothing to renew or close: results are plain values, not leases.
+        Ok(Response::new(open_ephemeral_resource::Response { result, diagnostics: convert::diagnostics(diags), ..Default::default() }))
+    }
+
+    async fn renew_ephemeral_resource(
+        &self,
+        _request: Request<renew_ephemeral_resource::Request>,
+    ) -> Result<Response<renew_ephemeral_resource::Response>, Status> {
+        Ok(Response::new(renew_ephemeral_resource::Response::default()))
+    }
+
+    async fn close_ephemeral_resource(
+        &self,
+        _request: Request<close_ephemeral_resource::Request>,
+    ) -> Result<Response<close_ephemeral_resource::Response>, Status> {
+        Ok(Response::new(close_ephemeral_resource::Response::default()))
+    }
+
     async fn stop_provider(&self, _request: Request<stop_provider::Request>) -> Result<Response<stop_provider::Response>, Status> {
         tracing::info!("StopProvider: cancelling work in flight");
         self.engine.stop();
@@ -328,7 +391,8 @@ with_diagnostics!(
     plan_resource_change,
     apply_resource_change,
     import_resource_state,
-    read_data_source
+    read_data_source,
+    open_ephemeral_resource
 );
 
 fn with_diags<R: WithDiagnostics>(mut response: R, diags: Diagnostics) -> R {

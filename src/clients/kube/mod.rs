@@ -2,12 +2,16 @@
 //! error vocabulary resources need (gone vs. transient vs. refused).
 
 mod connection;
+mod dynamic;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use connection::{ConnectionSpec, ExecSpec};
+pub use dynamic::{DiscoveryCache, KindInfo};
 use tokio::sync::{Mutex, OnceCell};
+
+use super::error_chain;
 
 /// The field manager of every server-side apply we make.
 pub const FIELD_MANAGER: &str = "terraform-provider-platform";
@@ -55,25 +59,13 @@ impl KubeError {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
 
 /// A connected client plus the URL it talks to (for messages).
 #[derive(Clone)]
 pub struct Cluster {
     pub client: kube::Client,
     pub url: String,
+    pub discovery: Arc<DiscoveryCache>,
 }
 
 impl Cluster {
@@ -101,9 +93,23 @@ impl ClientCache {
             tracing::debug!(url = %url, "building Kubernetes client");
             let client = kube::Client::try_from(config)
                 .map_err(|e| KubeError::Config(format!("cannot build a Kubernetes client: {}", error_chain(&e))))?;
-            Ok(Cluster { client, url })
+            Ok(Cluster { client, url, discovery: Arc::default() })
         })
         .await
         .cloned()
     }
+}
+
+/// The child field names under `path` (e.g. `["data"]`) that `manager` owns through
+/// server-side apply, from the object's `metadata.managedFields`.
+pub fn owned_children(object: &serde_json::Value, manager: &str, path: &[&str]) -> std::collections::BTreeSet<String> {
+    let entries = object.pointer("/metadata/managedFields").and_then(|m| m.as_array());
+    entries
+        .into_iter()
+        .flatten()
+        .filter(|e| e["manager"] == manager && e["operation"] == "Apply")
+        .filter_map(|e| path.iter().try_fold(&e["fieldsV1"], |node, step| node.get(format!("f:{step}"))))
+        .filter_map(|node| node.as_object())
+        .flat_map(|children| children.keys().filter_map(|k| k.strip_prefix("f:")).map(str::to_string))
+        .collect()
 }

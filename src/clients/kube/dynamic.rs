@@ -1,0 +1,127 @@
+//! Objects of any kind, known only at run time (manifests, custom resources): discovery
+//! cached per API version, and server-side apply, list, get and delete on them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::discovery::{self, Scope};
+use kube::core::GroupVersion;
+use tokio::sync::Mutex;
+
+use super::{Cluster, KubeError, FIELD_MANAGER};
+
+/// How the API server serves one kind.
+#[derive(Clone, Debug)]
+pub struct KindInfo {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// Kinds by API version, fetched one API version at a time and kept for the run.
+#[derive(Default)]
+pub struct DiscoveryCache {
+    versions: Mutex<HashMap<String, Arc<HashMap<String, KindInfo>>>>,
+}
+
+impl Cluster {
+    /// How `kind` of `api_version` is served; `None` when the server does not know it (yet:
+    /// a CRD applied a moment ago may still be on its way, so misses are never cached).
+    pub async fn kind(&self, api_version: &str, kind: &str) -> Result<Option<KindInfo>, KubeError> {
+        if let Some(kinds) = self.discovery.versions.lock().await.get(api_version) {
+            if let Some(info) = kinds.get(kind) {
+                return Ok(Some(info.clone()));
+            }
+        }
+        let kinds = Arc::new(self.fetch_kinds(api_version).await?);
+        let found = kinds.get(kind).cloned();
+        self.discovery.versions.lock().await.insert(api_version.to_string(), kinds);
+        Ok(found)
+    }
+
+    async fn fetch_kinds(&self, api_version: &str) -> Result<HashMap<String, KindInfo>, KubeError> {
+        let gv: GroupVersion = api_version
+            .parse()
+            .map_err(|_| KubeError::Config(format!("{api_version:?} is not an API version")))?;
+        match discovery::pinned_group(&self.client, &gv).await {
+            Ok(group) => Ok(group
+                .versioned_resources(&gv.version)
+                .into_iter()
+                // Subresources (pods/log, ...) share kinds with their parents.
+                .filter(|(resource, _)| !resource.plural.contains('/'))
+                .map(|(resource, caps)| {
+                    let info = KindInfo { namespaced: caps.scope == Scope::Namespaced, resource };
+                    (info.resource.kind.clone(), info)
+                })
+                .collect()),
+            Err(e) => {
+                let e = self.error(e);
+                if e.is_not_found() { Ok(HashMap::new()) } else { Err(e) }
+            }
+        }
+    }
+
+    pub fn dynamic_api(&self, info: &KindInfo, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (info.namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &info.resource),
+            _ => Api::all_with(self.client.clone(), &info.resource),
+        }
+    }
+
+    /// Server-side applies one whole object as our field manager, taking over conflicting fields.
+    pub async fn apply_dynamic(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        object: &serde_json::Value,
+    ) -> Result<serde_json::Value, KubeError> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let live = self.dynamic_api(info, namespace).patch(name, &params, &Patch::Apply(object)).await.map_err(|e| self.error(e))?;
+        Ok(serde_json::to_value(live).unwrap_or_default())
+    }
+
+    pub async fn get_dynamic(&self, info: &KindInfo, namespace: Option<&str>, name: &str) -> Result<Option<serde_json::Value>, KubeError> {
+        let live = self.dynamic_api(info, namespace).get_opt(name).await.map_err(|e| self.error(e))?;
+        Ok(live.map(|o| serde_json::to_value(o).unwrap_or_default()))
+    }
+
+    /// Every object of a kind (in `namespace`, or everywhere) carrying `label_selector`.
+    pub async fn list_dynamic(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        label_selector: &str,
+    ) -> Result<Vec<serde_json::Value>, KubeError> {
+        let params = ListParams::default().labels(label_selector);
+        let list = self.dynamic_api(info, namespace).list(&params).await.map_err(|e| self.error(e))?;
+        Ok(list.items.into_iter().map(|o| serde_json::to_value(o).unwrap_or_default()).collect())
+    }
+
+    /// Deletes in the foreground-free default way (dependents go in the background);
+    /// `Ok(false)` when it was already gone.
+    pub async fn delete_dynamic(&self, info: &KindInfo, namespace: Option<&str>, name: &str) -> Result<bool, KubeError> {
+        let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+        match self.dynamic_api(info, namespace).delete(name, &params).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = self.error(e);
+                if e.is_not_found() { Ok(false) } else { Err(e) }
+            }
+        }
+    }
+
+    /// Every kind the server serves that can be listed (for import by label).
+    pub async fn listable_kinds(&self) -> Result<Vec<KindInfo>, KubeError> {
+        let discovery = kube::Discovery::new(self.client.clone()).run().await.map_err(|e| self.error(e))?;
+        let mut kinds = Vec::new();
+        for group in discovery.groups() {
+            for (resource, caps) in group.recommended_resources() {
+                if caps.supports_operation(kube::discovery::verbs::LIST) && !resource.plural.contains('/') {
+                    kinds.push(KindInfo { namespaced: caps.scope == Scope::Namespaced, resource });
+                }
+            }
+        }
+        Ok(kinds)
+    }
+}

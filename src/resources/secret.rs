@@ -1,0 +1,330 @@
+//! `platform_secret`: a Kubernetes Secret whose values come from `data` (sensitive, in
+//! state), `data_wo` (write-only, never stored) or a SOPS file decrypted inside the provider
+//! (state keeps the path and a digest of the values, never the plaintext).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ApiResource;
+
+use super::object::{self, NamespacedObject};
+use super::{metadata, secret_data};
+use crate::clients::kube::{owned_children, FIELD_MANAGER};
+use crate::framework::diagnostics::{AttributePath, Diagnostics};
+use crate::framework::resource::{Context, Plan, Resource};
+use crate::framework::schema::{Attribute, Block, Schema};
+use crate::framework::value::Value;
+use crate::provider::{cluster_attribute, kube_diagnostic, sops_format, validate_cluster_attribute, Platform};
+
+const SOURCES: &[&str] = &["data", "data_wo", "sops_file"];
+/// Changing these on an immutable Secret needs a new Secret.
+const IMMUTABLE_CONTENT: &[&str] = &["data", "data_wo_version", "data_digest", "type"];
+
+pub struct SecretResource {
+    platform: Arc<Platform>,
+    api_resource: ApiResource,
+}
+
+impl SecretResource {
+    pub fn new(platform: Arc<Platform>) -> Self {
+        SecretResource { platform, api_resource: ApiResource::erase::<Secret>(&()) }
+    }
+
+    async fn object(&self, state: &Value, diags: &mut Diagnostics) -> Option<NamespacedObject> {
+        NamespacedObject::connect(&self.platform, state, &self.api_resource, diags).await
+    }
+
+    /// The decrypted SOPS file named in `config`, if any; `Err` after a diagnostic.
+    fn sops_data(&self, config: &Value, diags: &mut Diagnostics) -> Result<Option<BTreeMap<String, Vec<u8>>>, ()> {
+        let Some(path) = config.get_attr("sops_file").and_then(Value::as_str) else { return Ok(None) };
+        let format = match sops_format(path, config.get_attr("sops_format").and_then(Value::as_str)) {
+            Ok(format) => format,
+            Err(problem) => {
+                diags.error_at(AttributePath::root("sops_format"), "Invalid SOPS format", problem);
+                return Err(());
+            }
+        };
+        let decrypted = self.platform.decrypt_sops_file(path, format, AttributePath::root("sops_file")).map_err(|d| diags.push(d))?;
+        decrypted.secret_data().map(Some).map_err(|e| {
+            diags.error_at(AttributePath::root("sops_file"), "Unusable SOPS file", format!("{path}: {e}"));
+        })
+    }
+
+    /// Writes the Secret and returns the new state.
+    async fn apply(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        let object = self.object(planned, diags).await?;
+        let values = match self.sops_data(config, diags) {
+            Ok(Some(values)) => {
+                // The file may have changed between plan and apply; say so rather than
+                // letting Terraform report an inconsistent result.
+                let digest = secret_data::map_digest(&values);
+                if let Some(planned_digest) = planned.get_attr("data_digest").and_then(Value::as_str) {
+                    if planned_digest != digest {
+                        diags.error_at(
+                            AttributePath::root("sops_file"),
+                            "SOPS file changed since plan",
+                            "The decrypted values differ from those planned. Run plan again.",
+                        );
+                        return None;
+                    }
+                }
+                Some(values)
+            }
+            Ok(None) => secret_data::configured(planned, config),
+            Err(()) => return None,
+        };
+        let desired = desired_object(planned, values.as_ref());
+        match object.apply(ctx, &desired).await {
+            Ok(live) => Some(state_from_live(planned, &live)),
+            Err(e) => {
+                diags.push(kube_diagnostic(&format!("Could not apply {}", object.describe()), &e));
+                None
+            }
+        }
+    }
+}
+
+fn desired_object(planned: &Value, values: Option<&BTreeMap<String, Vec<u8>>>) -> serde_json::Value {
+    let mut desired = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": object::desired_metadata(planned),
+        "type": planned.get_attr("type").and_then(Value::as_str).unwrap_or("Opaque"),
+    });
+    if let Some(values) = values {
+        let encoded: BTreeMap<&str, String> = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), base64::engine::general_purpose::STANDARD.encode(v)))
+            .collect();
+        desired["data"] = serde_json::json!(encoded);
+    }
+    if let Some(immutable) = planned.get_attr("immutable").and_then(Value::as_bool) {
+        desired["immutable"] = serde_json::json!(immutable);
+    }
+    desired
+}
+
+/// The live Secret's data values.
+fn live_data(live: &serde_json::Value) -> BTreeMap<String, Vec<u8>> {
+    let Some(entries) = live.get("data").and_then(|d| d.as_object()) else { return BTreeMap::new() };
+    entries
+        .iter()
+        .filter_map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(v.as_str()?).ok()?;
+            Some((k.clone(), bytes))
+        })
+        .collect()
+}
+
+/// The state for a live Secret. Values come back only where the state holds them (`data`);
+/// for a SOPS file, `data_digest` becomes the digest of the values our field manager still
+/// owns, so an edit by anyone else (which takes ownership) or a removed key shows as a change.
+fn state_from_live(state: &Value, live: &serde_json::Value) -> Value {
+    let mut next = state.clone();
+    let text = |pointer: &str| live.pointer(pointer).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    next.set_attr("id", Value::string(format!("{}/{}", text("/metadata/namespace"), text("/metadata/name"))));
+    next.set_attr("type", Value::string(live.get("type").and_then(|t| t.as_str()).unwrap_or("Opaque")));
+    if state.get_attr("immutable").is_some_and(|v| !v.is_null()) {
+        next.set_attr("immutable", Value::Bool(live.get("immutable").and_then(|v| v.as_bool()).unwrap_or(false)));
+    }
+    object::refresh_metadata(&mut next, &live["metadata"]);
+    let values = live_data(live);
+    if let Some(managed) = metadata::string_map(state.get_attr("data")) {
+        let kept = managed
+            .keys()
+            .filter_map(|k| values.get(k).map(|v| (k.clone(), Value::string(String::from_utf8_lossy(v)))))
+            .collect::<BTreeMap<_, _>>();
+        next.set_attr("data", Value::Map(kept));
+    }
+    if state.get_attr("sops_file").is_some_and(|v| !v.is_null()) {
+        let owned = owned_children(live, FIELD_MANAGER, &["data"]);
+        let owned_values = values.iter().filter(|(k, _)| owned.contains(*k)).map(|(k, v)| (k.as_str(), v.as_slice()));
+        next.set_attr("data_digest", Value::string(secret_data::digest(owned_values)));
+    } else {
+        next.set_attr("data_digest", Value::Null);
+    }
+    next
+}
+
+#[async_trait]
+impl Resource for SecretResource {
+    fn type_name(&self) -> &'static str {
+        "platform_secret"
+    }
+
+    fn schema(&self) -> Schema {
+        let mut attributes = vec![
+            Attribute::string("id").computed().keep_on_update().describe("`namespace/name`."),
+            Attribute::string("namespace").required().requires_replace().describe("Namespace of the Secret."),
+            Attribute::string("name").required().requires_replace().describe("Name of the Secret."),
+            Attribute::string("type").optional().computed().requires_replace().describe(
+                "Secret type: `Opaque` (the default), `kubernetes.io/tls`, `kubernetes.io/dockerconfigjson`, ... Changing it replaces the Secret.",
+            ),
+            Attribute::bool("immutable").optional().describe(
+                "Mark the Secret immutable. Kubernetes then refuses changes to its values, so changing them replaces the Secret.",
+            ),
+            Attribute::string_map("labels").optional().describe("Labels this resource manages; others' labels are left alone."),
+            Attribute::string_map("annotations").optional().describe("Annotations this resource manages; others' are left alone."),
+            Attribute::string("sops_file").optional().describe(
+                "Path of a SOPS file (YAML, JSON, dotenv or binary, age recipients) decrypted inside the provider at plan and apply. \
+                 Its top-level keys become the Secret's keys; a file holding a whole Secret manifest gives that Secret's data. \
+                 State keeps only the path and `data_digest`.",
+            ),
+            Attribute::string("sops_format")
+                .optional()
+                .describe("Format of `sops_file`: `yaml`, `json`, `dotenv` or `binary`. Defaults from the file name, like sops."),
+            Attribute::string("data_digest").computed().describe(
+                "SHA-256 digest of the values from `sops_file`. Changes when the file's values change or when the live \
+                 Secret's values are changed or removed outside Terraform.",
+            ),
+            cluster_attribute(),
+        ];
+        attributes.extend(secret_data::data_attributes());
+        Schema::new(Block::new(attributes).describe(
+            "A Kubernetes Secret, written by server-side apply. Values come from `data`, write-only `data_wo`, or a \
+             SOPS-encrypted file; plaintext from `data_wo` and `sops_file` never reaches plan, state or logs.",
+        ))
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        metadata::validate_name(config, "namespace", diags);
+        if let Some(name) = config.get_attr("name").and_then(Value::as_str) {
+            if let Some(problem) = metadata::dns1123_subdomain_problem(name) {
+                diags.error_at(AttributePath::root("name"), "Invalid name", format!("{name:?} {problem}."));
+            }
+        }
+        metadata::validate_labels_and_annotations(config, diags);
+        secret_data::validate(config, SOURCES, diags);
+        if let Some(format) = config.get_attr("sops_format").and_then(Value::as_str) {
+            if let Err(problem) = sops_format("", Some(format)) {
+                diags.error_at(AttributePath::root("sops_format"), "Invalid SOPS format", problem);
+            }
+        }
+        validate_cluster_attribute(config, diags);
+    }
+
+    async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan, diags: &mut Diagnostics) {
+        if plan.config.get_attr("type").is_none_or(Value::is_null) {
+            let prior = plan.prior.get_attr("type").filter(|t| !t.is_null()).cloned();
+            plan.planned.set_attr("type", prior.unwrap_or_else(|| Value::string("Opaque")));
+        }
+        // The digest of the file's values, computed now so the plan shows whether they changed.
+        let digest = match plan.config.get_attr("sops_file") {
+            Some(Value::Unknown) => Value::Unknown,
+            Some(Value::String(_)) => match self.sops_data(&plan.config, diags) {
+                Ok(Some(values)) => Value::string(secret_data::map_digest(&values)),
+                _ => Value::Unknown,
+            },
+            _ => Value::Null,
+        };
+        plan.planned.set_attr("data_digest", digest);
+        if plan.prior.get_attr("immutable").and_then(Value::as_bool) == Some(true) {
+            for name in IMMUTABLE_CONTENT {
+                if plan.prior.get_attr(name) != plan.planned.get_attr(name) {
+                    plan.requires_replace.push(AttributePath::root(name));
+                }
+            }
+        }
+    }
+
+    async fn create(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        let object = self.object(planned, diags).await?;
+        let id = format!("{}/{}", object.namespace, object.name);
+        if !object.check_absent(ctx, &id, diags).await {
+            return None;
+        }
+        self.apply(ctx, planned, config, diags).await
+    }
+
+    async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        let Some(object) = self.object(state, diags).await else { return Some(state.clone()) };
+        object.refresh(ctx, state, diags, |live| state_from_live(state, live)).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Context,
+        _prior: &Value,
+        planned: &Value,
+        config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        self.apply(ctx, planned, config, diags).await
+    }
+
+    async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
+        if let Some(object) = self.object(prior, diags).await {
+            object.delete(ctx, diags).await;
+        }
+    }
+
+    async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        let (namespace, name) = object::parse_import_id(id, diags)?;
+        let mut state = Value::null_object(&self.schema().implied_type());
+        state.set_attr("namespace", Value::string(namespace));
+        state.set_attr("name", Value::string(name));
+        let object = self.object(&state, diags).await?;
+        let live = object.get_for_import(ctx, diags).await?;
+        object::adopt_metadata(&mut state, &live["metadata"]);
+        Some(state_from_live(&state, &live))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned() -> Value {
+        Value::object([
+            ("namespace", Value::string("apps")),
+            ("name", Value::string("db")),
+            ("type", Value::string("Opaque")),
+            ("immutable", Value::Null),
+            ("labels", Value::map([("app", Value::string("db"))])),
+            ("annotations", Value::Null),
+            ("data", Value::map([("password", Value::string("s3cret"))])),
+            ("sops_file", Value::Null),
+            ("data_digest", Value::Null),
+        ])
+    }
+
+    #[test]
+    fn desired_object_encodes_values_and_only_managed_metadata() {
+        let values = secret_data::configured(&planned(), &Value::Null).unwrap();
+        let desired = desired_object(&planned(), Some(&values));
+        assert_eq!(desired["data"]["password"], "czNjcmV0");
+        assert_eq!(desired["metadata"]["labels"]["app"], "db");
+        assert!(desired["metadata"].get("annotations").is_none());
+        assert!(desired.get("immutable").is_none());
+    }
+
+    #[test]
+    fn refresh_keeps_managed_keys_and_digests_only_owned_values() {
+        let live = serde_json::json!({
+            "metadata": { "name": "db", "namespace": "apps", "labels": { "app": "db", "other": "x" },
+                "managedFields": [
+                    { "manager": FIELD_MANAGER, "operation": "Apply", "fieldsType": "FieldsV1",
+                      "fieldsV1": { "f:data": { "f:a": {}, "f:b": {} } } },
+                    { "manager": "kubectl-edit", "operation": "Update", "fieldsType": "FieldsV1",
+                      "fieldsV1": { "f:data": { "f:c": {} } } }
+                ] },
+            "type": "Opaque",
+            "data": { "a": "MQ==", "b": "Mg==", "c": "Mw==", "password": "czNjcmV0" }
+        });
+        let state = state_from_live(&planned(), &live);
+        assert_eq!(state.get_attr("id"), Some(&Value::string("apps/db")));
+        assert_eq!(state.get_attr("labels"), Some(&Value::map([("app", Value::string("db"))])));
+        assert_eq!(state.get_attr("data"), Some(&Value::map([("password", Value::string("s3cret"))])));
+        assert_eq!(state.get_attr("data_digest"), Some(&Value::Null));
+
+        let mut sops_state = planned();
+        sops_state.set_attr("data", Value::Null);
+        sops_state.set_attr("sops_file", Value::string("x.yaml"));
+        let refreshed = state_from_live(&sops_state, &live);
+        let expected = secret_data::digest([("a", b"1".as_slice()), ("b", b"2".as_slice())]);
+        assert_eq!(refreshed.get_attr("data_digest"), Some(&Value::string(expected)));
+    }
+}

@@ -1,0 +1,331 @@
+//! A stack's `component` blocks as Rust values: read from the configuration, checked at
+//! plan time (nothing here needs a cluster), and rendered into the objects to apply.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+
+use super::flux::{self, HelmChart, HelmComponent};
+use super::graph;
+use super::manifests::{self, Manifest};
+use crate::catalog;
+use crate::framework::diagnostics::{AttributePath, Diagnostics};
+use crate::framework::value::Value;
+use crate::resources::metadata;
+
+pub const DEFAULT_FLUX_NAMESPACE: &str = "flux-system";
+const DEFAULT_INTERVAL: &str = "10m";
+
+/// Where a component's objects come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Manifests(String),
+    Url { url: String, sha256: String },
+    Helm { repository: String, chart: String, version: String, values: Option<String>, interval: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Component {
+    pub index: usize,
+    pub name: String,
+    pub depends_on: Vec<String>,
+    /// Default namespace of its namespaced objects; a Helm release's target namespace.
+    pub namespace: Option<String>,
+    pub source: Source,
+    pub sensitive_values: BTreeMap<String, String>,
+    pub wait: bool,
+}
+
+impl Component {
+    pub fn path(&self) -> AttributePath {
+        AttributePath::root("component").index(self.index as i64)
+    }
+}
+
+fn text(block: &Value, name: &str) -> Option<String> {
+    block.get_attr(name).and_then(Value::as_str).map(str::to_string)
+}
+
+/// Reads the `component` blocks. Returns `None` when any of them is not fully known yet
+/// (planning then treats the stack's objects as unknown); problems go to `diags`.
+pub fn components(config: &Value, diags: &mut Diagnostics) -> Option<Vec<Component>> {
+    let blocks = match config.get_attr("component") {
+        Some(Value::List(blocks)) => blocks.as_slice(),
+        Some(Value::Unknown) => return None,
+        _ => &[],
+    };
+    let mut components = Vec::new();
+    let mut known = true;
+    for (index, block) in blocks.iter().enumerate() {
+        if !block.is_wholly_known() {
+            known = false;
+            continue;
+        }
+        if let Some(component) = component(index, block, diags) {
+            components.push(component);
+        }
+    }
+    known.then_some(components)
+}
+
+fn component(index: usize, block: &Value, diags: &mut Diagnostics) -> Option<Component> {
+    let path = AttributePath::root("component").index(index as i64);
+    let name = text(block, "name").unwrap_or_default();
+    if let Some(problem) = metadata::dns1123_label_problem(&name) {
+        diags.error_at(path.clone().attribute("name"), "Invalid component name", format!("{name:?} {problem}."));
+    }
+    let mut depends_on: Vec<String> = block
+        .get_attr("depends_on")
+        .and_then(Value::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let mut namespace = text(block, "namespace");
+    let helm = block.get_attr("helm").filter(|h| !h.is_null());
+    let catalog_name = text(block, "catalog");
+    let entry = match catalog_name.as_deref().map(|c| (c, catalog::lookup(c))) {
+        Some((_, Some(entry))) => Some(entry),
+        Some((wanted, None)) => {
+            let names: Vec<&str> = catalog::names().collect();
+            diags.error_at(
+                path.clone().attribute("catalog"),
+                "Unknown catalog component",
+                format!("Component {name:?}: the catalog has no {wanted:?}. It has: {}.", names.join(", ")),
+            );
+            return None;
+        }
+        None => None,
+    };
+    let sources: Vec<&str> = [("manifests", block.get_attr("manifests")), ("manifests_url", block.get_attr("manifests_url"))]
+        .into_iter()
+        .filter(|(_, v)| v.is_some_and(|v| !v.is_null()))
+        .map(|(n, _)| n)
+        .chain((helm.is_some() || entry.is_some()).then_some("helm/catalog"))
+        .collect();
+    if sources.len() != 1 {
+        diags.error_at(
+            path.clone(),
+            "Component needs exactly one source",
+            format!(
+                "Component {name:?} must set exactly one of `manifests`, `manifests_url`, or a `helm` block / `catalog`{}.",
+                if sources.is_empty() { String::new() } else { format!("; it sets {}", sources.join(" and ")) }
+            ),
+        );
+        return None;
+    }
+    let source = match sources[0] {
+        "manifests" => Source::Manifests(text(block, "manifests").unwrap_or_default()),
+        "manifests_url" => {
+            let url = text(block, "manifests_url").unwrap_or_default();
+            let Some(sha256) = text(block, "manifests_sha256") else {
+                diags.error_at(
+                    path.clone().attribute("manifests_sha256"),
+                    "Missing manifests_sha256",
+                    format!("Component {name:?}: `manifests_url` needs `manifests_sha256`, checked before anything is applied."),
+                );
+                return None;
+            };
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                diags.error_at(path.clone().attribute("manifests_url"), "Invalid manifests URL", format!("{url:?} is not an http(s) URL."));
+            }
+            let sha256 = sha256.trim().to_ascii_lowercase();
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                diags.error_at(
+                    path.clone().attribute("manifests_sha256"),
+                    "Invalid sha256",
+                    "`manifests_sha256` must be 64 hexadecimal digits.",
+                );
+            }
+            Source::Url { url, sha256 }
+        }
+        _ => {
+            let from_block = |field: &str| helm.and_then(|h| text(h, field));
+            let repository = from_block("repository").or(entry.map(|e| e.repository.to_string()));
+            let chart = from_block("chart").or(entry.map(|e| e.chart.to_string()));
+            let version = from_block("version").or(entry.map(|e| e.version.to_string()));
+            let (Some(repository), Some(chart), Some(version)) = (repository, chart, version) else {
+                diags.error_at(
+                    path.clone().attribute("helm"),
+                    "Incomplete Helm chart",
+                    format!("Component {name:?}: `helm` needs `repository`, `chart` and `version` (or a `catalog` entry to supply them)."),
+                );
+                return None;
+            };
+            if !["https://", "http://", "oci://"].iter().any(|scheme| repository.starts_with(scheme)) {
+                diags.error_at(
+                    path.clone().attribute("helm").attribute("repository"),
+                    "Invalid Helm repository",
+                    format!("{repository:?} must start with https://, http:// or oci://."),
+                );
+            }
+            let values = merge_values(entry.map(|e| e.default_values), from_block("values").as_deref())
+                .map_err(|problem| diags.error_at(path.clone().attribute("helm").attribute("values"), "Invalid Helm values", problem))
+                .ok()?;
+            if let Some(entry) = entry {
+                namespace = namespace.or(Some(entry.namespace.to_string()));
+                for dependency in entry.depends_on {
+                    if !depends_on.iter().any(|d| d == dependency) {
+                        depends_on.push(format!("{}{dependency}", CATALOG_DEPENDENCY));
+                    }
+                }
+            }
+            let interval = from_block("interval").unwrap_or_else(|| DEFAULT_INTERVAL.to_string());
+            Source::Helm { repository, chart, version, values, interval }
+        }
+    };
+    let sensitive_values = metadata::string_map(block.get_attr("sensitive_values")).unwrap_or_default();
+    if !sensitive_values.is_empty() && !matches!(source, Source::Helm { .. }) {
+        diags.error_at(
+            path.clone().attribute("sensitive_values"),
+            "sensitive_values needs a Helm chart",
+            format!("Component {name:?}: `sensitive_values` are Helm values; it has no `helm` block or `catalog`."),
+        );
+    }
+    if let Some(ns) = &namespace {
+        if let Some(problem) = metadata::dns1123_label_problem(ns) {
+            diags.error_at(path.clone().attribute("namespace"), "Invalid namespace", format!("{ns:?} {problem}."));
+        }
+    }
+    let wait = block.get_attr("wait").and_then(Value::as_bool).unwrap_or(true);
+    Some(Component { index, name, depends_on, namespace, source, sensitive_values, wait })
+}
+
+/// Marks a dependency that came from the catalog: it only applies when the stack has a
+/// component of that name (it may be installed by another stack).
+const CATALOG_DEPENDENCY: &str = "catalog:";
+
+/// Resolves catalog dependencies against the stack's components and checks the graph.
+/// Returns the components grouped in dependency levels.
+pub fn levels(components: &mut [Component], diags: &mut Diagnostics) -> Option<Vec<Vec<usize>>> {
+    let names: Vec<String> = components.iter().map(|c| c.name.clone()).collect();
+    for component in components.iter_mut() {
+        component.depends_on.retain(|d| match d.strip_prefix(CATALOG_DEPENDENCY) {
+            Some(name) => names.iter().any(|n| n == name),
+            None => true,
+        });
+        for d in component.depends_on.iter_mut() {
+            if let Some(name) = d.strip_prefix(CATALOG_DEPENDENCY) {
+                *d = name.to_string();
+            }
+        }
+    }
+    let graph_input: Vec<(&str, &[String])> = components.iter().map(|c| (c.name.as_str(), c.depends_on.as_slice())).collect();
+    match graph::levels(&graph_input) {
+        Ok(levels) => Some(levels),
+        Err(problem) => {
+            diags.error_at(AttributePath::root("component"), "Invalid component dependencies", problem.to_string());
+            None
+        }
+    }
+}
+
+/// Deep-merges the user's values over the catalog's defaults; both YAML mappings.
+fn merge_values(defaults: Option<&str>, user: Option<&str>) -> Result<Option<String>, String> {
+    let parse = |text: &str, what: &str| -> Result<serde_yaml::Value, String> {
+        match serde_yaml::from_str::<serde_yaml::Value>(text) {
+            Ok(serde_yaml::Value::Null) => Ok(serde_yaml::Value::Mapping(Default::default())),
+            Ok(value @ serde_yaml::Value::Mapping(_)) => Ok(value),
+            Ok(_) => Err(format!("{what} must be a YAML mapping")),
+            Err(e) => Err(format!("{what} are not valid YAML: {e}")),
+        }
+    };
+    match (defaults.filter(|d| !d.trim().is_empty()), user) {
+        (None, None) => Ok(None),
+        (None, Some(user)) => parse(user, "values").map(|_| Some(user.to_string())),
+        (Some(defaults), user) => {
+            let mut merged = parse(defaults, "catalog default values")?;
+            if let Some(user) = user {
+                merge_into(&mut merged, parse(user, "values")?);
+            }
+            serde_yaml::to_string(&merged).map(Some).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn merge_into(base: &mut serde_yaml::Value, overlay: serde_yaml::Value) {
+    match (base, overlay) {
+        (serde_yaml::Value::Mapping(base), serde_yaml::Value::Mapping(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(existing) => merge_into(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+/// The objects of one component. `fetched` is the downloaded text of a `manifests_url`.
+/// Problems name the component and the document.
+pub fn render(
+    stack: &str,
+    flux_namespace: &str,
+    component: &Component,
+    helm_dependencies: &[&str],
+    fetched: Option<&str>,
+) -> Result<Vec<Manifest>, Vec<String>> {
+    let prefix = |m: String| format!("component {:?}: {m}", component.name);
+    let mut objects = match &component.source {
+        Source::Manifests(text) => manifests::parse_documents(text).map_err(|ps| ps.into_iter().map(|p| prefix(p.to_string())).collect::<Vec<_>>())?,
+        Source::Url { url, .. } => match fetched {
+            Some(text) => manifests::parse_documents(text)
+                .map_err(|ps| ps.into_iter().map(|p| prefix(format!("{url}: {p}"))).collect::<Vec<_>>())?,
+            None => return Ok(Vec::new()),
+        },
+        Source::Helm { repository, chart, version, values, interval } => {
+            let values_secret = flux::values_secret_name(stack, &component.name);
+            let helm = HelmComponent {
+                component: &component.name,
+                flux_namespace,
+                target_namespace: component.namespace.as_deref().unwrap_or(&component.name),
+                chart: HelmChart { repository, chart, version, values_yaml: values.as_deref(), interval },
+                depends_on: helm_dependencies.to_vec(),
+                sensitive_keys: component.sensitive_values.keys().map(String::as_str).collect(),
+                values_secret_name: (!component.sensitive_values.is_empty()).then_some(values_secret.as_str()),
+            };
+            let mut objects: Vec<serde_json::Value> = flux::flux_objects(&helm).map_err(|e| vec![prefix(e)])?;
+            if !component.sensitive_values.is_empty() {
+                objects.insert(0, values_secret_object(&values_secret, flux_namespace, &component.sensitive_values));
+            }
+            objects
+                .into_iter()
+                .enumerate()
+                .map(|(index, object)| manifest_from_json(object, index))
+                .collect::<Result<_, _>>()
+                .map_err(|e| vec![prefix(e)])?
+        }
+    };
+    for object in &mut objects {
+        manifests::label(&mut object.object, stack, &component.name);
+    }
+    Ok(objects)
+}
+
+fn values_secret_object(name: &str, namespace: &str, values: &BTreeMap<String, String>) -> serde_json::Value {
+    let data: BTreeMap<&str, String> =
+        values.iter().map(|(k, v)| (k.as_str(), base64::engine::general_purpose::STANDARD.encode(v))).collect();
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": name, "namespace": namespace },
+        "type": "Opaque",
+        "data": data,
+    })
+}
+
+fn manifest_from_json(object: serde_json::Value, document_index: usize) -> Result<Manifest, String> {
+    let field = |pointer: &str| object.pointer(pointer).and_then(|v| v.as_str()).map(str::to_string);
+    Ok(Manifest {
+        api_version: field("/apiVersion").ok_or("generated object without apiVersion")?,
+        kind: field("/kind").ok_or("generated object without kind")?,
+        name: field("/metadata/name").ok_or("generated object without name")?,
+        namespace: field("/metadata/namespace"),
+        document_index,
+        list_item: None,
+        object,
+    })
+}
