@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TESTENV_DIR ?= $(HOME)/.cache/terraform-provider-platform/testenv
 export PLATFORM_TESTENV_DIR := $(TESTENV_DIR)
 
-.PHONY: all build testenv test lint demo demo-down docs bench clean
+.PHONY: all build testenv test lint demo demo-down docs bench bench-stack clean
 
 all: build
 
@@ -37,7 +37,11 @@ docs:
 	cargo run --locked --quiet --bin generate-docs
 
 bench: testenv build
-	source $(TESTENV_DIR)/env.sh && bash bench/run.sh
+	source $(TESTENV_DIR)/env.sh && bash bench/run.sh && bash bench/stack.sh
+
+# Only the 300-object platform_stack against kubectl (about 5 minutes).
+bench-stack: testenv build
+	source $(TESTENV_DIR)/env.sh && bash bench/stack.sh
 
 clean:
 	cargo clean

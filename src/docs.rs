@@ -1,5 +1,6 @@
 //! Registry-layout documentation generated from the schemas and `examples/`:
-//! `docs/index.md`, `docs/resources/<noun>.md`, `docs/data-sources/<noun>.md`.
+//! `docs/index.md`, `docs/resources/<noun>.md`, `docs/data-sources/<noun>.md`,
+//! `docs/ephemeral-resources/<noun>.md`.
 //! Run `cargo run --bin generate-docs`; a test fails when `docs/` is stale.
 
 use std::collections::BTreeMap;
@@ -27,6 +28,12 @@ pub fn generate(repo: &Path) -> BTreeMap<PathBuf, String> {
         let dir = examples.join("data-sources").join(name);
         let page = page(name, "Data Source", &data_source.schema(), read(&dir.join("data-source.tf")), None);
         files.insert(PathBuf::from(format!("docs/data-sources/{}.md", noun(name))), page);
+    }
+    for ephemeral in provider.ephemeral_resources() {
+        let name = ephemeral.type_name();
+        let dir = examples.join("ephemeral-resources").join(name);
+        let page = page(name, "Ephemeral Resource", &ephemeral.schema(), read(&dir.join("ephemeral-resource.tf")), None);
+        files.insert(PathBuf::from(format!("docs/ephemeral-resources/{}.md", noun(name))), page);
     }
     files
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::error::SopsError;
 use super::tree::{Entry, Node, Scalar};
-use super::Format;
+use super::{yaml, Format};
 
 /// A parsed encrypted file: its documents (YAML may have several) without the
 /// metadata, and the metadata.
@@ -131,8 +131,9 @@ enum Step<'a> {
 
 const MAP_SEPARATOR: &str = "__map_";
 const LIST_SEPARATOR: &str = "__list_";
-/// Guards against a forged index making us allocate a huge list.
+/// Guard against forged keys making us allocate a huge list or recurse too deep.
 const MAX_LIST_INDEX: usize = 1024;
+const MAX_STEPS: usize = 32;
 
 fn tokenize_flattened(path: &str) -> Result<Vec<Step<'_>>, SopsError> {
     let mut steps = Vec::new();
@@ -157,6 +158,11 @@ fn tokenize_flattened(path: &str) -> Result<Vec<Step<'_>>, SopsError> {
             Step::Key(piece)
         });
         match next {
+            Some(_) if steps.len() == MAX_STEPS => {
+                return Err(SopsError::Metadata(
+                    "a metadata key is nested too deeply".into(),
+                ));
+            }
             Some((at, len, index)) => {
                 rest = &rest[at + len..];
                 is_index = index;
@@ -171,37 +177,37 @@ fn insert_flattened(node: &mut Node, steps: &[Step], value: String) {
         *node = Node::Scalar(Scalar::Str(value));
         return;
     };
-    let child = match step {
-        Step::Key(key) => {
-            if !matches!(node, Node::Map(_)) {
-                *node = Node::Map(Vec::new());
-            }
-            let Node::Map(entries) = node else {
-                unreachable!()
-            };
-            let at = entries
+    let child = match (step, node) {
+        (Step::Key(key), Node::Map(entries)) => {
+            let at = match entries
                 .iter()
                 .position(|e| matches!(e, Entry::Pair(k, _) if k == key))
-                .unwrap_or_else(|| {
+            {
+                Some(at) => at,
+                None => {
                     entries.push(Entry::Pair((*key).to_owned(), Node::Scalar(Scalar::Null)));
                     entries.len() - 1
-                });
+                }
+            };
             match &mut entries[at] {
                 Entry::Pair(_, child) => child,
-                Entry::Comment(_) => unreachable!("position() only finds pairs"),
+                Entry::Comment(_) => return, // position() only finds pairs
             }
         }
-        Step::Index(index) => {
-            if !matches!(node, Node::List(_)) {
-                *node = Node::List(Vec::new());
-            }
-            let Node::List(items) = node else {
-                unreachable!()
-            };
+        (Step::Index(index), Node::List(items)) => {
             if items.len() <= *index {
                 items.resize_with(index + 1, || Node::Scalar(Scalar::Null));
             }
             &mut items[*index]
+        }
+        // Like sops, a step replaces whatever was there with the collection it needs.
+        (Step::Key(_), node) => {
+            *node = Node::Map(Vec::new());
+            return insert_flattened(node, steps, value);
+        }
+        (Step::Index(_), node) => {
+            *node = Node::List(Vec::new());
+            return insert_flattened(node, steps, value);
         }
     };
     insert_flattened(child, rest, value);
@@ -214,14 +220,13 @@ fn parse_error(format: Format, reason: impl ToString) -> SopsError {
     }
 }
 
-/// The plaintext of a decrypted tree as `sops -d` prints it. JSON and dotenv come
-/// out byte for byte as sops writes them; YAML is written by serde_yaml, so it is
-/// the same data but not the same layout, and without comments.
+/// The plaintext of a decrypted tree as `sops -d` prints it: JSON and dotenv byte
+/// for byte, YAML as the same data in nearly the same layout (see [`yaml`]).
 pub(super) fn render(docs: &[Node], format: Format) -> Vec<u8> {
     match format {
         Format::Yaml => docs
             .iter()
-            .map(|doc| yaml(doc, format))
+            .map(yaml::document)
             .collect::<Vec<_>>()
             .join("---\n")
             .into_bytes(),
@@ -264,7 +269,7 @@ pub(super) fn nested(node: &Node, format: Format) -> Cow<'_, str> {
             write_json(&mut out, node, None);
             out.into()
         }
-        _ => yaml(node, format).into(),
+        _ => yaml::document(node).into(),
     }
 }
 
@@ -286,87 +291,40 @@ pub(super) fn scalar_text(scalar: &Scalar, format: Format) -> Cow<'_, str> {
     }
 }
 
-fn yaml(node: &Node, format: Format) -> String {
-    // Serializing a serde_yaml::Value cannot fail.
-    serde_yaml::to_string(&yaml_value(node, format)).unwrap_or_default()
-}
-
-fn yaml_value(node: &Node, format: Format) -> serde_yaml::Value {
-    use serde_yaml::Value;
-    match node {
-        Node::Map(_) => Value::Mapping(
-            node.pairs()
-                .map(|(k, v)| (Value::String(k.to_owned()), yaml_value(v, format)))
-                .collect(),
-        ),
-        Node::List(items) => Value::Sequence(items.iter().map(|v| yaml_value(v, format)).collect()),
-        Node::Scalar(scalar) => match scalar {
-            Scalar::Null => Value::Null,
-            Scalar::Bool(b) => Value::Bool(*b),
-            Scalar::Int(i) => Value::Number((*i).into()),
-            Scalar::Float(f) => Value::Number((*f).into()),
-            Scalar::Str(_) | Scalar::Time(_) | Scalar::Bytes(_) => {
-                Value::String(scalar_text(scalar, format).into_owned())
-            }
-        },
-    }
-}
-
 /// Go's `encoding/json` output: `json.Marshal` values, laid out by `json.Indent`
 /// with tabs when `depth` is given, compact otherwise.
 fn write_json(out: &mut String, node: &Node, depth: Option<usize>) {
-    let open = |out: &mut String, first: bool, depth: Option<usize>| {
-        if !first {
+    let (open, close, children): (char, char, Vec<(Option<&str>, &Node)>) = match node {
+        Node::Map(_) => ('{', '}', node.pairs().map(|(k, v)| (Some(k), v)).collect()),
+        Node::List(items) => ('[', ']', items.iter().map(|v| (None, v)).collect()),
+        Node::Scalar(Scalar::Str(s) | Scalar::Time(s)) => return json_string(out, s.as_bytes()),
+        Node::Scalar(Scalar::Bytes(b)) => return json_string(out, b),
+        Node::Scalar(other) => return out.push_str(&scalar_text(other, Format::Json)),
+    };
+    let new_line = |out: &mut String, level: usize| {
+        if depth.is_some() {
+            out.push('\n');
+            out.extend(std::iter::repeat_n('\t', level));
+        }
+    };
+    let level = depth.unwrap_or_default();
+    out.push(open);
+    for (i, (key, value)) in children.iter().enumerate() {
+        if i > 0 {
             out.push(',');
         }
-        if let Some(d) = depth {
-            out.push('\n');
-            out.extend(std::iter::repeat_n('\t', d + 1));
+        new_line(out, level + 1);
+        if let Some(key) = key {
+            json_string(out, key.as_bytes());
+            out.push_str(if depth.is_some() { ": " } else { ":" });
         }
-    };
-    let close = |out: &mut String, depth: Option<usize>, bracket: char| {
-        if let Some(d) = depth {
-            out.push('\n');
-            out.extend(std::iter::repeat_n('\t', d));
-        }
-        out.push(bracket);
-    };
-    let inner = depth.map(|d| d + 1);
-    match node {
-        Node::Map(_) => {
-            out.push('{');
-            let mut first = true;
-            for (key, value) in node.pairs() {
-                open(out, first, depth);
-                first = false;
-                json_string(out, key.as_bytes());
-                out.push_str(if depth.is_some() { ": " } else { ":" });
-                write_json(out, value, inner);
-            }
-            if first {
-                out.push('}');
-            } else {
-                close(out, depth, '}');
-            }
-        }
-        Node::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                open(out, i == 0, depth);
-                write_json(out, item, inner);
-            }
-            if items.is_empty() {
-                out.push(']');
-            } else {
-                close(out, depth, ']');
-            }
-        }
-        Node::Scalar(scalar) => match scalar {
-            Scalar::Str(s) | Scalar::Time(s) => json_string(out, s.as_bytes()),
-            Scalar::Bytes(b) => json_string(out, b),
-            other => out.push_str(&scalar_text(other, Format::Json)),
-        },
+        write_json(out, value, depth.map(|d| d + 1));
     }
+    // Empty objects and arrays stay `{}` and `[]`, as json.Indent leaves them.
+    if !children.is_empty() {
+        new_line(out, level);
+    }
+    out.push(close);
 }
 
 /// Go's JSON string escaping, HTML-safe as `json.Marshal` does by default; each
@@ -458,7 +416,7 @@ fn go_float_g(f: f64, e: char) -> String {
 }
 
 /// How Go's YAML encoder (and so `sops -d`) writes a float.
-fn go_float_yaml(f: f64) -> String {
+pub(super) fn go_float_yaml(f: f64) -> String {
     match go_float_g(f, 'e').as_str() {
         "+Inf" => ".inf".to_owned(),
         "-Inf" => "-.inf".to_owned(),
@@ -557,5 +515,6 @@ mod tests {
         };
         assert_eq!(age[0].get("enc").and_then(Node::as_str), Some("x"));
         assert!(tokenize_flattened("age__list_99999999__map_enc").is_err());
+        assert!(tokenize_flattened(&"a__map_".repeat(100)).is_err());
     }
 }

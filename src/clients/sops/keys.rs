@@ -153,11 +153,10 @@ impl Keys {
         let mut failures = Vec::new();
         let mut shares = Vec::new();
         for group in &metadata.key_groups {
-            let mut recovered = None;
             for stanza in &group.age {
                 match self.unwrap(&stanza.enc) {
                     Ok(Some(share)) => {
-                        recovered = Some(share);
+                        shares.push(share);
                         break;
                     }
                     Ok(None) => {}
@@ -166,7 +165,6 @@ impl Keys {
                     }
                 }
             }
-            shares.extend(recovered);
         }
 
         let groups = metadata.key_groups.len();
@@ -189,7 +187,7 @@ impl Keys {
             Some(secret) => secret.try_into().map_err(|secret: Vec<u8>| {
                 SopsError::DataKey(format!("it is {} bytes long instead of 32", secret.len()))
             }),
-            None => Err(self.no_matching_key(metadata, &shares, needed, &failures)),
+            None => Err(self.no_matching_key(metadata, shares.len(), needed, &failures)),
         }
     }
 
@@ -210,7 +208,7 @@ impl Keys {
     fn no_matching_key(
         &self,
         metadata: &Metadata,
-        shares: &[Vec<u8>],
+        recovered: usize,
         needed: usize,
         failures: &[String],
     ) -> SopsError {
@@ -220,9 +218,8 @@ impl Keys {
         if metadata.key_groups.len() > 1 {
             detail.push_str(&format!(
                 " (its data key is split across {} key groups, {needed} of which are needed; \
-                 {} could be decrypted)",
+                 {recovered} could be decrypted)",
                 metadata.key_groups.len(),
-                shares.len()
             ));
         }
         if other_keys > 0 {

@@ -153,7 +153,7 @@ fn key_group(node: &Node) -> Result<KeyGroup, SopsError> {
 fn string_field<'a>(node: &'a Node, name: &str) -> Result<Option<&'a str>, SopsError> {
     match node.get(name) {
         None | Some(Node::Scalar(Scalar::Null)) => Ok(None),
-        Some(Node::Scalar(Scalar::Str(s) | Scalar::Time(s))) => Ok(Some(s)),
+        Some(Node::Scalar(Scalar::Str(s))) => Ok(Some(s)),
         Some(_) => Err(invalid(&format!("`{name}` is not a string"))),
     }
 }

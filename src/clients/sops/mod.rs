@@ -19,6 +19,7 @@ mod keys;
 mod metadata;
 mod tree;
 mod walk;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -108,9 +109,9 @@ enum Content {
 const BINARY_KEY: &str = "data";
 
 impl Decrypted {
-    /// The plaintext as `sops -d` prints it, without the sops metadata: binary files
-    /// byte for byte, JSON and dotenv as sops formats them, YAML as the same data
-    /// (serde_yaml's layout, comments dropped).
+    /// The plaintext as `sops -d` prints it, without the sops metadata: binary, JSON
+    /// and dotenv files byte for byte; YAML as the same data in sops' layout, but
+    /// without the file's comments.
     pub fn raw(&self) -> Vec<u8> {
         match &self.content {
             Content::Binary(bytes) => bytes.clone(),
@@ -221,22 +222,25 @@ fn is_secret_manifest(doc: &Node) -> bool {
 }
 
 fn manifest_data(doc: &Node, format: Format) -> Result<BTreeMap<String, Vec<u8>>, SopsError> {
-    let invalid = |what: String| SopsError::SecretManifest(what);
+    let invalid = |what: String| Err(SopsError::SecretManifest(what));
     let mut out = BTreeMap::new();
     for (section, base64) in [("data", true), ("stringData", false)] {
-        match doc.get(section) {
+        let entries = match doc.get(section) {
             None | Some(Node::Scalar(Scalar::Null)) => continue,
-            Some(Node::Map(_)) => {}
-            Some(_) => return Err(invalid(format!("`{section}` is not a map"))),
-        }
-        for (key, value) in doc.get(section).into_iter().flat_map(Node::pairs) {
+            Some(map @ Node::Map(_)) => map,
+            Some(_) => return invalid(format!("`{section}` is not a map")),
+        };
+        for (key, value) in entries.pairs() {
             let bytes = match (value, base64) {
-                (Node::Scalar(Scalar::Str(s)), true) => base64::engine::general_purpose::STANDARD
-                    .decode(s)
-                    .map_err(|_| invalid(format!("data.{key} is not valid base64")))?,
-                (_, true) => return Err(invalid(format!("data.{key} is not a base64 string"))),
+                (Node::Scalar(Scalar::Str(s)), true) => {
+                    match base64::engine::general_purpose::STANDARD.decode(s) {
+                        Ok(bytes) => bytes,
+                        Err(_) => return invalid(format!("data.{key} is not valid base64")),
+                    }
+                }
+                (_, true) => return invalid(format!("data.{key} is not a base64 string")),
                 (Node::Scalar(_), false) => secret_value(value, format),
-                (_, false) => return Err(invalid(format!("stringData.{key} is not a scalar"))),
+                (_, false) => return invalid(format!("stringData.{key} is not a scalar")),
             };
             out.insert(key.to_owned(), bytes);
         }

@@ -10,6 +10,8 @@
 //!   values, or with `mac_only_encrypted` only the encrypted ones after a fixed
 //!   prefix), upper-case hex, stored encrypted with `lastmodified` as additional data.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256, Sha512};
 
 use super::cipher::{self, DataKey, Plaintext, ValueType};
@@ -115,12 +117,12 @@ impl Walker<'_> {
     /// sops' `shouldBeEncrypted`: a rule matches when any key on the path matches.
     /// `value` is `None` for comments.
     fn should_be_encrypted(&self, value: Option<&Scalar>) -> bool {
-        let any = |matches: &dyn Fn(&str) -> bool| self.path.iter().any(|k| matches(k));
+        let keys = || self.path.iter().map(String::as_str);
         match &self.metadata.rule {
-            CryptRule::UnencryptedSuffix(suffix) => !any(&|k| k.ends_with(suffix.as_str())),
-            CryptRule::EncryptedSuffix(suffix) => any(&|k| k.ends_with(suffix.as_str())),
-            CryptRule::UnencryptedRegex(re) => !any(&|k| re.is_match(k)),
-            CryptRule::EncryptedRegex(re) => any(&|k| re.is_match(k)),
+            CryptRule::UnencryptedSuffix(suffix) => !keys().any(|k| k.ends_with(suffix.as_str())),
+            CryptRule::EncryptedSuffix(suffix) => keys().any(|k| k.ends_with(suffix.as_str())),
+            CryptRule::UnencryptedRegex(re) => !keys().any(|k| re.is_match(k)),
+            CryptRule::EncryptedRegex(re) => keys().any(|k| re.is_match(k)),
             CryptRule::ByComments => match value {
                 Some(Scalar::Str(s)) => cipher::is_encrypted(s),
                 Some(_) => false,
@@ -177,14 +179,14 @@ fn go_parse_bool(text: &str) -> Option<bool> {
 }
 
 /// Go's `sops.ToBytes`: the form a value takes in the MAC.
-fn mac_bytes(scalar: &Scalar) -> Vec<u8> {
+fn mac_bytes(scalar: &Scalar) -> Cow<'_, [u8]> {
     match scalar {
-        Scalar::Null => Vec::new(),
-        Scalar::Str(s) | Scalar::Time(s) => s.as_bytes().to_vec(),
-        Scalar::Bytes(b) => b.clone(),
-        Scalar::Int(i) => i.to_string().into_bytes(),
-        Scalar::Float(f) => go_float_f(*f).into_bytes(),
+        Scalar::Null => Cow::Borrowed(b""),
+        Scalar::Str(s) | Scalar::Time(s) => Cow::Borrowed(s.as_bytes()),
+        Scalar::Bytes(b) => Cow::Borrowed(b),
+        Scalar::Int(i) => Cow::Owned(i.to_string().into_bytes()),
+        Scalar::Float(f) => Cow::Owned(go_float_f(*f).into_bytes()),
         // Python sops wrote booleans title-cased, and the MAC kept that.
-        Scalar::Bool(b) => if *b { "True" } else { "False" }.as_bytes().to_vec(),
+        Scalar::Bool(b) => Cow::Borrowed(if *b { b"True" } else { b"False" }),
     }
 }

@@ -13,8 +13,8 @@ use kube::api::{Api, ListParams};
 use super::config::Component;
 use super::fields;
 use super::flux;
-use super::inventory::{self, ObjectKey, TeardownPhase};
-use super::manifests::{Manifest, STACK_LABEL};
+use super::inventory::{self, ObjectKey};
+use super::manifests::{self, Manifest, STACK_LABEL};
 use crate::clients::kube::{Cluster, KindInfo, KubeError, FIELD_MANAGER};
 use crate::framework::resource::Context;
 
@@ -130,23 +130,17 @@ impl StackOps<'_> {
 
     async fn apply_one(&self, component: &Component, mut m: Manifest, defined_here: bool) -> Result<(ObjectKey, String), OpError> {
         let info = self.kind_of(&m, defined_here).await?;
-        let namespace = if info.namespaced {
-            let ns = m.namespace.clone().or_else(|| component.namespace.clone()).unwrap_or_else(|| "default".into());
-            m.object["metadata"]["namespace"] = serde_json::json!(ns);
-            Some(ns)
+        if info.namespaced {
+            manifests::default_namespace(&mut m, component.namespace.as_deref().unwrap_or("default"));
         } else {
+            // Cluster-scoped: a namespace written anyway would make the API server refuse it.
+            m.namespace = None;
             if let Some(meta) = m.object.get_mut("metadata").and_then(|v| v.as_object_mut()) {
                 meta.remove("namespace");
             }
-            None
-        };
-        let key = ObjectKey {
-            component: component.name.clone(),
-            api_version: m.api_version.clone(),
-            kind: m.kind.clone(),
-            namespace: namespace.clone(),
-            name: m.name.clone(),
-        };
+        }
+        let key = ObjectKey::of(&component.name, &m);
+        let namespace = m.namespace.clone();
         tracing::debug!(object = %key, "server-side apply");
         let live = self
             .cluster
@@ -237,7 +231,7 @@ impl StackOps<'_> {
     /// Fresh digests for `entries` (one list per kind and namespace): unchanged entries keep
     /// their digest, others become [`CHANGED`] or [`DELETED`].
     pub async fn refresh(&self, entries: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, OpError> {
-        let mut groups: BTreeMap<(String, String, Option<String>), Vec<(String, ObjectKey)>> = BTreeMap::new();
+        let mut groups: BTreeMap<ListScope, Vec<(String, ObjectKey)>> = BTreeMap::new();
         for text in entries.keys() {
             let Ok(key) = text.parse::<ObjectKey>() else { continue };
             groups
@@ -287,11 +281,7 @@ impl StackOps<'_> {
     /// Deletes `keys` phase by phase (custom resources, other objects, CRDs, namespaces),
     /// each phase gone before the next starts.
     pub async fn delete_in_order(&self, keys: &[ObjectKey]) -> Result<(), OpError> {
-        for phase in [TeardownPhase::CustomResources, TeardownPhase::BuiltIn, TeardownPhase::Crds, TeardownPhase::Namespaces] {
-            let batch: Vec<&ObjectKey> = keys.iter().filter(|k| inventory::teardown_phase(&k.api_version, &k.kind) == phase).collect();
-            if batch.is_empty() {
-                continue;
-            }
+        for (phase, batch) in inventory::teardown_order(keys) {
             tracing::info!(phase = ?phase, count = batch.len(), "deleting");
             let work = batch
                 .into_iter()
@@ -370,6 +360,9 @@ impl StackOps<'_> {
 async fn concurrently<'a, T: Send + 'a>(work: Vec<BoxFuture<'a, T>>) -> Vec<T> {
     stream::iter(work).buffer_unordered(CONCURRENCY).collect().await
 }
+
+/// One list call of a refresh: API version, kind, namespace (none: cluster-scoped).
+type ListScope = (String, String, Option<String>);
 
 enum Progress {
     Done,

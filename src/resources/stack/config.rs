@@ -307,7 +307,7 @@ pub fn render(
 
 fn values_secret_object(name: &str, namespace: &str, values: &BTreeMap<String, String>) -> serde_json::Value {
     let data: BTreeMap<&str, String> =
-        values.iter().map(|(k, v)| (k.as_str(), base64::engine::general_purpose::STANDARD.encode(v))).collect();
+        values.iter().map(|(k, v)| (k.as_str(), base64::engine::general_purpose::STANDARD.encode(flux::secret_value_for_target_path(v)))).collect();
     serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",

@@ -84,8 +84,10 @@ pub fn project(object: &serde_json::Value, fields: &serde_json::Value) -> serde_
             serde_json::Value::Object(projected)
         }
         serde_json::Value::Array(items) => {
-            let selectors: Vec<(ItemSelector, &serde_json::Value)> =
-                set.iter().filter_map(|(element, children)| ItemSelector::parse(element).map(|s| (s, children))).collect();
+            let selectors: Vec<(ItemSelector, &serde_json::Value)> = set
+                .iter()
+                .filter_map(|(element, children)| ItemSelector::parse(element).map(|s| (s, children)))
+                .collect();
             let projected = items
                 .iter()
                 .enumerate()
@@ -319,7 +321,9 @@ mod tests {
     }
 
     fn container_set(object: &mut Value) -> &mut serde_json::Map<String, Value> {
-        our_set(object)["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"].as_object_mut().unwrap()
+        our_set(object)["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]
+            .as_object_mut()
+            .unwrap()
     }
 
     fn digest_of(object: &Value) -> String {
@@ -378,8 +382,14 @@ mod tests {
         // ...a label another tool adds...
         object["metadata"]["labels"]["team"] = json!("payments");
         // ...and a sidecar and an env var injected by a webhook, before and between ours.
-        object["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap().insert(0, json!({"name": "proxy", "image": "envoy"}));
-        object["spec"]["template"]["spec"]["containers"][1]["env"].as_array_mut().unwrap().insert(1, json!({"name": "INJECTED", "value": "1"}));
+        object["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, json!({"name": "proxy", "image": "envoy"}));
+        object["spec"]["template"]["spec"]["containers"][1]["env"]
+            .as_array_mut()
+            .unwrap()
+            .insert(1, json!({"name": "INJECTED", "value": "1"}));
         managed_fields(&mut object).push(json!({
             "manager": "sidecar-injector", "operation": "Update", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
             "fieldsV1": {"f:metadata": {"f:labels": {"f:team": {}}}, "f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"proxy\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}

@@ -150,7 +150,9 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
 
 fn check_names(c: &HelmComponent, problems: &mut Vec<String>) {
     match dns_label_problem(c.component) {
-        Some(problem) => problems.push(format!("component name {:?} cannot name a Helm release: it {problem}", c.component)),
+        Some(problem) => {
+            problems.push(format!("component name {:?} cannot name a Helm release: it {problem}", c.component))
+        }
         None if c.component.len() > RELEASE_NAME_MAX => problems.push(format!(
             "component name {:?} cannot name a Helm release: it must be at most {RELEASE_NAME_MAX} characters",
             c.component
@@ -197,9 +199,14 @@ fn interval_problem(interval: &str) -> Option<&'static str> {
 }
 
 enum ChartSource {
-    HelmRepository { url: String },
+    HelmRepository {
+        url: String,
+    },
     /// `reference`: the OCIRepository `ref`, or `None` for the latest tag.
-    OciRepository { url: String, reference: Option<Value> },
+    OciRepository {
+        url: String,
+        reference: Option<Value>,
+    },
 }
 
 fn chart_source(c: &HelmComponent) -> Result<ChartSource, String> {
@@ -221,7 +228,10 @@ fn chart_source(c: &HelmComponent) -> Result<ChartSource, String> {
             range => Some(json!({"semver": range})),
         };
         Ok(ChartSource::OciRepository { url: format!("{repository}/{chart}"), reference })
-    } else if ["https://", "http://"].iter().any(|scheme| repository.len() > scheme.len() && repository.starts_with(scheme)) {
+    } else if ["https://", "http://"]
+        .iter()
+        .any(|scheme| repository.len() > scheme.len() && repository.starts_with(scheme))
+    {
         Ok(ChartSource::HelmRepository { url: repository.to_string() })
     } else {
         Err("the chart repository URL must start with https://, http:// or oci://".into())
@@ -239,7 +249,8 @@ fn is_oci_tag(version: &str) -> bool {
 /// The values mapping; `None` when there are none (no text, an empty document or `null`).
 fn parse_values(values_yaml: Option<&str>) -> Result<Option<Value>, String> {
     let Some(text) = values_yaml else { return Ok(None) };
-    let parsed: serde_yaml::Value = serde_yaml::from_str(text).map_err(|error| format!("values are not valid YAML: {error}"))?;
+    let parsed: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|error| format!("values are not valid YAML: {error}"))?;
     let mut parsed = parsed;
     parsed.apply_merge().map_err(|error| format!("values are not valid YAML: {error}"))?;
     match yaml_to_json(parsed).map_err(|problem| format!("values: {problem}"))? {
@@ -387,7 +398,8 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
     let generation = object.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64);
     let status = object.get("status");
     let observed = status.and_then(|s| s.get("observedGeneration")).and_then(Value::as_i64);
-    let conditions: &[Value] = status.and_then(|s| s.get("conditions")).and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    let conditions: &[Value] =
+        status.and_then(|s| s.get("conditions")).and_then(Value::as_array).map_or(&[], Vec::as_slice);
     let condition = |kind: &str| {
         conditions
             .iter()
@@ -421,7 +433,8 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
     if suspended {
         return ReleaseStatus::Failed {
             reason: "Suspended".into(),
-            message: "reconciliation is suspended (spec.suspend is true), so the current spec will not be applied".into(),
+            message: "reconciliation is suspended (spec.suspend is true), so the current spec will not be applied"
+                .into(),
         };
     }
     // The most telling explanation first: a failure being retried, then what is running.
@@ -458,7 +471,13 @@ mod tests {
             component: "cert-manager",
             flux_namespace: "flux-system",
             target_namespace: "cert-manager",
-            chart: HelmChart { repository, chart: "cert-manager", version: "v1.16.2", values_yaml: values, interval: "10m" },
+            chart: HelmChart {
+                repository,
+                chart: "cert-manager",
+                version: "v1.16.2",
+                values_yaml: values,
+                interval: "10m",
+            },
             depends_on: vec![],
             sensitive_keys: vec![],
             values_secret_name: None,
@@ -467,7 +486,9 @@ mod tests {
 
     #[test]
     fn https_repository_gives_helm_repository_and_chart_template() {
-        let objects = flux_objects(&component("https://charts.jetstack.io/", Some("crds:\n  enabled: true\nreplicaCount: 2\n"))).unwrap();
+        let objects =
+            flux_objects(&component("https://charts.jetstack.io/", Some("crds:\n  enabled: true\nreplicaCount: 2\n")))
+                .unwrap();
         assert_eq!(objects.len(), 2);
         assert_eq!(
             objects[0],
@@ -522,7 +543,10 @@ mod tests {
                 }
             })
         );
-        assert_eq!(objects[1]["spec"]["chartRef"], json!({"kind": "OCIRepository", "name": "cert-manager", "namespace": "flux-system"}));
+        assert_eq!(
+            objects[1]["spec"]["chartRef"],
+            json!({"kind": "OCIRepository", "name": "cert-manager", "namespace": "flux-system"})
+        );
         assert!(objects[1]["spec"].get("chart").is_none());
         assert!(objects[1]["spec"].get("values").is_none());
     }
@@ -745,10 +769,42 @@ mod tests {
     #[test]
     fn secret_values_survive_helm_parsing_unchanged() {
         let samples = [
-            "", "plain", "pa,ss,word", "true", "FALSE", "Null", "0", "00", "0123", "1234", "-5", "+5", "1.5", "1e3",
-            "9223372036854775808", "{a,b}", "}{", "[0]", "'single'", "\"double\"", "'", "\"", "''", "it's", "say \"hi\"",
-            "ends with '", "ends with \"", "back\\slash", "trailing\\", "\\", "x=y", "a.b", "multi\nline\n", "  spaced  ",
-            "é,ü", "-----BEGIN KEY-----\nMII,==\n-----END KEY-----\n",
+            "",
+            "plain",
+            "pa,ss,word",
+            "true",
+            "FALSE",
+            "Null",
+            "0",
+            "00",
+            "0123",
+            "1234",
+            "-5",
+            "+5",
+            "1.5",
+            "1e3",
+            "9223372036854775808",
+            "{a,b}",
+            "}{",
+            "[0]",
+            "'single'",
+            "\"double\"",
+            "'",
+            "\"",
+            "''",
+            "it's",
+            "say \"hi\"",
+            "ends with '",
+            "ends with \"",
+            "back\\slash",
+            "trailing\\",
+            "\\",
+            "x=y",
+            "a.b",
+            "multi\nline\n",
+            "  spaced  ",
+            "é,ü",
+            "-----BEGIN KEY-----\nMII,==\n-----END KEY-----\n",
         ];
         for sample in samples {
             let encoded = secret_value_for_target_path(sample);
@@ -773,85 +829,141 @@ mod tests {
 
     #[test]
     fn ready_at_the_current_generation() {
-        let object = release(2, Some(2), json!([
-            {"type": "Ready", "status": "True", "reason": "UpgradeSucceeded", "message": "Helm upgrade succeeded", "observedGeneration": 2},
-            {"type": "Released", "status": "True", "reason": "UpgradeSucceeded", "observedGeneration": 2}
-        ]));
+        let object = release(
+            2,
+            Some(2),
+            json!([
+                {"type": "Ready", "status": "True", "reason": "UpgradeSucceeded", "message": "Helm upgrade succeeded", "observedGeneration": 2},
+                {"type": "Released", "status": "True", "reason": "UpgradeSucceeded", "observedGeneration": 2}
+            ]),
+        );
         assert_eq!(release_status(&object), ReleaseStatus::Ready);
     }
 
     #[test]
     fn ready_from_an_older_generation_is_progressing() {
-        let object = release(3, Some(2), json!([
-            {"type": "Ready", "status": "True", "reason": "UpgradeSucceeded", "message": "done", "observedGeneration": 2}
-        ]));
+        let object = release(
+            3,
+            Some(2),
+            json!([
+                {"type": "Ready", "status": "True", "reason": "UpgradeSucceeded", "message": "done", "observedGeneration": 2}
+            ]),
+        );
         assert_eq!(
             release_status(&object),
-            progressing("Pending", "waiting for the controller to reconcile generation 3 (it last finished generation 2)")
+            progressing(
+                "Pending",
+                "waiting for the controller to reconcile generation 3 (it last finished generation 2)"
+            )
         );
     }
 
     #[test]
     fn no_status_yet_is_progressing() {
         let object = json!({"metadata": {"generation": 1}});
-        assert_eq!(release_status(&object), progressing("Pending", "waiting for the controller to reconcile generation 1"));
-        assert_eq!(release_status(&json!({})), progressing("Pending", "waiting for the controller to report readiness"));
-        assert_eq!(release_status(&json!("garbage")), progressing("Pending", "waiting for the controller to report readiness"));
+        assert_eq!(
+            release_status(&object),
+            progressing("Pending", "waiting for the controller to reconcile generation 1")
+        );
+        assert_eq!(
+            release_status(&json!({})),
+            progressing("Pending", "waiting for the controller to report readiness")
+        );
+        assert_eq!(
+            release_status(&json!("garbage")),
+            progressing("Pending", "waiting for the controller to report readiness")
+        );
     }
 
     #[test]
     fn reconciling_is_progressing_with_its_message() {
-        let object = release(1, None, json!([
-            {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "Running 'install' action with timeout of 5m0s", "observedGeneration": 1},
-            {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "Running 'install' action with timeout of 5m0s", "observedGeneration": 1}
-        ]));
-        assert_eq!(release_status(&object), progressing("Progressing", "Running 'install' action with timeout of 5m0s"));
+        let object = release(
+            1,
+            None,
+            json!([
+                {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "Running 'install' action with timeout of 5m0s", "observedGeneration": 1},
+                {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "Running 'install' action with timeout of 5m0s", "observedGeneration": 1}
+            ]),
+        );
+        assert_eq!(
+            release_status(&object),
+            progressing("Progressing", "Running 'install' action with timeout of 5m0s")
+        );
     }
 
     #[test]
     fn a_failure_being_retried_is_progressing_with_the_failure() {
-        let object = release(1, None, json!([
-            {"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry", "message": "retrying", "observedGeneration": 1},
-            {"type": "Ready", "status": "False", "reason": "InstallFailed", "message": "Helm install failed: timed out", "observedGeneration": 1},
-            {"type": "Released", "status": "False", "reason": "InstallFailed", "observedGeneration": 1}
-        ]));
+        let object = release(
+            1,
+            None,
+            json!([
+                {"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry", "message": "retrying", "observedGeneration": 1},
+                {"type": "Ready", "status": "False", "reason": "InstallFailed", "message": "Helm install failed: timed out", "observedGeneration": 1},
+                {"type": "Released", "status": "False", "reason": "InstallFailed", "observedGeneration": 1}
+            ]),
+        );
         assert_eq!(release_status(&object), progressing("InstallFailed", "Helm install failed: timed out"));
-        let dependency = release(1, Some(1), json!([
-            {"type": "Ready", "status": "False", "reason": "DependencyNotReady", "message": "dependency 'flux-system/crds' is not ready", "observedGeneration": 1}
-        ]));
-        assert_eq!(release_status(&dependency), progressing("DependencyNotReady", "dependency 'flux-system/crds' is not ready"));
+        let dependency = release(
+            1,
+            Some(1),
+            json!([
+                {"type": "Ready", "status": "False", "reason": "DependencyNotReady", "message": "dependency 'flux-system/crds' is not ready", "observedGeneration": 1}
+            ]),
+        );
+        assert_eq!(
+            release_status(&dependency),
+            progressing("DependencyNotReady", "dependency 'flux-system/crds' is not ready")
+        );
     }
 
     #[test]
     fn stalled_is_failed() {
-        let object = release(1, Some(1), json!([
-            {"type": "Stalled", "status": "True", "reason": "RetriesExceeded", "message": "Failed to install after 3 attempt(s)", "observedGeneration": 1},
-            {"type": "Ready", "status": "False", "reason": "InstallFailed", "message": "Helm install failed", "observedGeneration": 1}
-        ]));
+        let object = release(
+            1,
+            Some(1),
+            json!([
+                {"type": "Stalled", "status": "True", "reason": "RetriesExceeded", "message": "Failed to install after 3 attempt(s)", "observedGeneration": 1},
+                {"type": "Ready", "status": "False", "reason": "InstallFailed", "message": "Helm install failed", "observedGeneration": 1}
+            ]),
+        );
         assert_eq!(
             release_status(&object),
-            ReleaseStatus::Failed { reason: "RetriesExceeded".into(), message: "Failed to install after 3 attempt(s)".into() }
+            ReleaseStatus::Failed {
+                reason: "RetriesExceeded".into(),
+                message: "Failed to install after 3 attempt(s)".into()
+            }
         );
     }
 
     #[test]
     fn a_stall_from_an_older_generation_no_longer_counts() {
-        let object = release(2, Some(1), json!([
-            {"type": "Stalled", "status": "True", "reason": "RetriesExceeded", "message": "old", "observedGeneration": 1},
-            {"type": "Ready", "status": "False", "reason": "InstallFailed", "message": "old failure", "observedGeneration": 1}
-        ]));
+        let object = release(
+            2,
+            Some(1),
+            json!([
+                {"type": "Stalled", "status": "True", "reason": "RetriesExceeded", "message": "old", "observedGeneration": 1},
+                {"type": "Ready", "status": "False", "reason": "InstallFailed", "message": "old failure", "observedGeneration": 1}
+            ]),
+        );
         assert_eq!(
             release_status(&object),
-            progressing("Pending", "waiting for the controller to reconcile generation 2 (it last finished generation 1)")
+            progressing(
+                "Pending",
+                "waiting for the controller to reconcile generation 2 (it last finished generation 1)"
+            )
         );
     }
 
     #[test]
     fn ready_while_reconciling_again_is_progressing() {
-        let object = release(1, Some(1), json!([
-            {"type": "Ready", "status": "True", "reason": "InstallSucceeded", "message": "ok", "observedGeneration": 1},
-            {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "detecting drift", "observedGeneration": 1}
-        ]));
+        let object = release(
+            1,
+            Some(1),
+            json!([
+                {"type": "Ready", "status": "True", "reason": "InstallSucceeded", "message": "ok", "observedGeneration": 1},
+                {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "detecting drift", "observedGeneration": 1}
+            ]),
+        );
         assert_eq!(release_status(&object), progressing("Progressing", "detecting drift"));
     }
 
@@ -868,7 +980,8 @@ mod tests {
     #[test]
     fn conditions_without_generations_are_taken_at_their_word() {
         // Older controllers did not set observedGeneration on conditions.
-        let object = release(1, Some(1), json!([{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded"}]));
+        let object =
+            release(1, Some(1), json!([{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded"}]));
         assert_eq!(release_status(&object), ReleaseStatus::Ready);
     }
 }

@@ -52,7 +52,10 @@ pub fn levels(components: &[(&str, &[String])]) -> Result<Vec<Vec<usize>>, Graph
                 Some(&index) if !resolved.contains(&index) => resolved.push(index),
                 Some(_) => {}
                 None => {
-                    return Err(GraphProblem::UnknownDependency { component: name.to_string(), dependency: dependency.clone() })
+                    return Err(GraphProblem::UnknownDependency {
+                        component: name.to_string(),
+                        dependency: dependency.clone(),
+                    })
                 }
             }
         }
@@ -85,7 +88,8 @@ fn depths(dependencies: &[Vec<usize>]) -> Vec<usize> {
             }
             let pending: Vec<usize> = dependencies[node].iter().copied().filter(|&d| depth[d].is_none()).collect();
             if pending.is_empty() {
-                depth[node] = Some(dependencies[node].iter().filter_map(|&d| depth[d]).map(|d| d + 1).max().unwrap_or(0));
+                depth[node] =
+                    Some(dependencies[node].iter().filter_map(|&d| depth[d]).map(|d| d + 1).max().unwrap_or(0));
                 stack.pop();
             } else {
                 stack.extend(pending);
@@ -165,7 +169,10 @@ mod tests {
 
     #[test]
     fn a_chain_gives_one_level_each() {
-        assert_eq!(run(&[("app", &["db"]), ("db", &["storage"]), ("storage", &[])]), Ok(vec![vec![2], vec![1], vec![0]]));
+        assert_eq!(
+            run(&[("app", &["db"]), ("db", &["storage"]), ("storage", &[])]),
+            Ok(vec![vec![2], vec![1], vec![0]])
+        );
     }
 
     #[test]
@@ -195,7 +202,10 @@ mod tests {
     fn unknown_dependencies_name_both() {
         let problem = run(&[("a", &[]), ("app", &["a", "databse"])]).unwrap_err();
         assert_eq!(problem, GraphProblem::UnknownDependency { component: "app".into(), dependency: "databse".into() });
-        assert_eq!(problem.to_string(), "component \"app\" depends on \"databse\", which is not a component of this stack");
+        assert_eq!(
+            problem.to_string(),
+            "component \"app\" depends on \"databse\", which is not a component of this stack"
+        );
     }
 
     #[test]
@@ -240,7 +250,8 @@ mod tests {
     #[test]
     fn long_chains_do_not_overflow_the_stack() {
         let names: Vec<String> = (0..100_000).map(|i| format!("c{i}")).collect();
-        let deps: Vec<Vec<String>> = (0..names.len()).map(|i| if i == 0 { vec![] } else { vec![names[i - 1].clone()] }).collect();
+        let deps: Vec<Vec<String>> =
+            (0..names.len()).map(|i| if i == 0 { vec![] } else { vec![names[i - 1].clone()] }).collect();
         let input: Vec<(&str, &[String])> = names.iter().zip(&deps).map(|(n, d)| (n.as_str(), d.as_slice())).collect();
         let levels = levels(&input).unwrap();
         assert_eq!(levels.len(), names.len());
@@ -248,7 +259,8 @@ mod tests {
 
         let mut cyclic = deps.clone();
         cyclic[0] = vec![names[names.len() - 1].clone()];
-        let input: Vec<(&str, &[String])> = names.iter().zip(&cyclic).map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        let input: Vec<(&str, &[String])> =
+            names.iter().zip(&cyclic).map(|(n, d)| (n.as_str(), d.as_slice())).collect();
         match super::levels(&input) {
             Err(GraphProblem::Cycle(path)) => assert_eq!(path.len(), names.len() + 1),
             other => panic!("expected a cycle, got {:?}", other.map(|l| l.len())),

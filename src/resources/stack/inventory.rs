@@ -52,6 +52,7 @@ impl ObjectKey {
 
     /// Whether both entries are the same cluster object (the version and the component that
     /// applied it do not count: an object can move between components without being deleted).
+    #[cfg(test)]
     pub fn same_object(&self, other: &ObjectKey) -> bool {
         self.identity() == other.identity()
     }
@@ -260,7 +261,10 @@ mod tests {
 
     #[test]
     fn built_from_a_manifest() {
-        let manifests = super::super::manifests::parse_documents("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n").unwrap();
+        let manifests = super::super::manifests::parse_documents(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n",
+        )
+        .unwrap();
         assert_eq!(ObjectKey::of("app", &manifests[0]).to_string(), "app: apps/v1 Deployment shop/web");
     }
 
@@ -352,7 +356,8 @@ mod tests {
             key("a: v1 Service shop/web"),
             key("b: v1 Secret shop/moved"),
         ];
-        let current = vec![key("a: apps/v1 Deployment shop/web"), key("a: v1 Service shop/web"), key("c: v1 Secret shop/moved")];
+        let current =
+            vec![key("a: apps/v1 Deployment shop/web"), key("a: v1 Service shop/web"), key("c: v1 Secret shop/moved")];
         let removed: Vec<String> = removed(&previous, &current).iter().map(|k| k.to_string()).collect();
         assert_eq!(removed, ["a: v1 ConfigMap shop/old"]);
         assert!(super::removed(&[], &current).is_empty());

@@ -52,6 +52,7 @@ impl Manifest {
         split_api_version(&self.api_version).0
     }
 
+    #[cfg(test)]
     pub fn version(&self) -> &str {
         split_api_version(&self.api_version).1
     }
@@ -60,6 +61,7 @@ impl Manifest {
         is_crd(&self.api_version, &self.kind)
     }
 
+    #[cfg(test)]
     pub fn is_namespace(&self) -> bool {
         is_namespace(&self.api_version, &self.kind)
     }
@@ -233,7 +235,8 @@ pub fn duplicates(manifests: &[(&str, &Manifest)]) -> Vec<String> {
 /// or '.'); the caller validates them where the user wrote them. Not an object: left as is
 /// (the API server will say what is wrong with it).
 pub fn label(object: &mut serde_json::Value, stack: &str, component: &str) {
-    let labels = object.as_object_mut().and_then(|o| member_object(o, "metadata")).and_then(|m| member_object(m, "labels"));
+    let labels =
+        object.as_object_mut().and_then(|o| member_object(o, "metadata")).and_then(|m| member_object(m, "labels"));
     let Some(labels) = labels else { return };
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
     labels.insert(STACK_LABEL.into(), stack.into());
@@ -435,7 +438,11 @@ fn json_type(value: &serde_json::Value) -> &'static str {
 }
 
 /// Checks one object and reads its identity; all its problems at once.
-fn read_object(mut object: serde_json::Value, document_index: usize, list_item: Option<usize>) -> Result<Manifest, Vec<String>> {
+fn read_object(
+    mut object: serde_json::Value,
+    document_index: usize,
+    list_item: Option<usize>,
+) -> Result<Manifest, Vec<String>> {
     let mut problems = Vec::new();
     if !object.is_object() {
         return Err(vec![format!("expected a mapping (a Kubernetes object), found {}", json_type(&object))]);
@@ -499,7 +506,8 @@ fn required_string(object: &serde_json::Value, field: &str, problems: &mut Vec<S
 fn api_version_problem(api_version: &str) -> Option<&'static str> {
     let (group, version) = split_api_version(api_version);
     let group_ok = group.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-    let version_ok = !version.is_empty() && version.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let version_ok =
+        !version.is_empty() && version.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     let has_group_separator = api_version.contains('/');
     if !group_ok || !version_ok || (has_group_separator && group.is_empty()) {
         Some("is not of the form [group/]version (such as v1 or apps/v1)")
@@ -564,7 +572,10 @@ fn name_problem(name: &str) -> Option<&'static str> {
 
 /// The namespace if one is set. `null` and `""` mean none (as for kubectl) and are removed,
 /// so that [`default_namespace`] can fill them in.
-fn read_namespace(metadata: &mut serde_json::Map<String, serde_json::Value>, problems: &mut Vec<String>) -> Option<String> {
+fn read_namespace(
+    metadata: &mut serde_json::Map<String, serde_json::Value>,
+    problems: &mut Vec<String>,
+) -> Option<String> {
     match metadata.get("namespace") {
         None => None,
         Some(serde_json::Value::Null) => {
@@ -594,17 +605,22 @@ fn read_namespace(metadata: &mut serde_json::Map<String, serde_json::Value>, pro
 /// here lets [`Manifest::crd_defines`] be relied on for every parsed CRD.
 fn crd_problems(object: &serde_json::Value, name: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let field = |path: &[&str]| path.iter().try_fold(object, |value, key| value.get(key)).and_then(serde_json::Value::as_str);
+    let field =
+        |path: &[&str]| path.iter().try_fold(object, |value, key| value.get(key)).and_then(serde_json::Value::as_str);
     let group = field(&["spec", "group"]);
     let plural = field(&["spec", "names", "plural"]);
-    for (value, path) in [(group, "spec.group"), (plural, "spec.names.plural"), (field(&["spec", "names", "kind"]), "spec.names.kind")] {
+    for (value, path) in
+        [(group, "spec.group"), (plural, "spec.names.plural"), (field(&["spec", "names", "kind"]), "spec.names.kind")]
+    {
         if value.is_none_or(str::is_empty) {
             problems.push(format!("a CustomResourceDefinition needs {path} (a string)"));
         }
     }
     if let (Some(group), Some(plural)) = (group, plural) {
         if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-            problems.push(format!("metadata.name {name:?} of a CustomResourceDefinition must be spec.names.plural + \".\" + spec.group"));
+            problems.push(format!(
+                "metadata.name {name:?} of a CustomResourceDefinition must be spec.names.plural + \".\" + spec.group"
+            ));
         }
     }
     problems
@@ -772,9 +788,15 @@ items: []
         let yaml = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: ok}\n- kind: ConfigMap\n  metadata: {name: nope}\n- apiVersion: v1\n  kind: List\n  items: []\n";
         assert_eq!(
             parse_err(yaml),
-            ["document 1: items[1]: apiVersion is missing", "document 1: items[2]: a List inside a List is not supported"]
+            [
+                "document 1: items[1]: apiVersion is missing",
+                "document 1: items[2]: a List inside a List is not supported"
+            ]
         );
-        assert_eq!(parse_err("apiVersion: v1\nkind: List\nitems: {}\n"), ["document 1: items must be a list, found a mapping"]);
+        assert_eq!(
+            parse_err("apiVersion: v1\nkind: List\nitems: {}\n"),
+            ["document 1: items must be a list, found a mapping"]
+        );
     }
 
     #[test]
@@ -861,9 +883,21 @@ metadata: {name: c}
         let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
         let deep_map = "a:\n".to_string() + &(1..300).map(|i| format!("{}b:\n", "  ".repeat(i))).collect::<String>();
         for yaml in [
-            "{", "]", "- - -", "\t", "key: *undefined", "a: &x [*x]", "...", "--- ...", "---\n...\n...\n---",
-            "apiVersion: v1\nkind: List\nitems: [1, null, {}]\n", "? a\n", "!!binary aGVsbG8=", "\u{0}",
-            deep.as_str(), deep_map.as_str(),
+            "{",
+            "]",
+            "- - -",
+            "\t",
+            "key: *undefined",
+            "a: &x [*x]",
+            "...",
+            "--- ...",
+            "---\n...\n...\n---",
+            "apiVersion: v1\nkind: List\nitems: [1, null, {}]\n",
+            "? a\n",
+            "!!binary aGVsbG8=",
+            "\u{0}",
+            deep.as_str(),
+            deep_map.as_str(),
         ] {
             let _ = parse_documents(yaml);
         }
@@ -897,7 +931,10 @@ metadata: {name: c}
 
     #[test]
     fn metadata_must_be_a_mapping() {
-        assert_eq!(parse_err("apiVersion: v1\nkind: ConfigMap\nmetadata: [a]\n"), ["document 1: metadata must be a mapping, found a list"]);
+        assert_eq!(
+            parse_err("apiVersion: v1\nkind: ConfigMap\nmetadata: [a]\n"),
+            ["document 1: metadata must be a mapping, found a list"]
+        );
     }
 
     #[test]
@@ -914,7 +951,10 @@ metadata: {name: c}
 
     #[test]
     fn empty_and_null_namespaces_mean_none_and_are_removed() {
-        for yaml in ["apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: ''}\n", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: null}\n"] {
+        for yaml in [
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: ''}\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: null}\n",
+        ] {
             let m = &parse_ok(yaml)[0];
             assert_eq!(m.namespace, None);
             assert_eq!(m.object["metadata"], json!({"name": "a"}));
@@ -1059,7 +1099,12 @@ spec:
 
     #[test]
     fn labels_are_added_where_metadata_or_labels_are_missing_or_malformed() {
-        for mut object in [json!({}), json!({"metadata": null}), json!({"metadata": {"labels": null}}), json!({"metadata": {"labels": "x"}})] {
+        for mut object in [
+            json!({}),
+            json!({"metadata": null}),
+            json!({"metadata": {"labels": null}}),
+            json!({"metadata": {"labels": "x"}}),
+        ] {
             label(&mut object, "s", "c");
             assert_eq!(object["metadata"]["labels"][STACK_LABEL], json!("s"));
             assert_eq!(object["metadata"]["labels"][COMPONENT_LABEL], json!("c"));
@@ -1085,7 +1130,8 @@ spec:
     fn duplicates_name_both_places_and_ignore_the_version() {
         let first = parse_ok("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n");
         let second = parse_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: apps/v1beta2\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: other}\n");
-        let all: Vec<(&str, &Manifest)> = first.iter().map(|m| ("base", m)).chain(second.iter().map(|m| ("extra", m))).collect();
+        let all: Vec<(&str, &Manifest)> =
+            first.iter().map(|m| ("base", m)).chain(second.iter().map(|m| ("extra", m))).collect();
         assert_eq!(
             duplicates(&all),
             ["apps/v1beta2 Deployment shop/web is defined twice: in component \"base\" (document 1) and in component \"extra\" (document 2)"]

@@ -92,11 +92,6 @@ impl StackResource {
 
         let applied_text: BTreeMap<String, String> = applied.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         let prior_objects = metadata::string_map(prior.get_attr("objects")).unwrap_or_default();
-        let stale: Vec<ObjectKey> = prior_objects
-            .keys()
-            .filter(|k| !applied_text.contains_key(*k))
-            .filter_map(|k| k.parse().ok())
-            .collect();
         if failed {
             // Keep the prior configuration so the next plan tries again; record both what
             // was applied now and what the previous apply left in place.
@@ -107,8 +102,9 @@ impl StackResource {
             return Some(with_id(state));
         }
         // Objects that moved to another component are re-applied, not pruned.
-        let live_names: BTreeSet<(String, String, Option<String>, String)> = applied.keys().map(identity).collect();
-        let prune: Vec<ObjectKey> = stale.into_iter().filter(|k| !live_names.contains(&identity(k))).collect();
+        let previous: Vec<ObjectKey> = prior_objects.keys().filter_map(|k| k.parse().ok()).collect();
+        let current: Vec<ObjectKey> = applied.keys().cloned().collect();
+        let prune: Vec<ObjectKey> = inventory::removed(&previous, &current).into_iter().cloned().collect();
         if !prune.is_empty() {
             tracing::info!(count = prune.len(), stack = %stack, "pruning objects no longer in the stack");
             if let Err(e) = ops.delete_in_order(&prune).await {
@@ -136,12 +132,6 @@ fn with_id(mut state: Value) -> Value {
     let name = text(&state, "name");
     state.set_attr("id", Value::string(name));
     state
-}
-
-/// Who an object is, whichever component lists it.
-fn identity(key: &ObjectKey) -> (String, String, Option<String>, String) {
-    let group = key.api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("").to_string();
-    (group, key.kind.clone(), key.namespace.clone(), key.name.clone())
 }
 
 /// Every component's objects; downloads are verified first, so a bad checksum stops the
@@ -388,7 +378,7 @@ impl Resource for StackResource {
 
     /// Adopts every object labelled with this stack name; the configuration then decides
     /// (the first apply after import re-applies and prunes).
-    async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+    async fn import(&self, _ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
         if let Some(problem) = metadata::dns1123_label_problem(id) {
             diags.error("Invalid import id", format!("Import by stack name; {id:?} {problem}."));
             return None;
@@ -426,7 +416,6 @@ impl Resource for StackResource {
             diags.error("Cannot import stack", format!("No object in the cluster carries the label {selector}."));
             return None;
         }
-        let _ = ctx;
         state.set_attr("objects", metadata::string_map_value(&objects));
         Some(with_id(state))
     }

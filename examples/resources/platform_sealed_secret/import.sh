@@ -1,0 +1,1 @@
+terraform import platform_sealed_secret.cloudflare network/cloudflare-token

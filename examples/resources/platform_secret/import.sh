@@ -1,0 +1,1 @@
+terraform import platform_secret.db data-plane/mysql-root

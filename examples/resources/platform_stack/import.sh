@@ -1,0 +1,1 @@
+terraform import platform_stack.infra infra-controllers
