@@ -12,6 +12,7 @@ use crate::clients::kube::{Cluster, KubeError, FIELD_MANAGER};
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::resource::Context;
 use crate::framework::value::Value;
+
 use crate::provider::{kube_diagnostic, Platform};
 
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -143,6 +144,52 @@ impl NamespacedObject {
             }
         }
     }
+}
+
+/// A resource that owns exactly one namespaced object: create, read, update, delete and
+/// import are the same for all of them, given how to apply and how to read back.
+#[async_trait::async_trait]
+pub trait OneObject: Send + Sync {
+    async fn object(&self, state: &Value, diags: &mut Diagnostics) -> Option<NamespacedObject>;
+    /// Writes the object as planned; returns the new state.
+    async fn apply(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value>;
+    fn state_from_live(&self, state: &Value, live: &serde_json::Value) -> Value;
+    /// The state of an imported object, before [`OneObject::state_from_live`].
+    fn adopt(&self, state: Value, live: &serde_json::Value) -> Value;
+    fn null_state(&self) -> Value;
+}
+
+/// Creation refuses an existing object (see [`NamespacedObject::check_absent`]).
+pub async fn create(r: &impl OneObject, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
+    let object = r.object(planned, diags).await?;
+    let id = format!("{}/{}", object.namespace, object.name);
+    if !object.check_absent(ctx, &id, diags).await {
+        return None;
+    }
+    r.apply(ctx, planned, config, diags).await
+}
+
+pub async fn read(r: &impl OneObject, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
+    let Some(object) = r.object(state, diags).await else { return Some(state.clone()) };
+    object.refresh(ctx, state, diags, |live| r.state_from_live(state, live)).await
+}
+
+pub async fn delete(r: &impl OneObject, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
+    if let Some(object) = r.object(prior, diags).await {
+        object.delete(ctx, diags).await;
+    }
+}
+
+/// Import by `namespace/name`.
+pub async fn import(r: &impl OneObject, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+    let (namespace, name) = parse_import_id(id, diags)?;
+    let mut state = r.null_state();
+    state.set_attr("namespace", Value::string(namespace));
+    state.set_attr("name", Value::string(name));
+    let object = r.object(&state, diags).await?;
+    let live = object.get_for_import(ctx, diags).await?;
+    let adopted = r.adopt(state, &live);
+    Some(r.state_from_live(&adopted, &live))
 }
 
 fn to_json(object: DynamicObject) -> serde_json::Value {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kube::api::{ApiResource, GroupVersionKind};
 
-use super::object::{self, NamespacedObject};
+use super::object::{self, NamespacedObject, OneObject};
 use super::{metadata, secret_data};
 use crate::clients::sealing::{Scope, SealingKey};
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
@@ -33,6 +33,10 @@ impl SealedSecretResource {
         SealedSecretResource { platform, api_resource: ApiResource::from_gvk_with_plural(&gvk, "sealedsecrets") }
     }
 
+}
+
+#[async_trait]
+impl OneObject for SealedSecretResource {
     async fn object(&self, state: &Value, diags: &mut Diagnostics) -> Option<NamespacedObject> {
         NamespacedObject::connect(&self.platform, state, &self.api_resource, diags).await
     }
@@ -73,6 +77,24 @@ impl SealedSecretResource {
                 None
             }
         }
+    }
+
+    fn state_from_live(&self, state: &Value, live: &serde_json::Value) -> Value {
+        state_from_live(state, live)
+    }
+
+    fn adopt(&self, mut state: Value, live: &serde_json::Value) -> Value {
+        object::adopt_metadata(&mut state, &live["spec"]["template"]["metadata"]);
+        let encrypted = object::json_string_map(live.pointer("/spec/encryptedData")).unwrap_or_default();
+        state.set_attr("encrypted_data", metadata::string_map_value(&encrypted));
+        state.set_attr("scope", Value::string(scope_from_annotations(&live["metadata"]["annotations"]).as_str()));
+        // Nothing proves what the adopted ciphertext seals: the first plan seals again.
+        state.set_attr("input_digest", Value::string("imported"));
+        state
+    }
+
+    fn null_state(&self) -> Value {
+        Value::null_object(&self.schema().implied_type())
     }
 }
 
@@ -244,17 +266,11 @@ impl Resource for SealedSecretResource {
     }
 
     async fn create(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
-        let object = self.object(planned, diags).await?;
-        let id = format!("{}/{}", object.namespace, object.name);
-        if !object.check_absent(ctx, &id, diags).await {
-            return None;
-        }
-        self.apply(ctx, planned, config, diags).await
+        object::create(self, ctx, planned, config, diags).await
     }
 
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
-        let Some(object) = self.object(state, diags).await else { return Some(state.clone()) };
-        object.refresh(ctx, state, diags, |live| state_from_live(state, live)).await
+        object::read(self, ctx, state, diags).await
     }
 
     async fn update(
@@ -265,30 +281,14 @@ impl Resource for SealedSecretResource {
         config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        self.apply(ctx, planned, config, diags).await
+        OneObject::apply(self, ctx, planned, config, diags).await
     }
 
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
-        if let Some(object) = self.object(prior, diags).await {
-            object.delete(ctx, diags).await;
-        }
+        object::delete(self, ctx, prior, diags).await
     }
 
-    /// Adopts the live ciphertext; since nothing proves what it seals, the first plan
-    /// after import seals the configured values again.
     async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
-        let (namespace, name) = object::parse_import_id(id, diags)?;
-        let mut state = Value::null_object(&self.schema().implied_type());
-        state.set_attr("namespace", Value::string(namespace));
-        state.set_attr("name", Value::string(name));
-        let object = self.object(&state, diags).await?;
-        let live = object.get_for_import(ctx, diags).await?;
-        object::adopt_metadata(&mut state, &live["spec"]["template"]["metadata"]);
-        let encrypted = object::json_string_map(live.pointer("/spec/encryptedData")).unwrap_or_default();
-        state.set_attr("encrypted_data", metadata::string_map_value(&encrypted));
-        state.set_attr("scope", Value::string(scope_from_annotations(&live["metadata"]["annotations"]).as_str()));
-        let mut imported = state_from_live(&state, &live);
-        imported.set_attr("input_digest", Value::string("imported"));
-        Some(imported)
+        object::import(self, ctx, id, diags).await
     }
 }

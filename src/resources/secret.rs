@@ -10,7 +10,7 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ApiResource;
 
-use super::object::{self, NamespacedObject};
+use super::object::{self, NamespacedObject, OneObject};
 use super::{metadata, secret_data};
 use crate::clients::kube::{owned_children, FIELD_MANAGER};
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
@@ -33,10 +33,6 @@ impl SecretResource {
         SecretResource { platform, api_resource: ApiResource::erase::<Secret>(&()) }
     }
 
-    async fn object(&self, state: &Value, diags: &mut Diagnostics) -> Option<NamespacedObject> {
-        NamespacedObject::connect(&self.platform, state, &self.api_resource, diags).await
-    }
-
     /// The decrypted SOPS file named in `config`, if any; `Err` after a diagnostic.
     fn sops_data(&self, config: &Value, diags: &mut Diagnostics) -> Result<Option<BTreeMap<String, Vec<u8>>>, ()> {
         let Some(path) = config.get_attr("sops_file").and_then(Value::as_str) else { return Ok(None) };
@@ -53,7 +49,14 @@ impl SecretResource {
         })
     }
 
-    /// Writes the Secret and returns the new state.
+}
+
+#[async_trait]
+impl OneObject for SecretResource {
+    async fn object(&self, state: &Value, diags: &mut Diagnostics) -> Option<NamespacedObject> {
+        NamespacedObject::connect(&self.platform, state, &self.api_resource, diags).await
+    }
+
     async fn apply(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let object = self.object(planned, diags).await?;
         let values = match self.sops_data(config, diags) {
@@ -84,6 +87,19 @@ impl SecretResource {
                 None
             }
         }
+    }
+
+    fn state_from_live(&self, state: &Value, live: &serde_json::Value) -> Value {
+        state_from_live(state, live)
+    }
+
+    fn adopt(&self, mut state: Value, live: &serde_json::Value) -> Value {
+        object::adopt_metadata(&mut state, &live["metadata"]);
+        state
+    }
+
+    fn null_state(&self) -> Value {
+        Value::null_object(&self.schema().implied_type())
     }
 }
 
@@ -231,17 +247,11 @@ impl Resource for SecretResource {
     }
 
     async fn create(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
-        let object = self.object(planned, diags).await?;
-        let id = format!("{}/{}", object.namespace, object.name);
-        if !object.check_absent(ctx, &id, diags).await {
-            return None;
-        }
-        self.apply(ctx, planned, config, diags).await
+        object::create(self, ctx, planned, config, diags).await
     }
 
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
-        let Some(object) = self.object(state, diags).await else { return Some(state.clone()) };
-        object.refresh(ctx, state, diags, |live| state_from_live(state, live)).await
+        object::read(self, ctx, state, diags).await
     }
 
     async fn update(
@@ -252,24 +262,15 @@ impl Resource for SecretResource {
         config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        self.apply(ctx, planned, config, diags).await
+        OneObject::apply(self, ctx, planned, config, diags).await
     }
 
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
-        if let Some(object) = self.object(prior, diags).await {
-            object.delete(ctx, diags).await;
-        }
+        object::delete(self, ctx, prior, diags).await
     }
 
     async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
-        let (namespace, name) = object::parse_import_id(id, diags)?;
-        let mut state = Value::null_object(&self.schema().implied_type());
-        state.set_attr("namespace", Value::string(namespace));
-        state.set_attr("name", Value::string(name));
-        let object = self.object(&state, diags).await?;
-        let live = object.get_for_import(ctx, diags).await?;
-        object::adopt_metadata(&mut state, &live["metadata"]);
-        Some(state_from_live(&state, &live))
+        object::import(self, ctx, id, diags).await
     }
 }
 
