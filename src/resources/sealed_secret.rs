@@ -64,8 +64,10 @@ impl OneObject for SealedSecretResource {
                 },
             },
         });
+        let mut state = planned.clone();
+        state.set_attr("encrypted_data", metadata::string_map_value(&encrypted));
         match object.apply(ctx, &desired).await {
-            Ok(live) => Some(state_from_live(planned, &live)),
+            Ok(live) => Some(state_from_live(&state, &live)),
             Err(e) => {
                 let mut diagnostic = kube_diagnostic(&format!("Could not apply {}", object.describe()), &e);
                 if e.is_not_found() {
