@@ -59,7 +59,13 @@ impl Drop for Plugin {
 }
 
 fn start_plugin(client_cert_pem: &str) -> Plugin {
+    start_plugin_with_env(client_cert_pem, &[])
+}
+
+/// Starts the plugin with extra environment variables (e.g. `SOPS_AGE_KEY_FILE`).
+fn start_plugin_with_env(client_cert_pem: &str, envs: &[(&str, &str)]) -> Plugin {
     let mut child = Command::new(BINARY)
+        .envs(envs.iter().copied())
         .env(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)
         .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
         .env("PLUGIN_MIN_PORT", "10000")
@@ -408,4 +414,233 @@ async fn large_messages_pass_and_problems_come_back_as_diagnostics() {
     assert_eq!(diagnostic.severity, Severity::Error as i32);
     let step = &diagnostic.attribute.as_ref().unwrap().steps[0];
     assert_eq!(step.selector, Some(Selector::AttributeName("name".into())));
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets types at the protocol level: write-only attributes and the ephemeral resource.
+// ---------------------------------------------------------------------------------------
+
+fn schema_attribute<'a>(
+    schema: &'a platform_provider::tfproto::proto::Schema,
+    name: &str,
+) -> &'a platform_provider::tfproto::proto::schema::Attribute {
+    let block = schema.block.as_ref().expect("schema block");
+    block.attributes.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("no attribute {name}"))
+}
+
+/// `data_wo` is write-only and sensitive in the schema; Terraform < 1.11 (no
+/// `write_only_attributes_allowed` capability) gets an error on `data_wo`, >= 1.11 none.
+#[tokio::test]
+async fn write_only_data_is_declared_and_refused_without_the_client_capability() {
+    use platform_provider::framework::value::{encode_msgpack, Value};
+    use platform_provider::tfproto::proto::{
+        attribute_path::step::Selector, diagnostic::Severity, get_provider_schema, validate_resource_config,
+        ClientCapabilities, DynamicValue,
+    };
+    let (_plugin, channel) = connected_plugin().await;
+    let mut client = ProviderClient::new(channel);
+    let schema = client.get_provider_schema(get_provider_schema::Request {}).await.unwrap().into_inner();
+    for type_name in ["platform_secret", "platform_sealed_secret"] {
+        let resource = &schema.resource_schemas[type_name];
+        let data_wo = schema_attribute(resource, "data_wo");
+        assert!(data_wo.write_only && data_wo.sensitive, "{type_name}.data_wo: {data_wo:?}");
+        assert!(data_wo.optional && !data_wo.computed, "{type_name}.data_wo: {data_wo:?}");
+        let data = schema_attribute(resource, "data");
+        assert!(data.sensitive && !data.write_only, "{type_name}.data: {data:?}");
+        assert!(!schema_attribute(resource, "data_wo_version").write_only, "{type_name}.data_wo_version");
+    }
+
+    let engine = platform_provider::framework::engine::Engine::new(std::sync::Arc::new(
+        platform_provider::provider::PlatformProvider::new(),
+    ));
+    for type_name in ["platform_secret", "platform_sealed_secret"] {
+        let ty = engine.resource_value_type(type_name).unwrap().clone();
+        let mut config = Value::null_object(&ty);
+        config.set_attr("namespace", Value::from("apps"));
+        config.set_attr("name", Value::from("db"));
+        config.set_attr("data_wo", Value::map([("password", Value::from("s3cret"))]));
+        config.set_attr("data_wo_version", Value::from(1i64));
+        if type_name == "platform_sealed_secret" {
+            // A valid RSA certificate, so that only `data_wo` can be objected to.
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+            let cert = rcgen::CertificateParams::new(vec!["sealed-secrets".into()]).unwrap().self_signed(&key).unwrap();
+            config.set_attr("certificate", Value::from(cert.pem().as_str()));
+        }
+        let msgpack = encode_msgpack(&ty, &config).unwrap();
+        for capabilities in [None, Some(false), Some(true)] {
+            let response = client
+                .validate_resource_config(validate_resource_config::Request {
+                    type_name: type_name.into(),
+                    config: Some(DynamicValue { msgpack: msgpack.clone(), json: vec![] }),
+                    client_capabilities: capabilities
+                        .map(|allowed| ClientCapabilities { write_only_attributes_allowed: allowed, ..Default::default() }),
+                })
+                .await
+                .expect("ValidateResourceConfig answered")
+                .into_inner();
+            if capabilities == Some(true) {
+                assert!(response.diagnostics.is_empty(), "{type_name}: {:?}", response.diagnostics);
+                continue;
+            }
+            assert_eq!(response.diagnostics.len(), 1, "{type_name} {capabilities:?}: {:?}", response.diagnostics);
+            let diagnostic = &response.diagnostics[0];
+            assert_eq!(diagnostic.severity, Severity::Error as i32);
+            assert!(diagnostic.summary.contains("1.11"), "{diagnostic:?}");
+            let steps = &diagnostic.attribute.as_ref().expect("attribute path").steps;
+            assert_eq!(steps.len(), 1, "{diagnostic:?}");
+            assert_eq!(steps[0].selector, Some(Selector::AttributeName("data_wo".into())));
+        }
+    }
+}
+
+/// An age key and a sops-encrypted YAML file made by the real tools, or `None` (after
+/// saying why) when `TF_ACC_SOPS` is unset.
+fn sops_fixture(dir: &std::path::Path, password: &str) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let Some(sops) = std::env::var_os("TF_ACC_SOPS").filter(|v| !v.is_empty()) else {
+        eprintln!("skipped the sops part: TF_ACC_SOPS is unset (source ~/.cache/terraform-provider-platform/testenv/env.sh)");
+        return None;
+    };
+    let keygen = std::env::var_os("TF_ACC_AGE_KEYGEN").filter(|v| !v.is_empty()).unwrap_or_else(|| "age-keygen".into());
+    let key = dir.join("age.txt");
+    let status = Command::new(&keygen).arg("-o").arg(&key).stderr(Stdio::null()).status().expect("run age-keygen");
+    assert!(status.success(), "age-keygen failed");
+    let text = std::fs::read_to_string(&key).unwrap();
+    let recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public key line").trim().to_string();
+    let plain = dir.join("plain.yaml");
+    std::fs::write(&plain, format!("database:\n  password: {password}\nreplicas: 3\n")).unwrap();
+    let encrypted = dir.join("secrets.yaml");
+    let output = Command::new(&sops)
+        .args(["--config", "/dev/null", "encrypt", "--age", &recipient, "--output"])
+        .arg(&encrypted)
+        .arg(&plain)
+        .env("SOPS_DISABLE_VERSION_CHECK", "1")
+        .output()
+        .expect("run sops");
+    assert!(output.status.success(), "sops encrypt failed: {}", String::from_utf8_lossy(&output.stderr));
+    std::fs::remove_file(&plain).unwrap();
+    Some((key, encrypted))
+}
+
+/// `platform_sops_file` is an ephemeral resource: listed by GetMetadata, with a schema,
+/// and Open decrypts a real sops file with the key from the provider's environment;
+/// Renew and Close answer OK.
+#[tokio::test]
+async fn sops_file_ephemeral_resource_opens_renews_and_closes() {
+    use platform_provider::framework::value::{decode_msgpack, encode_msgpack, Value};
+    use platform_provider::tfproto::proto::{
+        attribute_path::step::Selector, close_ephemeral_resource, configure_provider, get_metadata, get_provider_schema,
+        open_ephemeral_resource, renew_ephemeral_resource, validate_ephemeral_resource_config, ClientCapabilities,
+        DynamicValue,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let password = format!("pw-{}", std::process::id());
+    let fixture = sops_fixture(dir.path(), &password);
+    let key_file = fixture.as_ref().map(|(key, _)| key.display().to_string()).unwrap_or_default();
+    let config_home = dir.path().join("xdg");
+    std::fs::create_dir_all(&config_home).unwrap();
+    let identity = terraform_like_client_identity();
+    let plugin = start_plugin_with_env(
+        &identity.cert_pem,
+        &[("SOPS_AGE_KEY_FILE", key_file.as_str()), ("XDG_CONFIG_HOME", config_home.to_str().unwrap())],
+    );
+    let channel = connect(&plugin, Some(&identity)).await.expect("connect");
+    let mut client = ProviderClient::new(channel);
+
+    let metadata = client.get_metadata(get_metadata::Request {}).await.unwrap().into_inner();
+    assert!(
+        metadata.ephemeral_resources.iter().any(|e| e.type_name == "platform_sops_file"),
+        "{:?}",
+        metadata.ephemeral_resources
+    );
+    let schema = client.get_provider_schema(get_provider_schema::Request {}).await.unwrap().into_inner();
+    let ephemeral = schema.ephemeral_resource_schemas.get("platform_sops_file").expect("ephemeral schema");
+    assert!(schema_attribute(ephemeral, "path").required);
+    assert!(schema_attribute(ephemeral, "data").computed && schema_attribute(ephemeral, "data").sensitive);
+    assert!(schema_attribute(ephemeral, "raw").sensitive);
+
+    let Some((_, encrypted)) = fixture else { return };
+    let engine = platform_provider::framework::engine::Engine::new(std::sync::Arc::new(
+        platform_provider::provider::PlatformProvider::new(),
+    ));
+    // Terraform configures the provider first; an empty provider block.
+    let provider_ty = engine.provider_value_type().clone();
+    let configure = client
+        .configure_provider(configure_provider::Request {
+            terraform_version: "1.11.4".into(),
+            config: Some(DynamicValue { msgpack: encode_msgpack(&provider_ty, &Value::null_object(&provider_ty)).unwrap(), json: vec![] }),
+            client_capabilities: Some(ClientCapabilities { write_only_attributes_allowed: true, ..Default::default() }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(configure.diagnostics.is_empty(), "{:?}", configure.diagnostics);
+
+    let ty = engine.ephemeral_resource_value_type("platform_sops_file").unwrap().clone();
+    let config_for = |path: &str| {
+        let mut config = Value::null_object(&ty);
+        config.set_attr("path", Value::from(path));
+        DynamicValue { msgpack: encode_msgpack(&ty, &config).unwrap(), json: vec![] }
+    };
+    let config = config_for(encrypted.to_str().unwrap());
+    let validated = client
+        .validate_ephemeral_resource_config(validate_ephemeral_resource_config::Request {
+            type_name: "platform_sops_file".into(),
+            config: Some(config.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(validated.diagnostics.is_empty(), "{:?}", validated.diagnostics);
+
+    let opened = client
+        .open_ephemeral_resource(open_ephemeral_resource::Request {
+            type_name: "platform_sops_file".into(),
+            config: Some(config),
+            client_capabilities: Some(ClientCapabilities::default()),
+        })
+        .await
+        .expect("OpenEphemeralResource answered")
+        .into_inner();
+    assert!(opened.diagnostics.is_empty(), "{:?}", opened.diagnostics);
+    let result = decode_msgpack(&ty, &opened.result.as_ref().expect("a result").msgpack).unwrap();
+    let data = result.get_attr("data").and_then(Value::as_map).expect("data map");
+    assert_eq!(data.get("database.password").and_then(Value::as_str), Some(password.as_str()));
+    assert_eq!(data.get("replicas").and_then(Value::as_str), Some("3"));
+    assert_eq!(data.len(), 2, "{:?}", data.keys());
+    let raw = result.get_attr("raw").and_then(Value::as_str).expect("raw");
+    assert!(raw.contains(&password) && !raw.contains("sops:") && !raw.contains("ENC["), "raw is not the decrypted document");
+
+    let renewed = client
+        .renew_ephemeral_resource(renew_ephemeral_resource::Request {
+            type_name: "platform_sops_file".into(),
+            private: opened.private.clone(),
+        })
+        .await
+        .expect("RenewEphemeralResource answered")
+        .into_inner();
+    assert!(renewed.diagnostics.is_empty(), "{:?}", renewed.diagnostics);
+    let closed = client
+        .close_ephemeral_resource(close_ephemeral_resource::Request {
+            type_name: "platform_sops_file".into(),
+            private: opened.private.clone(),
+        })
+        .await
+        .expect("CloseEphemeralResource answered")
+        .into_inner();
+    assert!(closed.diagnostics.is_empty(), "{:?}", closed.diagnostics);
+
+    // A file that is not there: an error on `path`, no result.
+    let missing = client
+        .open_ephemeral_resource(open_ephemeral_resource::Request {
+            type_name: "platform_sops_file".into(),
+            config: Some(config_for(dir.path().join("missing.yaml").to_str().unwrap())),
+            client_capabilities: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(missing.diagnostics.len(), 1, "{:?}", missing.diagnostics);
+    let steps = &missing.diagnostics[0].attribute.as_ref().expect("attribute path").steps;
+    assert_eq!(steps[0].selector, Some(Selector::AttributeName("path".into())));
+    assert!(missing.diagnostics.iter().all(|d| !d.detail.contains(&password)));
 }

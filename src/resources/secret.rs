@@ -93,8 +93,16 @@ impl OneObject for SecretResource {
         state_from_live(state, live)
     }
 
+    /// Adopts the live values as `data` (as `platform_namespace` adopts labels): a
+    /// configuration using `data` then plans nothing; one using `sops_file` or `data_wo`
+    /// plans one update that takes the values over.
     fn adopt(&self, mut state: Value, live: &serde_json::Value) -> Value {
         object::adopt_metadata(&mut state, &live["metadata"]);
+        let values = live_data(live);
+        if !values.is_empty() {
+            let text = values.iter().map(|(k, v)| (k.clone(), Value::string(String::from_utf8_lossy(v))));
+            state.set_attr("data", Value::Map(text.collect()));
+        }
         state
     }
 

@@ -13,3 +13,8 @@ mod harness;
 mod smoke;
 mod namespace;
 mod provider_config;
+mod secret;
+mod sealed_secret;
+mod sops_file;
+mod stack;
+mod catalog;

@@ -17,8 +17,11 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod control_plane;
+pub mod fake_flux;
 pub mod http;
 pub mod kubectl;
+pub mod manifests_server;
+pub mod secrets;
 pub mod terraform;
 
 use std::collections::HashMap;

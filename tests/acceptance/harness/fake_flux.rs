@@ -1,0 +1,412 @@
+//! A fake Flux for `platform_stack` Helm components: the Flux CRDs of
+//! `fixtures/flux-crds.yaml` and a stand-in helm-controller, a thread that polls every
+//! HelmRelease and writes its status the way helm-controller does (conditions carrying
+//! `observedGeneration`, `status.observedGeneration` once a generation is finished).
+//!
+//! What it reports is chosen by the release's own `spec.values.fake` (so tests steer it
+//! through the chart values they write):
+//! - nothing: `Ready=True` (InstallSucceeded);
+//! - `silentSeconds: N`: leaves the status as it is (an older generation's) for N seconds first;
+//! - `delaySeconds: N`: `Reconciling=True` / `Ready=Unknown` (Progressing) for N seconds first;
+//! - `fail: true`: `Stalled=True` (RetriesExceeded, "Failed to install after 3 attempt(s)")
+//!   and `Ready=False` (InstallFailed, `message` or a default), as when retries are exhausted;
+//! - `fail: "retrying"`: `Ready=False` (InstallFailed) and `Reconciling=True`
+//!   (ProgressingWithRetry), forever: a failure helm-controller keeps retrying.
+//!
+//! A release whose `spec.dependsOn` releases are not Ready gets `Ready=False`
+//! (DependencyNotReady) and is looked at again later. HelmRepository and OCIRepository
+//! objects are marked Ready at their generation.
+//!
+//! The CRDs are cluster-wide, so what a stack does without them is tried (and recorded, see
+//! [`runs_without_flux`]) once, before the first [`ensure`] installs them.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{cluster, kubectl, kubectl_stdin, terraform_binaries, unique_name, wait_until, CmdOutput, Workdir};
+
+pub const HELM_RELEASES: &str = "/apis/helm.toolkit.fluxcd.io/v2";
+pub const SOURCES_V1: &str = "/apis/source.toolkit.fluxcd.io/v1";
+pub const SOURCES_V1BETA2: &str = "/apis/source.toolkit.fluxcd.io/v1beta2";
+const CRDS: [&str; 3] = [
+    "helmrepositories.source.toolkit.fluxcd.io",
+    "ocirepositories.source.toolkit.fluxcd.io",
+    "helmreleases.helm.toolkit.fluxcd.io",
+];
+const POLL: Duration = Duration::from_millis(200);
+/// The field manager the fixture CRDs are applied with (to tell them from a real Flux).
+const CRD_MANAGER: &str = "acceptance-tests";
+
+/// Whether the fixture CRDs are installed; the lock also orders [`without_flux`] and [`ensure`].
+fn crds_state() -> &'static Mutex<Option<bool>> {
+    static STATE: Mutex<Option<bool>> = Mutex::new(None);
+    &STATE
+}
+
+fn lock_state() -> MutexGuard<'static, Option<bool>> {
+    let mut state = crds_state().lock().unwrap_or_else(|e| e.into_inner());
+    if state.is_none() {
+        *state = Some(CRDS.iter().any(|crd| crd_exists(crd)));
+    }
+    state
+}
+
+fn crd_path(name: &str) -> String {
+    format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+}
+
+fn crd_exists(name: &str) -> bool {
+    cluster().exists(&crd_path(name))
+}
+
+/// One terraform's attempt to apply a Helm component while the Flux CRDs were absent.
+pub struct NoFluxRun {
+    pub terraform: String,
+    pub namespace: String,
+    pub apply: CmdOutput,
+    /// Whether the stack's plain component (a Namespace, applied before the Helm one) was there after the apply.
+    pub namespace_applied: bool,
+    pub destroy: CmdOutput,
+    pub namespace_left: bool,
+}
+
+fn no_flux_runs() -> &'static Mutex<Option<Vec<NoFluxRun>>> {
+    static RUNS: Mutex<Option<Vec<NoFluxRun>>> = Mutex::new(None);
+    &RUNS
+}
+
+/// With every terraform: apply a stack (a Namespace, then a Helm component) while the Flux
+/// CRDs are absent, then destroy it. Runs once, before [`ensure`] installs the CRDs
+/// (whichever test gets there first), since the CRDs are cluster-wide.
+fn record_runs_without_flux() {
+    let mut runs = no_flux_runs().lock().unwrap_or_else(|e| e.into_inner());
+    if runs.is_some() {
+        return;
+    }
+    let mut recorded = Vec::new();
+    for tf in terraform_binaries() {
+        let stack = unique_name("acc-noflux");
+        let namespace = unique_name("acc-noflux-ns");
+        let work = Workdir::new(&tf);
+        let namespace_yaml = format!("apiVersion: v1\\nkind: Namespace\\nmetadata:\\n  name: {namespace}\\n");
+        work.write_main_tf(&format!(
+            r#"{required}
+provider "platform" {{}}
+resource "platform_stack" "this" {{
+  name      = "{stack}"
+  namespace = "{namespace}"
+  component {{
+    name      = "plain"
+    manifests = "{namespace_yaml}"
+  }}
+  component {{
+    name       = "chart"
+    depends_on = ["plain"]
+    helm {{
+      repository = "https://charts.example.com"
+      chart      = "x"
+      version    = "1.0.0"
+    }}
+  }}
+}}
+"#,
+            required = required_providers!()
+        ));
+        let apply = work.apply();
+        let namespace_applied = cluster().exists(&format!("/api/v1/namespaces/{namespace}"));
+        let destroy = work.destroy();
+        let namespace_left = cluster().exists(&format!("/api/v1/namespaces/{namespace}"));
+        recorded.push(NoFluxRun { terraform: tf.version_string.clone(), namespace, apply, namespace_applied, destroy, namespace_left });
+    }
+    *runs = Some(recorded);
+}
+
+/// What [`record_runs_without_flux`] saw (running it now if the CRDs are still absent);
+/// `None` when the Flux CRDs were installed before these tests began.
+pub fn runs_without_flux() -> Option<MutexGuard<'static, Option<Vec<NoFluxRun>>>> {
+    {
+        let state = lock_state();
+        if *state == Some(false) {
+            record_runs_without_flux();
+        }
+    }
+    let runs = no_flux_runs().lock().unwrap_or_else(|e| e.into_inner());
+    runs.is_some().then_some(runs)
+}
+
+/// Installs the fixture Flux CRDs (once) and starts the fake helm-controller (once).
+/// Panics when the cluster runs a real Flux (CRDs not applied by these tests).
+pub fn ensure() {
+    let mut state = lock_state();
+    if *state != Some(true) {
+        record_runs_without_flux();
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures/flux-crds.yaml");
+        let text = std::fs::read_to_string(&manifest).expect("read the Flux CRD fixture");
+        kubectl_stdin(
+            &["apply", "--server-side", "--force-conflicts", &format!("--field-manager={CRD_MANAGER}"), "-f", "-"],
+            &text,
+        )
+        .assert_success();
+        *state = Some(true);
+    }
+    drop(state);
+    for crd in CRDS {
+        let live = cluster().get_json(&crd_path(crd)).unwrap_or_else(|| panic!("CRD {crd} missing"));
+        let ours = live["metadata"]["managedFields"]
+            .as_array()
+            .is_some_and(|fields| fields.iter().any(|f| f["manager"] == CRD_MANAGER));
+        assert!(ours, "CRD {crd} was not installed by these tests (a real Flux?): the fake helm-controller would fight it");
+    }
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let mut args = vec!["wait", "--for=condition=Established", "--timeout=60s"];
+        let names: Vec<String> = CRDS.iter().map(|c| format!("crd/{c}")).collect();
+        args.extend(names.iter().map(String::as_str));
+        kubectl(&args).assert_success();
+        wait_until("Flux kinds served", Duration::from_secs(60), || {
+            for path in [
+                format!("{HELM_RELEASES}/helmreleases"),
+                format!("{SOURCES_V1}/helmrepositories"),
+                format!("{SOURCES_V1BETA2}/ocirepositories"),
+            ] {
+                let resp = cluster().get(&path);
+                if !resp.ok() {
+                    return Err(format!("{path}: HTTP {}", resp.status));
+                }
+            }
+            Ok(())
+        });
+        std::thread::Builder::new().name("fake-helm-controller".into()).spawn(controller_loop).expect("start fake controller");
+    });
+}
+
+/// What the fake controller last did to a release, for assertions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+    /// `Ready`, `Progressing`, `Stalled`, `Retrying` or `DependencyNotReady`.
+    pub outcome: String,
+    pub at: Instant,
+}
+
+fn events() -> &'static Mutex<Vec<Event>> {
+    static EVENTS: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+    &EVENTS
+}
+
+/// Everything the fake controller reported for HelmRelease `namespace/name`, in order.
+pub fn events_for(namespace: &str, name: &str) -> Vec<Event> {
+    events().lock().unwrap().iter().filter(|e| e.namespace == namespace && e.name == name).cloned().collect()
+}
+
+/// The live HelmRelease, `None` when absent.
+pub fn helm_release(namespace: &str, name: &str) -> Option<Value> {
+    cluster().get_json(&format!("{HELM_RELEASES}/namespaces/{namespace}/helmreleases/{name}"))
+}
+
+pub fn helm_repository(namespace: &str, name: &str) -> Option<Value> {
+    cluster().get_json(&format!("{SOURCES_V1}/namespaces/{namespace}/helmrepositories/{name}"))
+}
+
+pub fn oci_repository(namespace: &str, name: &str) -> Option<Value> {
+    cluster().get_json(&format!("{SOURCES_V1BETA2}/namespaces/{namespace}/ocirepositories/{name}"))
+}
+
+/// The `type` condition of an object's status.
+pub fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
+    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == kind)
+}
+
+/// Ready=True for the object's current generation.
+pub fn is_ready(object: &Value) -> bool {
+    let generation = object["metadata"]["generation"].as_i64();
+    condition(object, "Ready").is_some_and(|c| c["status"] == "True" && c["observedGeneration"].as_i64() == generation)
+        && object["status"]["observedGeneration"].as_i64() == generation
+}
+
+fn controller_loop() {
+    // (uid, generation) -> when first seen, for `delaySeconds`.
+    let mut first_seen: HashMap<(String, i64), Instant> = HashMap::new();
+    let mut progressing_reported: HashSet<(String, i64)> = HashSet::new();
+    loop {
+        reconcile_sources();
+        if let Ok(resp) = cluster().http().get(&format!("{HELM_RELEASES}/helmreleases")) {
+            if resp.ok() {
+                let items = resp.json()["items"].as_array().cloned().unwrap_or_default();
+                for release in &items {
+                    reconcile_release(release, &items, &mut first_seen, &mut progressing_reported);
+                }
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // RFC 3339 from Unix seconds (UTC), without a date library.
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (mut year, mut day) = (1970u64, days);
+    loop {
+        let len = if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 { 366 } else { 365 };
+        if day < len {
+            break;
+        }
+        day -= len;
+        year += 1;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let months = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let mut month = 0;
+    while day >= months[month] {
+        day -= months[month];
+        month += 1;
+    }
+    format!("{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", month + 1, day + 1, rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+fn cond(kind: &str, status: &str, reason: &str, message: &str, generation: i64) -> Value {
+    json!({
+        "type": kind, "status": status, "reason": reason, "message": message,
+        "observedGeneration": generation, "lastTransitionTime": now(),
+    })
+}
+
+fn patch_status(path: &str, status: Value) -> bool {
+    let body = json!({ "status": status }).to_string();
+    cluster()
+        .http()
+        .request("PATCH", &format!("{path}/status"), Some("application/merge-patch+json"), Some(body.as_bytes()))
+        .is_ok_and(|r| r.ok())
+}
+
+fn record(release: &Value, generation: i64, outcome: &str) {
+    events().lock().unwrap().push(Event {
+        namespace: release["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+        name: release["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        generation,
+        outcome: outcome.to_string(),
+        at: Instant::now(),
+    });
+}
+
+fn reconcile_sources() {
+    for (base, plural) in [(SOURCES_V1, "helmrepositories"), (SOURCES_V1BETA2, "ocirepositories")] {
+        let Ok(resp) = cluster().http().get(&format!("{base}/{plural}")) else { continue };
+        if !resp.ok() {
+            continue;
+        }
+        for item in resp.json()["items"].as_array().cloned().unwrap_or_default() {
+            let generation = item["metadata"]["generation"].as_i64().unwrap_or(1);
+            if item["status"]["observedGeneration"].as_i64() == Some(generation) {
+                continue;
+            }
+            let (ns, name) = (item["metadata"]["namespace"].as_str().unwrap_or(""), item["metadata"]["name"].as_str().unwrap_or(""));
+            patch_status(
+                &format!("{base}/namespaces/{ns}/{plural}/{name}"),
+                json!({
+                    "observedGeneration": generation,
+                    "conditions": [cond("Ready", "True", "Succeeded", "stored artifact (fake source-controller)", generation)],
+                }),
+            );
+        }
+    }
+}
+
+fn reconcile_release(
+    release: &Value,
+    all: &[Value],
+    first_seen: &mut HashMap<(String, i64), Instant>,
+    progressing_reported: &mut HashSet<(String, i64)>,
+) {
+    let meta = &release["metadata"];
+    let (ns, name) = (meta["namespace"].as_str().unwrap_or(""), meta["name"].as_str().unwrap_or(""));
+    let uid = meta["uid"].as_str().unwrap_or("").to_string();
+    let generation = meta["generation"].as_i64().unwrap_or(1);
+    if release["status"]["observedGeneration"].as_i64() == Some(generation) || meta["deletionTimestamp"].is_string() {
+        return;
+    }
+    let path = format!("{HELM_RELEASES}/namespaces/{ns}/helmreleases/{name}");
+    let fake = &release["spec"]["values"]["fake"];
+
+    for dependency in release["spec"]["dependsOn"].as_array().cloned().unwrap_or_default() {
+        let dep_name = dependency["name"].as_str().unwrap_or("");
+        let dep_ns = dependency["namespace"].as_str().unwrap_or(ns);
+        let ready = all.iter().any(|r| r["metadata"]["name"] == dep_name && r["metadata"]["namespace"] == dep_ns && is_ready(r));
+        if !ready {
+            let message = format!("dependency '{dep_ns}/{dep_name}' is not ready");
+            if patch_status(&path, json!({"conditions": [cond("Ready", "False", "DependencyNotReady", &message, generation)]})) {
+                record(release, generation, "DependencyNotReady");
+            }
+            return;
+        }
+    }
+
+    let seen = *first_seen.entry((uid.clone(), generation)).or_insert_with(Instant::now);
+    let silent = Duration::from_secs_f64(fake["silentSeconds"].as_f64().unwrap_or(0.0));
+    if seen.elapsed() < silent {
+        return;
+    }
+    let delay = silent + Duration::from_secs_f64(fake["delaySeconds"].as_f64().unwrap_or(0.0));
+    if seen.elapsed() < delay {
+        if progressing_reported.insert((uid, generation)) {
+            let message = "Running 'install' action with timeout of 5m0s (fake helm-controller)";
+            let status = json!({"conditions": [
+                cond("Reconciling", "True", "Progressing", message, generation),
+                cond("Ready", "Unknown", "Progressing", message, generation),
+            ]});
+            if patch_status(&path, status) {
+                record(release, generation, "Progressing");
+            }
+        }
+        return;
+    }
+
+    let message = fake["message"].as_str().unwrap_or("Helm install failed: fake failure").to_string();
+    let (status, outcome) = match &fake["fail"] {
+        Value::Bool(true) => (
+            json!({
+                "observedGeneration": generation,
+                "conditions": [
+                    cond("Stalled", "True", "RetriesExceeded", "Failed to install after 3 attempt(s)", generation),
+                    cond("Ready", "False", "InstallFailed", &message, generation),
+                    cond("Released", "False", "InstallFailed", &message, generation),
+                ],
+            }),
+            "Stalled",
+        ),
+        Value::String(mode) if mode == "retrying" => (
+            json!({"conditions": [
+                cond("Reconciling", "True", "ProgressingWithRetry", "retrying after failure (fake helm-controller)", generation),
+                cond("Ready", "False", "InstallFailed", &message, generation),
+            ]}),
+            "Retrying",
+        ),
+        _ => (
+            json!({
+                "observedGeneration": generation,
+                "lastAppliedRevision": release["spec"]["chart"]["spec"]["version"].clone(),
+                "conditions": [
+                    cond("Ready", "True", "InstallSucceeded", "Helm install succeeded (fake helm-controller)", generation),
+                    cond("Released", "True", "InstallSucceeded", "Helm install succeeded", generation),
+                    cond("Reconciling", "False", "InstallSucceeded", "", generation),
+                    cond("Stalled", "False", "InstallSucceeded", "", generation),
+                ],
+            }),
+            "Ready",
+        ),
+    };
+    // A retrying release is reported once per generation.
+    if outcome == "Retrying" && events_for(ns, name).iter().any(|e| e.generation == generation && e.outcome == "Retrying") {
+        return;
+    }
+    if patch_status(&path, status) {
+        record(release, generation, outcome);
+    }
+}
