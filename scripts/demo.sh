@@ -53,6 +53,12 @@ echo
 echo "==> the namespaces in the cluster:"
 kubectl get namespaces -L app.kubernetes.io/part-of -L environment -L platform/area
 echo
+echo "==> the stack's custom resources (their CRD was created in the same apply):"
+kubectl get backuppolicies.platform.example.com -A -L platform.terraform.io/stack
+echo
+echo "==> the stack's inventory in state:"
+"$terraform_bin" state show -no-color platform_stack.backups | sed -n '/objects/,/}/p'
+echo
 echo "The control plane keeps running: try 'KUBECONFIG=$kubeconfig kubectl get ns', or edit"
 echo "$demo/work/main.tf and run terraform there (TF_CLI_CONFIG_FILE=$demo/terraformrc)."
 echo "Clean up with: make demo-down"
