@@ -93,7 +93,7 @@ fn catalog_component_with_fake_helm_controller() {
             if let Some(helm) = helm {
                 component = component.block(helm);
             }
-            stack_tf(&stack, &format!("namespace = {}", hcl(&flux_ns)), &[flux_namespace_component(&flux_ns), component])
+            stack_tf(&stack, &format!("namespace = {}\n  timeouts {{\n    create = \"2m\"\n    update = \"2m\"\n  }}", hcl(&flux_ns)), &[flux_namespace_component(&flux_ns), component])
         };
         // Values of our own are merged over the catalog's defaults.
         work.write_main_tf(&config(Some("helm {\n      values = yamlencode({ fake = { delaySeconds = 1 } })\n    }")));

@@ -357,7 +357,7 @@ fn crds_and_their_custom_resources_apply_in_one_run() {
         // kubectl sees them through discovery, with our labels.
         let listed = kubectl(&["get", &widgets.resource(), "-n", &ns, "-l", &format!("platform.terraform.io/stack={stack}"), "-o", "name"]);
         listed.assert_success();
-        assert_eq!(listed.stdout.trim(), format!("{}/w1", widgets.resource()));
+        assert_eq!(listed.stdout.trim(), format!("widget.{group}/w1"));
 
         work.assert_plan_empty();
 
@@ -952,7 +952,13 @@ fn stack_import_adopts_labelled_objects() {
         work.assert_plan_empty();
 
         // Nothing carries an unknown stack's label.
-        work.import("platform_stack.other", &unique_name("acc-nothing")).assert_failure_contains("Cannot import stack");
+        work.run(&["state", "rm", ADDR]).assert_success();
+        let nothing = unique_name("acc-nothing");
+        let out = work.import(ADDR, &nothing);
+        out.assert_failure_contains("Cannot import stack");
+        assert!(folded(&out).contains(&format!("platform.terraform.io/stack={nothing}")), "{}", out.describe());
+        assert!(work.run(&["state", "list"]).stdout.trim().is_empty());
+        work.import(ADDR, &stack).assert_success();
         destroy_and_check_gone(&work, &[namespace_path(&ns), widgets.crd_path()]);
     });
 }
@@ -980,7 +986,7 @@ fn helm_release_ready_with_fake_helm_controller() {
             "{}\nvariable \"password\" {{\n  type      = string\n  sensitive = true\n}}\n",
             stack_tf(
                 &stack,
-                &format!("namespace = {}", hcl(&flux_ns)),
+                &format!("namespace = {}\n  timeouts {{\n    create = \"2m\"\n  }}", hcl(&flux_ns)),
                 &[
                     flux_namespace_component(&flux_ns),
                     Component::new("crds-chart").depends_on(&["flux-ns"]).helm(
@@ -1097,7 +1103,7 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
         let config = |values: &str| {
             stack_tf(
                 &stack,
-                &format!("namespace = {}\n  timeouts {{\n    update = \"15s\"\n  }}", hcl(&flux_ns)),
+                &format!("namespace = {}\n  timeouts {{\n    create = \"2m\"\n    update = \"15s\"\n  }}", hcl(&flux_ns)),
                 &[
                     flux_namespace_component(&flux_ns),
                     Component::new("web").depends_on(&["flux-ns"]).helm("https://charts.example.com", "web", "1.0.0", Some(values)),
@@ -1162,10 +1168,12 @@ fn helm_without_flux_crds_says_flux_is_not_installed() {
             assert!(text.contains(needle), "{context} no {needle:?} in:\n{}", run.apply.describe());
         }
         assert_no_crash(&run.apply);
-        // The component before it was applied and is recorded: destroy removes it.
+        // The component before it was applied and stays: a failed create leaves no state
+        // (the next apply adopts it by label), and the warning says so.
         assert!(run.namespace_applied, "{context} the plain component was not applied");
+        assert!(text.contains("Objects applied before the failure were kept"), "{context} {}", run.apply.describe());
         run.destroy.assert_success();
-        assert!(!run.namespace_left, "{context} namespace {} left after destroy", run.namespace);
+        assert!(run.namespace_left, "{context} namespace {} removed without a state", run.namespace);
     }
 }
 
@@ -1181,7 +1189,7 @@ fn helm_sensitive_values_are_stored_for_flux_target_paths() {
         let work = Workdir::new(tf);
         work.write_main_tf(&stack_tf(
             &stack,
-            &format!("namespace = {}", hcl(&flux_ns)),
+            &format!("namespace = {}\n  timeouts {{\n    create = \"2m\"\n  }}", hcl(&flux_ns)),
             &[
                 flux_namespace_component(&flux_ns),
                 Component::new("db")
@@ -1210,5 +1218,62 @@ fn helm_sensitive_values_are_stored_for_flux_target_paths() {
             ("pa\\,ss".to_string(), "\"1234\"".to_string()),
             "sensitive values stored raw: Flux would cut \"pa,ss\" at the comma and turn \"1234\" into a number"
         );
+    });
+}
+
+/// A first apply that fails half-way leaves what it applied in the state; fixing the
+/// configuration then finishes the stack without deleting what is already there.
+#[test]
+fn stack_failed_create_is_finished_by_the_next_apply() {
+    for_each_terraform(|tf| {
+        let stack = unique_name("acc-retry");
+        let ns = unique_name("acc-retry-ns");
+        let widgets = Kind::new(&unique_group(), "Widget", "widgets", true);
+        let work = Workdir::new(tf);
+        let config = |with_crd: bool| {
+            let mut app = vec![widgets.object("w", Some(&ns), json!({}), false)];
+            if with_crd {
+                app.insert(0, widgets.crd());
+            }
+            stack_tf(
+                &stack,
+                "",
+                &[
+                    Component::new("base").manifests(&docs(&[namespace_obj(&ns, false), configmap("cm", Some(&ns), &[])])),
+                    Component::new("app").depends_on(&["base"]).manifests(&docs(&app)),
+                ],
+            )
+        };
+        // The custom resource's CRD is missing: the second component fails.
+        work.write_main_tf(&config(false));
+        let out = work.apply();
+        out.assert_failure_contains("Component \"app\" failed");
+        assert!(folded(&out).contains(&format!("the cluster does not serve {}/v1 Widget", widgets.group)), "{}", out.describe());
+        let ns_uid = live(&namespace_path(&ns))["metadata"]["uid"].clone();
+        let cm_uid = live(&configmap_path(&ns, "cm"))["metadata"]["uid"].clone();
+        // No state (a tainted stack would be replaced, deleting what was applied); the
+        // applied objects stay, labelled, for the next apply to adopt.
+        assert!(work.resource_values("platform_stack.this").is_none(), "a failed create left a state to taint");
+        assert!(folded(&out).contains("Objects applied before the failure were kept"), "{}", out.describe());
+        let cm = live(&configmap_path(&ns, "cm"));
+        assert_eq!(cm["metadata"]["labels"]["platform.terraform.io/stack"], stack.as_str());
+
+        work.write_main_tf(&config(true));
+        // Replacing the stack would delete the namespace, and with it anything else in it.
+        let plan = work.plan();
+        plan.assert_success();
+        if plan.stdout.contains("must be replaced") {
+            let _ = work.destroy();
+            panic!(
+                "after a failed first apply the retry destroys everything already applied (namespace included) and starts over:\n{}",
+                plan.stdout
+            );
+        }
+        work.apply().assert_success();
+        assert_eq!(live(&namespace_path(&ns))["metadata"]["uid"], ns_uid, "the namespace was deleted and recreated");
+        assert_eq!(live(&configmap_path(&ns, "cm"))["metadata"]["uid"], cm_uid, "the ConfigMap was deleted and recreated");
+        live(&widgets.path(Some(&ns), "w"));
+        work.assert_plan_empty();
+        destroy_and_check_gone(&work, &[namespace_path(&ns), widgets.crd_path()]);
     });
 }

@@ -16,6 +16,7 @@ use super::{Cluster, KubeError, FIELD_MANAGER};
 pub struct KindInfo {
     pub resource: ApiResource,
     pub namespaced: bool,
+    pub listable: bool,
 }
 
 /// Kinds by API version, fetched one API version at a time and kept for the run.
@@ -50,7 +51,11 @@ impl Cluster {
                 // Subresources (pods/log, ...) share kinds with their parents.
                 .filter(|(resource, _)| !resource.plural.contains('/'))
                 .map(|(resource, caps)| {
-                    let info = KindInfo { namespaced: caps.scope == Scope::Namespaced, resource };
+                    let info = KindInfo {
+                        namespaced: caps.scope == Scope::Namespaced,
+                        listable: caps.supports_operation(kube::discovery::verbs::LIST),
+                        resource,
+                    };
                     (info.resource.kind.clone(), info)
                 })
                 .collect()),
@@ -111,15 +116,23 @@ impl Cluster {
         }
     }
 
-    /// Every kind the server serves that can be listed (for import by label).
+    /// Every kind the server serves that can be listed (for import by label), in each
+    /// group's preferred version. Groups that vanish meanwhile (a CRD being deleted) or do
+    /// not answer are skipped rather than failing the whole discovery.
     pub async fn listable_kinds(&self) -> Result<Vec<KindInfo>, KubeError> {
-        let discovery = kube::Discovery::new(self.client.clone()).run().await.map_err(|e| self.error(e))?;
+        let groups = self.client.list_api_groups().await.map_err(|e| self.error(e))?;
+        let mut api_versions = vec!["v1".to_string()];
+        for group in groups.groups {
+            let preferred = group.preferred_version.or_else(|| group.versions.into_iter().next());
+            api_versions.extend(preferred.map(|v| v.group_version));
+        }
+        let fetched = futures::future::join_all(api_versions.iter().map(|v| self.fetch_kinds(v))).await;
         let mut kinds = Vec::new();
-        for group in discovery.groups() {
-            for (resource, caps) in group.recommended_resources() {
-                if caps.supports_operation(kube::discovery::verbs::LIST) && !resource.plural.contains('/') {
-                    kinds.push(KindInfo { namespaced: caps.scope == Scope::Namespaced, resource });
-                }
+        for (api_version, found) in api_versions.iter().zip(fetched) {
+            match found {
+                Ok(found) => kinds.extend(found.into_values().filter(|k| k.listable)),
+                // An unavailable aggregated API (metrics.k8s.io, say) holds nothing of ours.
+                Err(e) => tracing::warn!(api_version = %api_version, error = %e, "skipping an API version discovery could not read"),
             }
         }
         Ok(kinds)

@@ -14,7 +14,7 @@ use super::config::Component;
 use super::fields;
 use super::flux;
 use super::inventory::{self, ObjectKey};
-use super::manifests::{self, Manifest, STACK_LABEL};
+use super::manifests::{self, Manifest, COMPONENT_LABEL, STACK_LABEL};
 use crate::clients::kube::{Cluster, KindInfo, KubeError, FIELD_MANAGER};
 use crate::framework::resource::Context;
 
@@ -276,6 +276,44 @@ impl StackOps<'_> {
             }
         }
         Ok(refreshed)
+    }
+
+    /// Every object in the cluster labelled with this stack's name, as inventory entries
+    /// (for import, and for a create after a failed one). An object served under two API
+    /// groups (Ingress under `extensions` too, on old clusters) is counted once.
+    pub async fn labelled_objects(&self) -> Result<BTreeMap<String, String>, OpError> {
+        let selector = format!("{STACK_LABEL}={}", self.stack);
+        let kinds = self.cluster.listable_kinds().await.map_err(|e| self.kube("discovery", e))?;
+        let work = kinds
+            .iter()
+            .map(|info| {
+                let selector = &selector;
+                async move { (info, self.cluster.list_dynamic(info, None, selector).await) }.boxed()
+            })
+            .collect();
+        // Results arrive in completion order: each carries its kind.
+        let lists = concurrently(work).await;
+        let mut by_uid: BTreeMap<String, (ObjectKey, String)> = BTreeMap::new();
+        for (info, list) in lists {
+            // Kinds we may not list cannot hold objects we applied.
+            for object in list.unwrap_or_default() {
+                let meta = &object["metadata"];
+                let key = ObjectKey {
+                    component: meta["labels"][COMPONENT_LABEL].as_str().unwrap_or("imported").to_string(),
+                    api_version: info.resource.api_version.clone(),
+                    kind: info.resource.kind.clone(),
+                    namespace: meta["namespace"].as_str().map(str::to_string),
+                    name: meta["name"].as_str().unwrap_or_default().to_string(),
+                };
+                let digest = fields::owned_digest(&object, FIELD_MANAGER).unwrap_or_else(|| CHANGED.to_string());
+                let uid = meta["uid"].as_str().unwrap_or_default().to_string();
+                let keep_existing = by_uid.get(&uid).is_some_and(|(existing, _)| existing.group() != "extensions");
+                if !keep_existing {
+                    by_uid.insert(uid, (key, digest));
+                }
+            }
+        }
+        Ok(by_uid.into_values().map(|(key, digest)| (key.to_string(), digest)).collect())
     }
 
     /// Deletes `keys` phase by phase (custom resources, other objects, CRDs, namespaces),

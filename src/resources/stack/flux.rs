@@ -419,11 +419,16 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
         (Some(_), None) => true,
         (None, _) => false,
     };
-    let ready = condition("Ready");
     let reconciling = condition("Reconciling").filter(|c| c.status == "True");
 
+    let ready = condition("Ready");
     if let Some(stalled) = condition("Stalled").filter(|c| c.status == "True") {
-        return ReleaseStatus::Failed { reason: stalled.reason.into(), message: stalled.message.into() };
+        // Stalled says that Flux gave up; Ready=False usually says why.
+        let mut message = stalled.message.to_string();
+        if let Some(why) = ready.as_ref().filter(|c| c.status == "False" && !c.message.is_empty() && c.message != stalled.message) {
+            message = format!("{message} (Ready=False, {}: {})", why.reason, why.message);
+        }
+        return ReleaseStatus::Failed { reason: stalled.reason.into(), message };
     }
     let is_ready = ready.as_ref().is_some_and(|c| c.status == "True");
     if is_ready && !stale && reconciling.is_none() {

@@ -23,10 +23,10 @@ use async_trait::async_trait;
 use self::cluster_ops::{StackOps, CHANGED, DELETED};
 use self::config::{Component, Source};
 use self::inventory::ObjectKey;
-use self::manifests::{Manifest, COMPONENT_LABEL, STACK_LABEL};
+use self::manifests::{Manifest, STACK_LABEL};
 use super::metadata;
 use crate::clients::http;
-use crate::clients::kube::{Cluster, FIELD_MANAGER};
+use crate::clients::kube::Cluster;
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
 use crate::framework::schema::{timeouts_block, Attribute, Block, NestedBlock, Schema};
@@ -53,7 +53,8 @@ impl StackResource {
 
     /// Create and update: render everything (downloads verified) before touching the
     /// cluster, apply level by level, then prune what the previous apply had and this one
-    /// does not. On failure the returned state records what was applied.
+    /// does not. A failed update's state records what was applied; a failed create leaves
+    /// no state (see below).
     async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let operation = if prior.is_null() { "create" } else { "update" };
         let deadline = Instant::now() + timeouts::timeout(planned, operation, DEFAULT_APPLY_TIMEOUT);
@@ -65,6 +66,19 @@ impl StackResource {
         let crd_kinds: BTreeSet<(String, String)> = rendered.iter().flatten().filter_map(Manifest::crd_defines).collect();
         let cluster = self.cluster(planned, diags).await?;
         let ops = StackOps { cluster: &cluster, ctx, stack: &stack, deadline };
+        // A create adopts what an earlier, failed create of this stack left behind, so
+        // that it is pruned if no longer configured.
+        let prior_objects = if prior.is_null() {
+            match ops.labelled_objects().await {
+                Ok(leftovers) => leftovers,
+                Err(e) => {
+                    diags.error("Could not look for earlier objects of this stack", format!("Stack {stack:?}: {e}"));
+                    return None;
+                }
+            }
+        } else {
+            metadata::string_map(prior.get_attr("objects")).unwrap_or_default()
+        };
         let runs_workloads = ops.runs_workloads().await;
 
         let mut applied: BTreeMap<ObjectKey, String> = BTreeMap::new();
@@ -91,13 +105,24 @@ impl StackResource {
         }
 
         let applied_text: BTreeMap<String, String> = applied.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        let prior_objects = metadata::string_map(prior.get_attr("objects")).unwrap_or_default();
+        if failed && prior.is_null() {
+            // No state: a failed create would be tainted, and replacing it would delete what
+            // did get applied. The next apply finds those objects by their label instead.
+            diags.warning(
+                "Objects applied before the failure were kept",
+                format!(
+                    "They carry the label {STACK_LABEL}={stack}; the next apply of this stack adopts them and deletes \
+                     those no longer configured."
+                ),
+            );
+            return None;
+        }
         if failed {
             // Keep the prior configuration so the next plan tries again; record both what
             // was applied now and what the previous apply left in place.
             let mut objects = prior_objects;
             objects.extend(applied_text);
-            let mut state = if prior.is_null() { planned.clone() } else { prior.clone() };
+            let mut state = prior.clone();
             state.set_attr("objects", metadata::string_map_value(&objects));
             return Some(with_id(state));
         }
@@ -169,16 +194,29 @@ async fn render_all(stack: &str, flux_namespace: &str, components: &[Component],
             }
         }
     }
-    let all: Vec<(&str, &Manifest)> = components
+    report_duplicates(components, &rendered, diags).then_some(rendered)
+}
+
+/// Reports objects defined twice, compared as they will be applied: an object that names no
+/// namespace lands in its component's (or `default`). True when there are none.
+fn report_duplicates(components: &[Component], rendered: &[Vec<Manifest>], diags: &mut Diagnostics) -> bool {
+    let placed: Vec<(&str, Manifest)> = components
         .iter()
-        .zip(&rendered)
-        .flat_map(|(c, objects)| objects.iter().map(move |m| (c.name.as_str(), m)))
+        .zip(rendered)
+        .flat_map(|(c, objects)| {
+            objects.iter().map(move |m| {
+                let mut m = m.clone();
+                manifests::default_namespace(&mut m, c.namespace.as_deref().unwrap_or("default"));
+                (c.name.as_str(), m)
+            })
+        })
         .collect();
-    let duplicates = manifests::duplicates(&all);
+    let refs: Vec<(&str, &Manifest)> = placed.iter().map(|(c, m)| (*c, m)).collect();
+    let duplicates = manifests::duplicates(&refs);
     for duplicate in &duplicates {
         diags.error_at(AttributePath::root("component"), "Duplicate object", duplicate.clone());
     }
-    duplicates.is_empty().then_some(rendered)
+    duplicates.is_empty()
 }
 
 fn component_block() -> NestedBlock {
@@ -255,21 +293,20 @@ impl Resource for StackResource {
         }
         // Parse what can be parsed now: problems surface at plan, before any cluster is touched.
         let stack = config.get_attr("name").and_then(Value::as_str).unwrap_or("stack");
-        let mut all = Vec::new();
+        let flux_namespace = config.get_attr("namespace").and_then(Value::as_str).unwrap_or(config::DEFAULT_FLUX_NAMESPACE);
+        let mut rendered = Vec::new();
         for component in &components {
-            match config::render(stack, config::DEFAULT_FLUX_NAMESPACE, component, &[], None) {
-                Ok(objects) => all.extend(objects.into_iter().map(|m| (component.name.clone(), m))),
+            match config::render(stack, flux_namespace, component, &[], None) {
+                Ok(objects) => rendered.push(objects),
                 Err(problems) => {
+                    rendered.push(Vec::new());
                     for problem in problems {
                         diags.error_at(component.path(), "Invalid component", problem);
                     }
                 }
             }
         }
-        let refs: Vec<(&str, &Manifest)> = all.iter().map(|(c, m)| (c.as_str(), m)).collect();
-        for duplicate in manifests::duplicates(&refs) {
-            diags.error_at(AttributePath::root("component"), "Duplicate object", duplicate);
-        }
+        report_duplicates(&components, &rendered, diags);
     }
 
     async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan, _diags: &mut Diagnostics) {
@@ -378,7 +415,7 @@ impl Resource for StackResource {
 
     /// Adopts every object labelled with this stack name; the configuration then decides
     /// (the first apply after import re-applies and prunes).
-    async fn import(&self, _ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+    async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
         if let Some(problem) = metadata::dns1123_label_problem(id) {
             diags.error("Invalid import id", format!("Import by stack name; {id:?} {problem}."));
             return None;
@@ -388,32 +425,16 @@ impl Resource for StackResource {
         state.set_attr("namespace", Value::string(config::DEFAULT_FLUX_NAMESPACE));
         state.set_attr("component", Value::List(Vec::new()));
         let cluster = self.cluster(&state, diags).await?;
-        let selector = format!("{STACK_LABEL}={id}");
-        let kinds = match cluster.listable_kinds().await {
-            Ok(kinds) => kinds,
+        let ops = StackOps { cluster: &cluster, ctx, stack: id, deadline: Instant::now() + READ_TIMEOUT };
+        let objects = match ops.labelled_objects().await {
+            Ok(objects) => objects,
             Err(e) => {
-                diags.error("Could not import stack", format!("Discovery failed: {e}"));
+                diags.error("Could not import stack", e);
                 return None;
             }
         };
-        let mut objects = BTreeMap::new();
-        let lists = futures::future::join_all(kinds.iter().map(|info| cluster.list_dynamic(info, None, &selector))).await;
-        for (info, list) in kinds.iter().zip(lists) {
-            for object in list.unwrap_or_default() {
-                let meta = &object["metadata"];
-                let key = ObjectKey {
-                    component: meta["labels"][COMPONENT_LABEL].as_str().unwrap_or("imported").to_string(),
-                    api_version: info.resource.api_version.clone(),
-                    kind: info.resource.kind.clone(),
-                    namespace: meta["namespace"].as_str().map(str::to_string),
-                    name: meta["name"].as_str().unwrap_or_default().to_string(),
-                };
-                let digest = fields::owned_digest(&object, FIELD_MANAGER).unwrap_or_else(|| CHANGED.to_string());
-                objects.insert(key.to_string(), digest);
-            }
-        }
         if objects.is_empty() {
-            diags.error("Cannot import stack", format!("No object in the cluster carries the label {selector}."));
+            diags.error("Cannot import stack", format!("No object in the cluster carries the label {STACK_LABEL}={id}."));
             return None;
         }
         state.set_attr("objects", metadata::string_map_value(&objects));

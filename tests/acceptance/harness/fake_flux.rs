@@ -120,6 +120,8 @@ resource "platform_stack" "this" {{
         let namespace_applied = cluster().exists(&format!("/api/v1/namespaces/{namespace}"));
         let destroy = work.destroy();
         let namespace_left = cluster().exists(&format!("/api/v1/namespaces/{namespace}"));
+        // A failed create leaves no state, so destroy has nothing to remove: clean up here.
+        crate::harness::kubectl(&["delete", "namespace", &namespace, "--ignore-not-found", "--wait=false"]);
         recorded.push(NoFluxRun { terraform: tf.version_string.clone(), namespace, apply, namespace_applied, destroy, namespace_left });
     }
     *runs = Some(recorded);
@@ -278,12 +280,26 @@ fn cond(kind: &str, status: &str, reason: &str, message: &str, generation: i64) 
     })
 }
 
+/// Merge-patches the status subresource; a refusal is printed once per path and message
+/// (the test's output then explains a release that never becomes Ready).
 fn patch_status(path: &str, status: Value) -> bool {
+    static REPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let body = json!({ "status": status }).to_string();
-    cluster()
-        .http()
-        .request("PATCH", &format!("{path}/status"), Some("application/merge-patch+json"), Some(body.as_bytes()))
-        .is_ok_and(|r| r.ok())
+    let problem = match cluster().http().request(
+        "PATCH",
+        &format!("{path}/status"),
+        Some("application/merge-patch+json"),
+        Some(body.as_bytes()),
+    ) {
+        Ok(resp) if resp.ok() => return true,
+        Ok(resp) => format!("HTTP {}: {}", resp.status, resp.body),
+        Err(e) => e,
+    };
+    let note = format!("fake helm-controller: PATCH {path}/status refused: {problem}");
+    if REPORTED.lock().unwrap().get_or_insert_with(HashSet::new).insert(note.clone()) {
+        eprintln!("{note}");
+    }
+    false
 }
 
 fn record(release: &Value, generation: i64, outcome: &str) {
@@ -395,8 +411,8 @@ fn reconcile_release(
                 "conditions": [
                     cond("Ready", "True", "InstallSucceeded", "Helm install succeeded (fake helm-controller)", generation),
                     cond("Released", "True", "InstallSucceeded", "Helm install succeeded", generation),
-                    cond("Reconciling", "False", "InstallSucceeded", "", generation),
-                    cond("Stalled", "False", "InstallSucceeded", "", generation),
+                    cond("Reconciling", "False", "InstallSucceeded", "reconciliation finished", generation),
+                    cond("Stalled", "False", "InstallSucceeded", "not stalled", generation),
                 ],
             }),
             "Ready",
