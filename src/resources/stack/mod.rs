@@ -112,7 +112,7 @@ impl StackResource {
                 "Objects applied before the failure were kept",
                 format!(
                     "They carry the label {STACK_LABEL}={stack}; the next apply of this stack adopts them and deletes \
-                     those no longer configured."
+                     those no longer configured. Until then Terraform has no state for them: destroy leaves them alone."
                 ),
             );
             return None;
