@@ -208,9 +208,7 @@ fn sops_files_of_every_format_become_secrets_and_follow_file_and_live_changes() 
     let Some(sops) = skip_unless(Sops::find()) else { return };
     for_each_terraform(|tf| {
         let ns = TestNamespace::create("acc-sops");
-        let mut work = Workdir::new(tf);
-        isolate_age_keys(&mut work);
-        let key = sops.age_key(work.root(), "age.txt");
+        let (work, key) = sops.keyed_workdir(Workdir::new(tf));
         let fixtures = SopsFixtures::write(&sops, &key, &work);
         work.write_main_tf(&SopsFixtures::config(&key, &ns.name));
         let apply = work.apply();
@@ -291,9 +289,7 @@ fn sops_files_of_every_format_become_secrets_and_follow_file_and_live_changes() 
 fn tampered_foreign_and_unreadable_sops_files_are_clear_errors() {
     let Some(sops) = skip_unless(Sops::find()) else { return };
     for_each_terraform(|tf| {
-        let mut work = Workdir::without_cluster(tf);
-        isolate_age_keys(&mut work);
-        let key = sops.age_key(work.root(), "age.txt");
+        let (work, key) = sops.keyed_workdir(Workdir::without_cluster(tf));
         let stranger = sops.age_key(work.root(), "stranger.txt");
         let sample = SampleYaml::new();
         let dir = work.path().to_path_buf();
@@ -385,9 +381,7 @@ fn tampered_foreign_and_unreadable_sops_files_are_clear_errors() {
 fn age_keys_come_from_the_provider_block_the_environment_or_inline() {
     let Some(sops) = skip_unless(Sops::find()) else { return };
     for_each_terraform(|tf| {
-        let mut work = Workdir::without_cluster(tf);
-        isolate_age_keys(&mut work);
-        let key = sops.age_key(work.root(), "age.txt");
+        let (work, key) = sops.keyed_workdir(Workdir::without_cluster(tf));
         let stranger = sops.age_key(work.root(), "stranger.txt");
         let sample = SampleYaml::new();
         sample.encrypt(&sops, &key, &work.path().join("app.yaml"));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::harness::secrets::{
-    isolate_age_keys, platform_secret, provider_config, random_secret, secret_text, skip_unless, AgeKey, Evidence,
+    platform_secret, provider_config, random_secret, secret_text, skip_unless, AgeKey, Evidence,
     SampleYaml, Sops, TestNamespace,
 };
 use crate::harness::{for_each_terraform, Workdir};
@@ -38,9 +38,7 @@ fn string_map(value: &serde_json::Value) -> BTreeMap<String, String> {
 fn data_source_flattens_decrypted_values_behind_sensitive_outputs() {
     let Some(sops) = skip_unless(Sops::find()) else { return };
     for_each_terraform(|tf| {
-        let mut work = Workdir::without_cluster(tf);
-        isolate_age_keys(&mut work);
-        let key = sops.age_key(work.root(), "age.txt");
+        let (work, key) = sops.keyed_workdir(Workdir::without_cluster(tf));
         let yaml = SampleYaml::new();
         yaml.encrypt(&sops, &key, &work.path().join("app.yaml"));
         let api_key = random_secret("api");
@@ -114,9 +112,7 @@ fn ephemeral_values_feed_write_only_data_without_reaching_state() {
             return;
         }
         let ns = TestNamespace::create("acc-ephemeral");
-        let mut work = Workdir::new(tf);
-        isolate_age_keys(&mut work);
-        let key = sops.age_key(work.root(), "age.txt");
+        let (work, key) = sops.keyed_workdir(Workdir::new(tf));
         let yaml = SampleYaml::new();
         yaml.encrypt(&sops, &key, &work.path().join("app.yaml"));
         let config = |version: u32| {

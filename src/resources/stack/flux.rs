@@ -935,7 +935,7 @@ mod tests {
             release_status(&object),
             ReleaseStatus::Failed {
                 reason: "RetriesExceeded".into(),
-                message: "Failed to install after 3 attempt(s)".into()
+                message: "Failed to install after 3 attempt(s) (Ready=False, InstallFailed: Helm install failed)".into()
             }
         );
     }

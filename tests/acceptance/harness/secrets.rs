@@ -101,6 +101,13 @@ impl Sops {
         Ok(Sops { sops: tool("TF_ACC_SOPS", "sops")?, age_keygen: tool("TF_ACC_AGE_KEYGEN", "age-keygen")? })
     }
 
+    /// `work` with its own age key and no other key in reach (see [`isolate_age_keys`]).
+    pub fn keyed_workdir(&self, mut work: Workdir) -> (Workdir, AgeKey) {
+        isolate_age_keys(&mut work);
+        let key = self.age_key(work.root(), "age.txt");
+        (work, key)
+    }
+
     /// `age-keygen -o DIR/NAME`.
     #[track_caller]
     pub fn age_key(&self, dir: &Path, name: &str) -> AgeKey {
