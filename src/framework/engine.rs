@@ -161,35 +161,15 @@ impl Engine {
     }
 
     pub fn validate_ephemeral_resource(&self, type_name: &str, config: &Value) -> Diagnostics {
-        match self.ephemeral_resource(type_name) {
-            Ok(e) => {
-                let mut diags = Diagnostics::new();
-                e.implementation.validate(config, &mut diags);
-                diags
-            }
-            Err(diags) => diags,
-        }
+        validate_with(self.ephemeral_resource(type_name), config)
     }
 
     pub async fn open_ephemeral_resource(&self, type_name: &str, config: &Value) -> (Option<Value>, Diagnostics) {
-        let e = match self.ephemeral_resource(type_name) {
-            Ok(e) => e,
-            Err(diags) => return (None, diags),
-        };
-        let mut diags = Diagnostics::new();
-        let result = e.implementation.read(&self.context(), config, &mut diags).await;
-        (result.map(|r| ensure_known(r, &e.schema, "open", &mut diags)), diags)
+        self.read_with(self.ephemeral_resource(type_name), config, "open").await
     }
 
     pub fn validate_data_source(&self, type_name: &str, config: &Value) -> Diagnostics {
-        match self.data_source(type_name) {
-            Ok(d) => {
-                let mut diags = Diagnostics::new();
-                d.implementation.validate(config, &mut diags);
-                diags
-            }
-            Err(diags) => diags,
-        }
+        validate_with(self.data_source(type_name), config)
     }
 
     /// Reads state JSON written by any earlier version of this provider. Attributes a
@@ -281,13 +261,35 @@ impl Engine {
     }
 
     pub async fn read_data_source(&self, type_name: &str, config: &Value) -> (Option<Value>, Diagnostics) {
-        let d = match self.data_source(type_name) {
+        self.read_with(self.data_source(type_name), config, "read").await
+    }
+
+    /// Reading a data source and opening an ephemeral resource are the same call.
+    async fn read_with(
+        &self,
+        found: Result<&Registered<dyn DataSource>, Diagnostics>,
+        config: &Value,
+        operation: &str,
+    ) -> (Option<Value>, Diagnostics) {
+        let d = match found {
             Ok(d) => d,
             Err(diags) => return (None, diags),
         };
         let mut diags = Diagnostics::new();
         let state = d.implementation.read(&self.context(), config, &mut diags).await;
-        (state.map(|s| ensure_known(s, &d.schema, "read", &mut diags)), diags)
+        (state.map(|s| ensure_known(s, &d.schema, operation, &mut diags)), diags)
+    }
+}
+
+/// Data sources and ephemeral resources validate alike.
+fn validate_with(found: Result<&Registered<dyn DataSource>, Diagnostics>, config: &Value) -> Diagnostics {
+    match found {
+        Ok(d) => {
+            let mut diags = Diagnostics::new();
+            d.implementation.validate(config, &mut diags);
+            diags
+        }
+        Err(diags) => diags,
     }
 }
 
