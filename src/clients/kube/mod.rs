@@ -3,6 +3,7 @@
 
 mod connection;
 mod dynamic;
+pub mod fields;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -103,13 +104,10 @@ impl ClientCache {
 /// The child field names under `path` (e.g. `["data"]`) that `manager` owns through
 /// server-side apply, from the object's `metadata.managedFields`.
 pub fn owned_children(object: &serde_json::Value, manager: &str, path: &[&str]) -> std::collections::BTreeSet<String> {
-    let entries = object.pointer("/metadata/managedFields").and_then(|m| m.as_array());
-    entries
+    let owned = fields::owned_fields(object, manager);
+    let node = owned.as_ref().and_then(|set| path.iter().try_fold(set, |node, step| node.get(format!("f:{step}"))));
+    node.and_then(|n| n.as_object())
         .into_iter()
-        .flatten()
-        .filter(|e| e["manager"] == manager && e["operation"] == "Apply")
-        .filter_map(|e| path.iter().try_fold(&e["fieldsV1"], |node, step| node.get(format!("f:{step}"))))
-        .filter_map(|node| node.as_object())
         .flat_map(|children| children.keys().filter_map(|k| k.strip_prefix("f:")).map(str::to_string))
         .collect()
 }

@@ -11,11 +11,10 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
 use super::config::Component;
-use super::fields;
 use super::flux;
 use super::inventory::{self, ObjectKey};
 use super::manifests::{self, Manifest, COMPONENT_LABEL, STACK_LABEL};
-use crate::clients::kube::{Cluster, KindInfo, KubeError, FIELD_MANAGER};
+use crate::clients::kube::{fields, Cluster, KindInfo, KubeError, FIELD_MANAGER};
 use crate::framework::resource::Context;
 
 /// Objects applied or deleted at once.
@@ -325,14 +324,15 @@ impl StackOps<'_> {
                 .into_iter()
                 .map(|key| {
                     async move {
-                    let info = self.cluster.kind(&key.api_version, &key.kind).await.map_err(|e| self.kube("discovery", e))?;
-                    // A kind the cluster no longer serves took its objects with it.
-                    let Some(info) = info else { return Ok(None) };
-                    let existed = self
-                        .cluster
-                        .delete_dynamic(&info, key.namespace.as_deref(), &key.name)
-                        .await
-                        .map_err(|e| self.kube(&format!("deleting {}", describe(key)), e))?;
+                        let info =
+                            self.cluster.kind(&key.api_version, &key.kind).await.map_err(|e| self.kube("discovery", e))?;
+                        // A kind the cluster no longer serves took its objects with it.
+                        let Some(info) = info else { return Ok(None) };
+                        let existed = self
+                            .cluster
+                            .delete_dynamic(&info, key.namespace.as_deref(), &key.name)
+                            .await
+                            .map_err(|e| self.kube(&format!("deleting {}", describe(key)), e))?;
                         Ok(existed.then_some((key, info)))
                     }
                     .boxed()

@@ -3,12 +3,12 @@
 //! inventory of every object and a digest of the fields we own, so drift shows in plans.
 //!
 //! The pure parts live beside this file: `config` (component blocks), `manifests` (YAML),
-//! `graph` (ordering), `flux` (Helm as Flux objects), `fields` (owned-field digests),
-//! `inventory` (object keys, teardown phases); `cluster_ops` is what touches the cluster.
+//! `graph` (ordering), `flux` (Helm as Flux objects), `inventory` (object keys, teardown
+//! phases); `cluster_ops` is what touches the cluster. Owned-field digests come from
+//! `clients::kube::fields`.
 
 mod cluster_ops;
 mod config;
-mod fields;
 mod flux;
 mod graph;
 mod inventory;
