@@ -214,6 +214,12 @@ pub fn parse_import_id(id: &str, diags: &mut Diagnostics) -> Option<(String, Str
     }
 }
 
+/// The `namespace/name` id of a live object (the import id too).
+pub fn live_id(live: &serde_json::Value) -> Value {
+    let text = |field: &str| live["metadata"][field].as_str().unwrap_or_default();
+    Value::string(format!("{}/{}", text("namespace"), text("name")))
+}
+
 /// A string-to-string map from an object's JSON (labels, annotations).
 pub fn json_string_map(value: Option<&serde_json::Value>) -> Option<std::collections::BTreeMap<String, String>> {
     value.and_then(|v| v.as_object()).map(|entries| {

@@ -168,8 +168,7 @@ fn input_digest(config: &Value, key: &SealingKey) -> String {
 
 fn state_from_live(state: &Value, live: &serde_json::Value) -> Value {
     let mut next = state.clone();
-    let text = |pointer: &str| live.pointer(pointer).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    next.set_attr("id", Value::string(format!("{}/{}", text("/metadata/namespace"), text("/metadata/name"))));
+    next.set_attr("id", object::live_id(live));
     let template = &live["spec"]["template"];
     next.set_attr("type", Value::string(template.get("type").and_then(|t| t.as_str()).unwrap_or("Opaque")));
     object::refresh_metadata(&mut next, &template["metadata"]);

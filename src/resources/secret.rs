@@ -148,8 +148,7 @@ fn live_data(live: &serde_json::Value) -> BTreeMap<String, Vec<u8>> {
 /// owns, so an edit by anyone else (which takes ownership) or a removed key shows as a change.
 fn state_from_live(state: &Value, live: &serde_json::Value) -> Value {
     let mut next = state.clone();
-    let text = |pointer: &str| live.pointer(pointer).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    next.set_attr("id", Value::string(format!("{}/{}", text("/metadata/namespace"), text("/metadata/name"))));
+    next.set_attr("id", object::live_id(live));
     next.set_attr("type", Value::string(live.get("type").and_then(|t| t.as_str()).unwrap_or("Opaque")));
     if state.get_attr("immutable").is_some_and(|v| !v.is_null()) {
         next.set_attr("immutable", Value::Bool(live.get("immutable").and_then(|v| v.as_bool()).unwrap_or(false)));
