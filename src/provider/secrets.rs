@@ -18,7 +18,9 @@ pub fn secrets_block() -> NestedBlock {
         Block::new(vec![
             Attribute::string("age_key_file").optional().describe(
                 "File with age identities (`AGE-SECRET-KEY-1...` lines) for SOPS files. Defaults like sops: \
-                 `SOPS_AGE_KEY`, then `SOPS_AGE_KEY_FILE`, then `~/.config/sops/age/keys.txt`.",
+                 `SOPS_AGE_KEY`, then `SOPS_AGE_KEY_FILE`, then `sops/age/keys.txt` in the user's configuration \
+                 directory: `$XDG_CONFIG_HOME` or `~/.config` on Linux, `~/Library/Application Support` on macOS \
+                 (`$XDG_CONFIG_HOME` when set), `%AppData%` on Windows.",
             ),
             Attribute::string("age_key").optional().sensitive().describe(
                 "age identities given inline, e.g. from a variable; takes precedence over `age_key_file`.",

@@ -21,6 +21,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::clients::keyed::DigestKey;
+
 /// The union of the `fieldsV1` sets of the `managedFields` entries of `manager` with
 /// operation "Apply" on the object itself. Entries for a subresource (`status`, `scale`) are
 /// left out: the stack applies objects, never their subresources. `None` when the manager
@@ -183,8 +185,35 @@ fn write_scalar(scalar: &serde_json::Value, out: &mut String) {
 }
 
 /// The digest of what `manager` owns in `object` (by applying it): `None` when it owns nothing.
+///
+/// For a Secret the projection holds secret values, so its digest is keyed (see
+/// [`keyed_digest`]) with the Secret's `metadata.uid`: whoever can read the uid can read
+/// the Secret, and a digest kept in state is no plaintext fingerprint to test guesses on.
 pub fn owned_digest(object: &serde_json::Value, manager: &str) -> Option<String> {
-    owned_fields(object, manager).map(|fields| digest(&project(object, &fields)))
+    let projected = project(object, &owned_fields(object, manager)?);
+    Some(if is_secret(object) {
+        // API server objects always have a uid; a bare manifest without one is keyed by "".
+        let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
+        keyed_digest(&projected, &DigestKey::derive(uid.as_bytes(), SECRET_DIGEST_PURPOSE))
+    } else {
+        digest(&projected)
+    })
+}
+
+/// What keys derived from a Secret's uid are for (so the uid keys nothing else the same way).
+const SECRET_DIGEST_PURPOSE: &str = "terraform-provider-platform: owned fields of a Secret";
+
+fn is_secret(object: &serde_json::Value) -> bool {
+    object["kind"].as_str() == Some("Secret") && object["apiVersion"].as_str() == Some("v1")
+}
+
+/// `hmac-sha256:` and the hex HMAC of `value` as canonical JSON (as in [`digest`]) under `key`.
+pub fn keyed_digest(value: &serde_json::Value, key: &DigestKey) -> String {
+    let mut canonical = String::new();
+    write_canonical(value, &mut canonical);
+    let mut fingerprint = key.fingerprint();
+    fingerprint.update(canonical.as_bytes());
+    fingerprint.finish()
 }
 
 #[cfg(test)]
@@ -578,6 +607,40 @@ mod tests {
         // sha256 of {"a":[true,null,"x",1.5,-3],"b":{"c":"é\n"}} (the \n as JSON escapes it).
         let value = json!({"b": {"c": "é\n"}, "a": [true, null, "x", 1.5, -3]});
         assert_eq!(digest(&value), "sha256:b0a015f41882ac371adf3a6d19b7d52103d48d5672ea73526a317c9b032da359");
+    }
+
+    /// A Secret as the API server returns it after our apply of `data.password`.
+    fn secret(uid: &str, password: &str) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "apps", "uid": uid, "managedFields": [
+                {"manager": MANAGER, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:password": {}}}}
+            ]},
+            "data": {"password": base64(password)},
+            "type": "Opaque"
+        })
+    }
+
+    fn base64(text: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn secret_digests_are_keyed_by_uid_and_never_a_plain_hash_of_the_values() {
+        let a = owned_digest(&secret("uid-a", "hunter2"), MANAGER).unwrap();
+        let b = owned_digest(&secret("uid-b", "hunter2"), MANAGER).unwrap();
+        assert!(a.starts_with("hmac-sha256:"), "{a}");
+        assert_ne!(a, b, "the same value under different keys must differ");
+        assert_eq!(a, owned_digest(&secret("uid-a", "hunter2"), MANAGER).unwrap());
+        assert_ne!(a, owned_digest(&secret("uid-a", "hunter3"), MANAGER).unwrap(), "a changed value must show");
+        // No unkeyed SHA-256 of the projection, which anyone could recompute from a guess.
+        let projected = json!({"data": {"password": base64("hunter2")}});
+        assert_ne!(a.trim_start_matches("hmac-sha256:"), digest(&projected).trim_start_matches("sha256:"));
+        // Other kinds keep plain digests, comparable across objects.
+        let mut config_map = secret("uid-a", "hunter2");
+        config_map["kind"] = json!("ConfigMap");
+        assert!(owned_digest(&config_map, MANAGER).unwrap().starts_with("sha256:"));
     }
 
     #[test]

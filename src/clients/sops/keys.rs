@@ -10,6 +10,7 @@ use age::x25519::Identity;
 use age::{DecryptError, Decryptor};
 
 use super::cipher::DataKey;
+use crate::clients::keyed::DigestKey;
 use super::error::SopsError;
 use super::metadata::Metadata;
 
@@ -26,6 +27,8 @@ pub struct Keys {
 }
 
 const SOPS_AGE_KEY: &str = "SOPS_AGE_KEY";
+/// What keys derived from an age identity are for (so it keys nothing else the same way).
+const DIGEST_PURPOSE: &str = "terraform-provider-platform: values of a SOPS file";
 const SOPS_AGE_KEY_FILE: &str = "SOPS_AGE_KEY_FILE";
 
 impl Keys {
@@ -145,8 +148,7 @@ impl Keys {
         if self.is_empty() {
             return Err(SopsError::NoKeys {
                 searched: self.searched.join(", "),
-                default_path: "$XDG_CONFIG_HOME/sops/age/keys.txt (~/.config/sops/age/keys.txt)"
-                    .to_owned(),
+                default_path: Os::current().default_key_file_text().to_owned(),
                 problems: self.problems_suffix(),
             });
         }
@@ -188,6 +190,21 @@ impl Keys {
                 SopsError::DataKey(format!("it is {} bytes long instead of 32", secret.len()))
             }),
             None => Err(self.no_matching_key(metadata, shares.len(), needed, &failures)),
+        }
+    }
+
+    /// The key for fingerprints of a file's values ([`super::Decrypted::digest_key`]):
+    /// derived from the first of our identities, in the order they were loaded, that the
+    /// file is encrypted for, so it stays the same while that identity decrypts the file,
+    /// whatever else changes in it. A file whose recipients none of ours match by name
+    /// (but which `data_key` could decrypt) keys by its data key, just as secret.
+    pub(super) fn digest_key(&self, metadata: &Metadata, data_key: &DataKey) -> DigestKey {
+        use age::secrecy::ExposeSecret;
+        let recipients = metadata.age_recipients();
+        let identity = self.identities.iter().find(|id| recipients.contains(&id.to_public().to_string().as_str()));
+        match identity {
+            Some(identity) => DigestKey::derive(identity.to_string().expose_secret().as_bytes(), DIGEST_PURPOSE),
+            None => DigestKey::derive(data_key.as_ref(), DIGEST_PURPOSE),
         }
     }
 
@@ -281,14 +298,60 @@ fn expand_home(path: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
     }
 }
 
-/// Where sops looks by default (Go's `os.UserConfigDir` on Linux).
+/// The operating systems whose default key location differs, as sops sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Os {
+    /// Linux and the other Unix systems.
+    Unix,
+    Mac,
+    Windows,
+}
+
+impl Os {
+    fn current() -> Os {
+        if cfg!(target_os = "macos") {
+            Os::Mac
+        } else if cfg!(windows) {
+            Os::Windows
+        } else {
+            Os::Unix
+        }
+    }
+
+    /// The default location in words, for "no key found" messages.
+    fn default_key_file_text(self) -> &'static str {
+        match self {
+            Os::Unix => "$XDG_CONFIG_HOME/sops/age/keys.txt (~/.config/sops/age/keys.txt)",
+            Os::Mac => "$XDG_CONFIG_HOME/sops/age/keys.txt if XDG_CONFIG_HOME is set, else ~/Library/Application Support/sops/age/keys.txt",
+            Os::Windows => "%AppData%\\sops\\age\\keys.txt",
+        }
+    }
+}
+
+/// Where sops looks by default: `sops/age/keys.txt` under Go's `os.UserConfigDir`
+/// (`$XDG_CONFIG_HOME` or `~/.config` on Unix, `~/Library/Application Support` on macOS,
+/// `%AppData%` on Windows), except that sops also honours `XDG_CONFIG_HOME` on macOS.
 fn default_key_file(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    default_key_file_on(Os::current(), env).map(PathBuf::from)
+}
+
+/// [`default_key_file`] for `os`, as text with that system's separator (so that every
+/// system's rule can be tested anywhere).
+fn default_key_file_on(os: Os, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     let non_empty = |name| env(name).filter(|v: &String| !v.is_empty());
-    let config_dir = match non_empty("XDG_CONFIG_HOME") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(non_empty("HOME")?).join(".config"),
+    let (config_dir, separator) = match os {
+        Os::Unix => match non_empty("XDG_CONFIG_HOME") {
+            Some(dir) => (dir, '/'),
+            None => (format!("{}/.config", non_empty("HOME")?.trim_end_matches('/')), '/'),
+        },
+        Os::Mac => match non_empty("XDG_CONFIG_HOME") {
+            Some(dir) => (dir, '/'),
+            None => (format!("{}/Library/Application Support", non_empty("HOME")?.trim_end_matches('/')), '/'),
+        },
+        Os::Windows => (non_empty("AppData")?, '\\'),
     };
-    Some(config_dir.join("sops").join("age").join("keys.txt"))
+    let config_dir = config_dir.trim_end_matches(separator);
+    Some(["sops", "age", "keys.txt"].iter().fold(config_dir.to_owned(), |path, part| format!("{path}{separator}{part}")))
 }
 
 /// Recombines a secret split by sops' Shamir scheme (HashiCorp Vault's): each share
@@ -443,5 +506,48 @@ mod tests {
         // Nothing anywhere: empty, and the error explains where keys are looked for.
         let keys = Keys::load(None, &|_| None).unwrap();
         assert!(keys.is_empty());
+    }
+
+    fn env_of<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn default_key_file_on_unix_follows_xdg_then_home() {
+        let both = [("XDG_CONFIG_HOME", "/xdg/"), ("HOME", "/home/me")];
+        assert_eq!(default_key_file_on(Os::Unix, &env_of(&both)).as_deref(), Some("/xdg/sops/age/keys.txt"));
+        let home = [("XDG_CONFIG_HOME", ""), ("HOME", "/home/me/")];
+        assert_eq!(default_key_file_on(Os::Unix, &env_of(&home)).as_deref(), Some("/home/me/.config/sops/age/keys.txt"));
+        assert_eq!(default_key_file_on(Os::Unix, &env_of(&[("AppData", "C:\\x")])), None);
+    }
+
+    #[test]
+    fn default_key_file_on_macos_is_under_application_support() {
+        let home = [("HOME", "/Users/me")];
+        assert_eq!(
+            default_key_file_on(Os::Mac, &env_of(&home)).as_deref(),
+            Some("/Users/me/Library/Application Support/sops/age/keys.txt")
+        );
+        // sops honours XDG_CONFIG_HOME on macOS too, when it is set.
+        let xdg = [("HOME", "/Users/me"), ("XDG_CONFIG_HOME", "/Users/me/.config")];
+        assert_eq!(default_key_file_on(Os::Mac, &env_of(&xdg)).as_deref(), Some("/Users/me/.config/sops/age/keys.txt"));
+        assert_eq!(default_key_file_on(Os::Mac, &env_of(&[])), None);
+    }
+
+    #[test]
+    fn default_key_file_on_windows_is_under_appdata() {
+        let vars = [("AppData", "C:\\Users\\me\\AppData\\Roaming\\"), ("HOME", "/ignored"), ("XDG_CONFIG_HOME", "/ignored")];
+        assert_eq!(
+            default_key_file_on(Os::Windows, &env_of(&vars)).as_deref(),
+            Some("C:\\Users\\me\\AppData\\Roaming\\sops\\age\\keys.txt")
+        );
+        assert_eq!(default_key_file_on(Os::Windows, &env_of(&[("HOME", "/home/me")])), None);
+    }
+
+    #[test]
+    fn the_no_key_message_names_this_systems_default() {
+        assert!(Os::Unix.default_key_file_text().contains("~/.config/sops/age/keys.txt"));
+        assert!(Os::Mac.default_key_file_text().contains("~/Library/Application Support/sops/age/keys.txt"));
+        assert_eq!(Os::Windows.default_key_file_text(), "%AppData%\\sops\\age\\keys.txt");
     }
 }

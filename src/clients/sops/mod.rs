@@ -31,6 +31,7 @@ use std::path::Path;
 use base64::Engine as _;
 
 pub use self::error::SopsError;
+use crate::clients::keyed::DigestKey;
 pub use self::keys::Keys;
 use self::metadata::Metadata;
 use self::tree::{Node, Scalar};
@@ -81,7 +82,7 @@ pub fn decrypt(contents: &[u8], format: Format, keys: &Keys) -> Result<Decrypted
         Format::Binary => Content::Binary(binary_data(&docs)?),
         _ => Content::Tree { format, docs },
     };
-    Ok(Decrypted { content })
+    Ok(Decrypted { content, digest_key: keys.digest_key(&metadata, &data_key) })
 }
 
 /// The single `data` value a binary file is stored as.
@@ -99,6 +100,7 @@ fn binary_data(docs: &[Node]) -> Result<Vec<u8>, SopsError> {
 /// The plaintext of a decrypted file. `Debug` is redacted.
 pub struct Decrypted {
     content: Content,
+    digest_key: DigestKey,
 }
 
 enum Content {
@@ -109,6 +111,13 @@ enum Content {
 const BINARY_KEY: &str = "data";
 
 impl Decrypted {
+    /// A secret key for fingerprints of these values (see [`crate::clients::keyed`]),
+    /// derived from the age identity that decrypts the file: a fingerprint made with it
+    /// tells nothing to whoever lacks that identity.
+    pub fn digest_key(&self) -> &DigestKey {
+        &self.digest_key
+    }
+
     /// The plaintext as `sops -d` prints it, without the sops metadata: binary, JSON
     /// and dotenv files byte for byte; YAML as the same data in sops' layout, but
     /// without the file's comments.

@@ -849,3 +849,23 @@ stringData:
         assert!(matches!(err, SopsError::MacMismatch), "{err}");
     }
 }
+
+/// The fingerprint key follows the identity that decrypts a file, not the file: files for
+/// the same identity share it (so a digest survives re-encryption), another identity's
+/// key differs, and it is never the identity itself.
+#[test]
+fn digest_key_is_derived_from_the_decrypting_identity() {
+    let yaml = decrypt_fixture(include_bytes!("testdata/basic.enc.yaml"), Format::Yaml);
+    let json = decrypt_fixture(include_bytes!("testdata/basic.enc.json"), Format::Json);
+    assert_eq!(yaml.digest_key(), json.digest_key());
+    // With both test keys loaded, the first one (which the file is for) still decides.
+    let both = decrypt(include_bytes!("testdata/basic.enc.yaml"), Format::Yaml, &all_test_keys()).unwrap();
+    assert_eq!(both.digest_key(), yaml.digest_key());
+    let first = TEST_KEYS.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap();
+    let second = TEST_KEYS.lines().filter(|l| l.starts_with("AGE-SECRET-KEY-1")).nth(1).unwrap();
+    assert_ne!(
+        crate::clients::keyed::DigestKey::derive(first.as_bytes(), "x"),
+        crate::clients::keyed::DigestKey::derive(second.as_bytes(), "x")
+    );
+    assert!(!format!("{:?}", yaml.digest_key()).contains("AGE-SECRET-KEY"));
+}
