@@ -1,6 +1,7 @@
 //! Clients for the systems the provider manages. Nothing here knows about Terraform:
 //! these modules speak Kubernetes (and DNS, SOPS, sealing, HTTP downloads) and report plain errors.
 
+pub mod deadline;
 pub mod http;
 pub mod keyed;
 pub mod kube;

@@ -59,14 +59,14 @@ impl DataSource for NamespaceDataSource {
             }
         };
         let api: Api<Namespace> = Api::all(cluster.client.clone());
-        let live = match api.get_opt(&name).await {
+        let live = match cluster.get_opt(&api, &name).await {
             Ok(Some(live)) => live,
             Ok(None) => {
                 diags.error_at(AttributePath::root("name"), "Namespace not found", format!("There is no namespace {name:?} in the cluster."));
                 return None;
             }
             Err(e) => {
-                diags.push(kube_diagnostic(&format!("Could not read namespace {name:?}"), &cluster.error(e)));
+                diags.push(kube_diagnostic(&format!("Could not read namespace {name:?}"), &e));
                 return None;
             }
         };

@@ -82,11 +82,27 @@ impl Platform {
 }
 
 /// A diagnostic for a Kubernetes failure, with a hint for the failures users hit most.
+/// The one place a [`KubeError`] becomes something Terraform shows.
 pub fn kube_diagnostic(summary: &str, error: &KubeError) -> Diagnostic {
     let hint = match error {
-        KubeError::Unreachable { .. } => "\n\nCheck that the API server is running and that `host` or the kubeconfig points at it.",
-        KubeError::Unauthorized { .. } => "\n\nCheck the token or client certificate, and that its user may do this.",
-        _ => "",
+        KubeError::Unreachable { .. } => {
+            "\n\nCheck that the API server is running and that `host` or the kubeconfig points at it.".to_string()
+        }
+        KubeError::Tls { .. } => "\n\nCheck `cluster_ca_certificate` (or the kubeconfig's certificate-authority) and that `host` \
+             names the server its certificate was issued for."
+            .to_string(),
+        KubeError::ExecPlugin { .. } => "\n\nRun the `exec` command of the `cluster` attribute or the provider's `kubernetes` block \
+             (or the kubeconfig user's exec plugin) by hand to see why it fails."
+            .to_string(),
+        KubeError::Unauthorized { .. } | KubeError::Credentials { .. } => "\n\nThe credentials are wrong or have expired: update \
+             the resource's `cluster` attribute or the provider's `kubernetes` block (token, client certificate, \
+             `exec` or kubeconfig)."
+            .to_string(),
+        KubeError::Forbidden { verb: Some(verb), resource, .. } => {
+            format!("\n\nGrant the user permission to {verb} {resource} (a Role or ClusterRole and its binding), or use other credentials.")
+        }
+        KubeError::Timeout(_) => "\n\nRaise this resource's `timeouts` if the cluster is just slow.".to_string(),
+        _ => String::new(),
     };
     Diagnostic::error(summary, format!("{error}{hint}"))
 }

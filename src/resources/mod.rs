@@ -1,6 +1,5 @@
 //! Managed resources, one module per resource type (`platform_<module>`).
 
-pub mod bounded;
 pub mod metadata;
 pub mod namespace;
 mod object;

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 
-use super::bounded::run_bounded;
 use super::metadata;
+use crate::clients::deadline::{Deadline, Progress, WaitError};
 use crate::clients::kube::{Cluster, KubeError, FIELD_MANAGER};
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::resource::{Context, Resource};
@@ -52,7 +52,7 @@ impl NamespaceResource {
         let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let desired = desired_object(planned);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let result = run_bounded(ctx, timeout, async {
+        let result = Deadline::after(timeout, ctx.stop.clone()).run(async {
             api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|e| cluster.error(e))
         })
         .await;
@@ -83,7 +83,7 @@ async fn get_bounded(
     name: &str,
     timeout: Duration,
 ) -> Result<Option<Namespace>, KubeError> {
-    run_bounded(ctx, timeout, async { api.get_opt(name).await.map_err(|e| cluster.error(e)) }).await
+    Deadline::after(timeout, ctx.stop.clone()).run(cluster.get_opt(api, name)).await
 }
 
 /// The state for a live namespace: managed keys come from `state`, the rest from the cluster.
@@ -223,41 +223,33 @@ impl Resource for NamespaceResource {
         let name = prior.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let timeout = timeouts::timeout(prior, "delete", DEFAULT_DELETE_TIMEOUT);
         let Some((api, cluster)) = self.api(prior, diags).await else { return };
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(e) => {
-                let e = cluster.error(e);
-                if !e.is_not_found() {
-                    diags.push(kube_diagnostic(&format!("Could not delete namespace {name:?}"), &e));
-                }
-                return;
+        let deadline = Deadline::after(timeout, ctx.stop.clone());
+        let deleted = deadline.run(async { api.delete(&name, &DeleteParams::default()).await.map_err(|e| cluster.error(e)) });
+        if let Err(e) = deleted.await {
+            if !e.is_not_found() {
+                diags.push(kube_diagnostic(&format!("Could not delete namespace {name:?}"), &e));
             }
+            return;
         }
-        let gone = run_bounded(ctx, timeout, async {
-            loop {
-                match api.get_opt(&name).await {
-                    Ok(None) => return Ok(()),
-                    Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
-                    Err(e) => {
-                        let e = cluster.error(e);
-                        if matches!(e, KubeError::Unauthorized { .. }) {
-                            return Err(e);
-                        }
-                        tracing::warn!(namespace = %name, error = %e, "polling namespace deletion");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+        // A failure waiting cannot fix (401, 403...) ends the wait; kept for its diagnostic.
+        let fatal = std::sync::Mutex::new(None::<KubeError>);
+        let gone = deadline
+            .poll(&format!("namespace {name:?} to be deleted"), Duration::from_millis(500), || async {
+                match cluster.get_opt(&api, &name).await {
+                    Ok(None) => Ok(Progress::Done),
+                    Ok(Some(live)) => Ok(Progress::Pending(blocking_reasons(&live))),
+                    Err(e) if e.is_permanent() => {
+                        let message = e.to_string();
+                        *fatal.lock().expect("fatal lock") = Some(e);
+                        Ok(Progress::Failed(message))
                     }
+                    Err(e) => Err(e),
                 }
-            }
-        })
-        .await;
+            })
+            .await;
         match gone {
             Ok(()) => {}
-            Err(KubeError::Timeout(_)) => {
-                let reasons = match api.get_opt(&name).await {
-                    Ok(Some(live)) => blocking_reasons(&live),
-                    Ok(None) => return,
-                    Err(e) => format!("could not inspect it: {}", cluster.error(e)),
-                };
+            Err(WaitError::TimedOut { last: reasons, .. }) => {
                 diags.error(
                     "Namespace still terminating",
                     format!(
@@ -266,7 +258,10 @@ impl Resource for NamespaceResource {
                     ),
                 );
             }
-            Err(e) => diags.push(kube_diagnostic(&format!("Could not delete namespace {name:?}"), &e)),
+            Err(e) => match fatal.into_inner().expect("fatal lock") {
+                Some(e) => diags.push(kube_diagnostic(&format!("Could not delete namespace {name:?}"), &e)),
+                None => diags.error(format!("Could not delete namespace {name:?}"), e.to_string()),
+            },
         }
     }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 
-use super::bounded::run_bounded;
 use super::metadata;
+use crate::clients::deadline::Deadline;
 use crate::clients::kube::{Cluster, KubeError, FIELD_MANAGER};
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::resource::Context;
@@ -53,17 +53,14 @@ impl NamespacedObject {
     }
 
     pub async fn get(&self, ctx: &Context) -> Result<Option<serde_json::Value>, KubeError> {
-        let found = run_bounded(ctx, READ_TIMEOUT, async {
-            self.api.get_opt(&self.name).await.map_err(|e| self.cluster.error(e))
-        })
-        .await?;
+        let found = Deadline::after(READ_TIMEOUT, ctx.stop.clone()).run(self.cluster.get_opt(&self.api, &self.name)).await?;
         Ok(found.map(to_json))
     }
 
     /// Server-side applies `desired` (a whole object) and returns the live result.
     pub async fn apply(&self, ctx: &Context, desired: &serde_json::Value) -> Result<serde_json::Value, KubeError> {
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let live = run_bounded(ctx, APPLY_TIMEOUT, async {
+        let live = Deadline::after(APPLY_TIMEOUT, ctx.stop.clone()).run(async {
             self.api.patch(&self.name, &params, &Patch::Apply(desired)).await.map_err(|e| self.cluster.error(e))
         })
         .await?;
@@ -94,7 +91,7 @@ impl NamespacedObject {
 
     /// Deletes the object; already gone counts as success.
     pub async fn delete(&self, ctx: &Context, diags: &mut Diagnostics) {
-        let result = run_bounded(ctx, READ_TIMEOUT, async {
+        let result = Deadline::after(READ_TIMEOUT, ctx.stop.clone()).run(async {
             self.api.delete(&self.name, &DeleteParams::default()).await.map_err(|e| self.cluster.error(e))
         })
         .await;

@@ -18,3 +18,4 @@ mod sealed_secret;
 mod sops_file;
 mod stack;
 mod catalog;
+mod faults;

@@ -4,9 +4,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
 use kube::config::{AuthInfo, ExecConfig, KubeConfigOptions, Kubeconfig};
 use secrecy::SecretString;
+use tower::buffer::BufferLayer;
 
+use super::retry::RetryLayer;
 use super::KubeError;
 
 /// Everything a user can say about reaching a cluster, from the provider block or a
@@ -130,6 +135,9 @@ impl ConnectionSpec {
         }
         config.connect_timeout = Some(std::time::Duration::from_secs(10));
         config.read_timeout = Some(std::time::Duration::from_secs(60));
+        // Retries are ours (`build_client`), bounded by the operation's deadline; kube's own
+        // would wait up to 1000 s between attempts, unaware of it.
+        config.default_retry = false;
         Ok(config)
     }
 
@@ -151,6 +159,15 @@ impl ConnectionSpec {
         }
         Ok(merged)
     }
+}
+
+/// A client for `config` whose every request goes through the [`RetryLayer`], which counts
+/// its retries in `retries`.
+pub(super) fn build_client(config: kube::Config, retries: Arc<AtomicU64>) -> Result<kube::Client, kube::Error> {
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    // The retry layer sends a request more than once, so the service under it must be
+    // shareable: a buffer in front of kube's (boxed, not clonable) stack.
+    Ok(builder.with_layer(&BufferLayer::new(1024)).with_layer(&RetryLayer::new(retries)).build())
 }
 
 fn parse_host(host: &str) -> Result<http::Uri, KubeError> {

@@ -60,10 +60,28 @@ impl Cluster {
                 })
                 .collect()),
             Err(e) => {
+                // The API server's own "nothing here": this version is not served (yet).
+                // It answers an unknown group with a bare "404 page not found", so a 404 is
+                // believed only when the server's list of groups agrees. Any other 404 (a
+                // proxy's) is an error, never "no such kinds".
                 let e = self.error(e);
-                if e.is_not_found() { Ok(HashMap::new()) } else { Err(e) }
+                if e.is_not_served() || (matches!(e, KubeError::Api { code: 404, .. }) && !self.serves(&gv).await?) {
+                    Ok(HashMap::new())
+                } else {
+                    Err(e)
+                }
             }
         }
+    }
+
+    /// Whether the server lists `gv` among the API versions it serves.
+    async fn serves(&self, gv: &GroupVersion) -> Result<bool, KubeError> {
+        if gv.group.is_empty() {
+            let core = self.client.list_core_api_versions().await.map_err(|e| self.error(e))?;
+            return Ok(core.versions.contains(&gv.version));
+        }
+        let groups = self.client.list_api_groups().await.map_err(|e| self.error(e))?;
+        Ok(groups.groups.iter().any(|g| g.name == gv.group && g.versions.iter().any(|v| v.version == gv.version)))
     }
 
     pub fn dynamic_api(&self, info: &KindInfo, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -87,7 +105,7 @@ impl Cluster {
     }
 
     pub async fn get_dynamic(&self, info: &KindInfo, namespace: Option<&str>, name: &str) -> Result<Option<serde_json::Value>, KubeError> {
-        let live = self.dynamic_api(info, namespace).get_opt(name).await.map_err(|e| self.error(e))?;
+        let live = self.get_opt(&self.dynamic_api(info, namespace), name).await?;
         Ok(live.map(|o| serde_json::to_value(o).unwrap_or_default()))
     }
 
@@ -117,8 +135,9 @@ impl Cluster {
     }
 
     /// Every kind the server serves that can be listed (for import by label), in each
-    /// group's preferred version. Groups that vanish meanwhile (a CRD being deleted) or do
-    /// not answer are skipped rather than failing the whole discovery.
+    /// group's preferred version. Groups that vanish meanwhile (a CRD being deleted) and
+    /// aggregated APIs that are down (503 after retries) are skipped with a warning; any
+    /// other failure fails the discovery: a kind left out would look empty.
     pub async fn listable_kinds(&self) -> Result<Vec<KindInfo>, KubeError> {
         let groups = self.client.list_api_groups().await.map_err(|e| self.error(e))?;
         let mut api_versions = vec!["v1".to_string()];
@@ -132,7 +151,10 @@ impl Cluster {
             match found {
                 Ok(found) => kinds.extend(found.into_values().filter(|k| k.listable)),
                 // An unavailable aggregated API (metrics.k8s.io, say) holds nothing of ours.
-                Err(e) => tracing::warn!(api_version = %api_version, error = %e, "skipping an API version discovery could not read"),
+                Err(e) if e.is_not_served() || matches!(e, KubeError::Api { code: 503, .. }) => {
+                    tracing::warn!(api_version = %api_version, error = %e, "skipping an API version discovery could not read")
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(kinds)

@@ -18,6 +18,7 @@
 
 pub mod control_plane;
 pub mod fake_flux;
+pub mod fault_proxy;
 pub mod http;
 pub mod kubectl;
 pub mod manifests_server;
