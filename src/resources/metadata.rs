@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::clients::kube::ownership::OWNER_ANNOTATION;
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::value::Value;
 
@@ -17,8 +18,9 @@ static DNS1123_SUBDOMAIN: LazyLock<Regex> =
 static LABEL_VALUE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").unwrap());
 
-/// Keys Kubernetes or kubectl add on their own; never adopted on import.
-const SYSTEM_KEYS: &[&str] = &["kubernetes.io/metadata.name", "kubectl.kubernetes.io/last-applied-configuration"];
+/// Keys Kubernetes, kubectl or this provider add on their own; never adopted on import.
+const SYSTEM_KEYS: &[&str] =
+    &["kubernetes.io/metadata.name", "kubectl.kubernetes.io/last-applied-configuration", OWNER_ANNOTATION];
 
 /// Why `name` is not a DNS-1123 label, if it is not one.
 pub fn dns1123_label_problem(name: &str) -> Option<String> {
@@ -85,6 +87,13 @@ pub fn validate_labels_and_annotations(config: &Value, diags: &mut Diagnostics) 
             let path = AttributePath::root(attribute).key(key);
             if let Some(problem) = qualified_name_problem(key) {
                 diags.error_at(path.clone(), format!("Invalid {} key", &attribute[..attribute.len() - 1]), format!("{key:?}: {problem}."));
+            }
+            if key == OWNER_ANNOTATION {
+                diags.error_at(
+                    path.clone(),
+                    "Reserved annotation",
+                    format!("{key:?} records which resource instance owns the object; the provider sets it (see `owner_id`)."),
+                );
             }
             if attribute == "labels" {
                 if let Value::String(v) = value {
@@ -176,6 +185,7 @@ mod tests {
     fn import_skips_system_keys() {
         let live = BTreeMap::from([
             ("kubernetes.io/metadata.name".to_string(), "x".to_string()),
+            (OWNER_ANNOTATION.to_string(), "some-instance".to_string()),
             ("team".to_string(), "sre".to_string()),
         ]);
         assert_eq!(adoptable_entries(Some(&live)), string_map_value(&BTreeMap::from([("team".into(), "sre".into())])));

@@ -3,6 +3,7 @@
 pub mod metadata;
 pub mod namespace;
 mod object;
+mod owned;
 pub mod sealed_secret;
 pub mod secret;
 mod secret_data;

@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 
 use super::metadata;
+use super::owned::{self, Creating, Destroying, Ownership};
 use crate::clients::deadline::{Deadline, Progress, WaitError};
-use crate::clients::kube::{Cluster, KubeError, FIELD_MANAGER};
+use crate::clients::kube::ownership::owner;
+use crate::clients::kube::{Cluster, KindInfo, KubeError, FIELD_MANAGER};
 use crate::framework::diagnostics::Diagnostics;
-use crate::framework::resource::{Context, Resource};
+use crate::framework::resource::{Context, Plan, Resource};
 use crate::framework::schema::{timeouts_block, Attribute, Block, Schema};
 use crate::framework::timeouts;
 use crate::framework::value::Value;
@@ -20,6 +22,8 @@ use crate::provider::{cluster_attribute, kube_diagnostic, validate_cluster_attri
 const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(300);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a plan may spend asking whether a namespace to adopt exists.
+const PLAN_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct NamespaceResource {
     platform: Arc<Platform>,
@@ -40,17 +44,19 @@ impl NamespaceResource {
         }
     }
 
-    /// Server-side applies name, labels and annotations; returns the live object.
+    /// Server-side applies name, labels, annotations and our owner id; returns the live object.
     async fn apply(
         &self,
         ctx: &Context,
-        (api, cluster): &(Api<Namespace>, Cluster),
+        connection: &(Api<Namespace>, Cluster),
         planned: &Value,
+        id: &str,
         timeout: Duration,
         diags: &mut Diagnostics,
     ) -> Option<Namespace> {
+        let (api, cluster) = connection;
         let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let desired = desired_object(planned);
+        let desired = desired_object(planned, id);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let result = Deadline::after(timeout, ctx.stop.clone()).run(async {
             api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|e| cluster.error(e))
@@ -59,20 +65,55 @@ impl NamespaceResource {
         match result {
             Ok(namespace) => Some(namespace),
             Err(e) => {
+                // The apply may have reached the server all the same (a lost answer): a
+                // namespace carrying our id is our own, and the create is done.
+                if !e.is_permanent() {
+                    if let Ok(Some(live)) = get_bounded(ctx, connection, &name, PLAN_READ_TIMEOUT).await {
+                        if owner(&to_json(&live)) == Some(id) {
+                            tracing::info!(namespace = %name, error = %e, "apply outcome unknown, but the namespace carries our id");
+                            return Some(live);
+                        }
+                    }
+                }
                 diags.push(kube_diagnostic(&format!("Could not apply namespace {name:?}"), &e));
                 None
             }
         }
     }
+
+    /// Whether the namespace exists, for a create plan with `adopt`; `Err` when the
+    /// cluster cannot be asked now (the connection is not known yet, or it is down).
+    async fn plan_time_lookup(&self, ctx: &Context, planned: &Value) -> Result<Option<serde_json::Value>, ()> {
+        let name = planned.get_attr("name").and_then(Value::as_str).ok_or(())?;
+        let cluster = self.platform.cluster(planned.get_attr("cluster")).await.map_err(|_| ())?;
+        let connection = (Api::all(cluster.client.clone()), cluster);
+        match get_bounded(ctx, &connection, name, PLAN_READ_TIMEOUT).await {
+            Ok(found) => Ok(found.map(|n| to_json(&n))),
+            Err(e) => {
+                tracing::debug!(namespace = %name, error = %e, "cannot tell at plan time whether the namespace exists");
+                Err(())
+            }
+        }
+    }
 }
 
-fn desired_object(planned: &Value) -> serde_json::Value {
+fn to_json(namespace: &Namespace) -> serde_json::Value {
+    serde_json::to_value(namespace).unwrap_or_default()
+}
+
+/// How the API serves namespaces, for the dynamic helpers (release).
+fn namespace_kind() -> KindInfo {
+    KindInfo { resource: kube::api::ApiResource::erase::<Namespace>(&()), namespaced: false, listable: true }
+}
+
+fn desired_object(planned: &Value, id: &str) -> serde_json::Value {
     let mut metadata = serde_json::json!({ "name": planned.get_attr("name").and_then(Value::as_str) });
     for key in ["labels", "annotations"] {
         if let Some(map) = metadata::string_map(planned.get_attr(key)) {
             metadata[key] = serde_json::json!(map);
         }
     }
+    owned::stamp(&mut metadata, id);
     serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": metadata })
 }
 
@@ -132,8 +173,7 @@ impl Resource for NamespaceResource {
     }
 
     fn schema(&self) -> Schema {
-        Schema::new(
-            Block::new(vec![
+        let mut attributes = vec![
                 Attribute::string("id").computed().keep_on_update().describe("The namespace name."),
                 Attribute::string("name")
                     .required()
@@ -147,45 +187,65 @@ impl Resource for NamespaceResource {
                 ),
                 Attribute::string("uid").computed().keep_on_update().describe("UID Kubernetes gave the namespace."),
                 cluster_attribute(),
-            ])
+        ];
+        attributes.extend(owned::attributes("namespace"));
+        let mut schema = Schema::new(
+            Block::new(attributes)
             .with_block(timeouts_block(&["create", "delete"]))
             .describe(
-                "A Kubernetes namespace, created and updated by server-side apply. Deleting waits until the namespace \
-                 is really gone and, on timeout, says what blocks it.",
+                "A Kubernetes namespace, created and updated by server-side apply. A namespace that already exists is \
+                 only taken over with `adopt = true`, and destroy deletes only a namespace this resource created and \
+                 still owns (adopted and imported ones are released). Deleting waits until the namespace is really \
+                 gone and, on timeout, says what blocks it.",
             ),
-        )
+        );
+        // Version 1 added owner ids; state of version 0 has none (see `owned`).
+        schema.version = 1;
+        schema
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         metadata::validate_name(config, "name", diags);
         metadata::validate_labels_and_annotations(config, diags);
         timeouts::validate(config, &["create", "delete"], diags);
+        owned::validate(config, diags);
         validate_cluster_attribute(config, diags);
+    }
+
+    async fn modify_plan(&self, ctx: &Context, plan: &mut Plan, _diags: &mut Diagnostics) {
+        let adopt = owned::adopt_requested(&plan.config);
+        let lookup = if plan.is_create() && adopt == Some(true) { self.plan_time_lookup(ctx, &plan.planned).await } else { Err(()) };
+        owned::plan(&plan.prior, &mut plan.planned, || owned::planned_adopted(adopt, lookup.as_ref().map(Option::as_ref).map_err(|_| ())));
     }
 
     async fn create(&self, ctx: &Context, planned: &Value, _config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
         let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        // Refuse to silently adopt a namespace someone else made: that is what import is for.
         let connection = self.api(planned, diags).await?;
-        match get_bounded(ctx, &connection, &name, timeout).await {
-            Ok(Some(_)) => {
-                diags.error(
-                    "Namespace already exists",
-                    format!(
-                        "Namespace {name:?} already exists in the cluster. To manage it with Terraform, import it:\n  terraform import <address> {name}"
-                    ),
-                );
-                return None;
-            }
-            Ok(None) => {}
+        let existing = match get_bounded(ctx, &connection, &name, timeout).await {
+            Ok(found) => found.map(|n| to_json(&n)),
             Err(e) => {
                 diags.push(kube_diagnostic(&format!("Could not create namespace {name:?}"), &e));
                 return None;
             }
-        }
-        let live = self.apply(ctx, &connection, planned, timeout, diags).await?;
-        Some(state_from_live(planned, &live))
+        };
+        // Never take over a namespace someone else made unless the configuration says so.
+        let id = owned::id_to_write(planned);
+        let adopt = owned::adopt_requested(planned) == Some(true);
+        let planned_adopted = planned.get_attr("adopted").and_then(Value::as_bool);
+        let describe = format!("Namespace {name:?}");
+        let adopted = match owned::creating(&describe, &name, existing.as_ref(), &id, adopt, planned_adopted, diags) {
+            Ok(Creating::Adopt) => true,
+            Ok(Creating::Create) => planned_adopted.unwrap_or(false),
+            Err(diagnostic) => {
+                diags.push(diagnostic);
+                return None;
+            }
+        };
+        let live = self.apply(ctx, &connection, planned, &id, timeout, diags).await?;
+        let mut state = state_from_live(planned, &live);
+        owned::record(&mut state, &id, adopted);
+        Some(state)
     }
 
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
@@ -208,15 +268,30 @@ impl Resource for NamespaceResource {
     async fn update(
         &self,
         ctx: &Context,
-        _prior: &Value,
+        prior: &Value,
         planned: &Value,
         _config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
+        let name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let connection = self.api(planned, diags).await?;
-        let live = self.apply(ctx, &connection, planned, timeout, diags).await?;
-        Some(state_from_live(planned, &live))
+        let existing = match get_bounded(ctx, &connection, &name, timeout).await {
+            Ok(found) => found.map(|n| to_json(&n)),
+            Err(e) => {
+                diags.push(kube_diagnostic(&format!("Could not update namespace {name:?}"), &e));
+                return None;
+            }
+        };
+        if let Err(diagnostic) = owned::updating(&format!("Namespace {name:?}"), existing.as_ref(), &Ownership::of(prior)) {
+            diags.push(diagnostic);
+            return None;
+        }
+        let id = owned::id_to_write(planned);
+        let live = self.apply(ctx, &connection, planned, &id, timeout, diags).await?;
+        let mut state = state_from_live(planned, &live);
+        owned::record(&mut state, &id, planned.get_attr("adopted").and_then(Value::as_bool).unwrap_or(false));
+        Some(state)
     }
 
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
@@ -224,7 +299,32 @@ impl Resource for NamespaceResource {
         let timeout = timeouts::timeout(prior, "delete", DEFAULT_DELETE_TIMEOUT);
         let Some((api, cluster)) = self.api(prior, diags).await else { return };
         let deadline = Deadline::after(timeout, ctx.stop.clone());
-        let deleted = deadline.run(async { api.delete(&name, &DeleteParams::default()).await.map_err(|e| cluster.error(e)) });
+        // Only what this resource may delete is deleted (see `owned::destroying`).
+        let live = match deadline.run(cluster.get_opt(&api, &name)).await {
+            Ok(Some(live)) => to_json(&live),
+            Ok(None) => return,
+            Err(e) => {
+                diags.push(kube_diagnostic(&format!("Could not delete namespace {name:?}"), &e));
+                return;
+            }
+        };
+        match owned::destroying(&format!("Namespace {name:?}"), &Ownership::of(prior), &live) {
+            Destroying::Delete => {}
+            Destroying::Release => {
+                if let Err(e) = deadline.run(cluster.release_dynamic(&namespace_kind(), None, &name, &[])).await {
+                    diags.push(kube_diagnostic(&format!("Could not release namespace {name:?}"), &e));
+                }
+                return;
+            }
+            Destroying::Leave(diagnostic) | Destroying::Refuse(diagnostic) => {
+                diags.push(diagnostic);
+                return;
+            }
+        }
+        // The very namespace judged above, not one recreated under its name meanwhile.
+        let uid = live["metadata"]["uid"].as_str().map(str::to_string);
+        let params = DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
+        let deleted = deadline.run(async { api.delete(&name, &params).await.map_err(|e| cluster.error(e)) });
         if let Err(e) = deleted.await {
             if !e.is_not_found() {
                 diags.push(kube_diagnostic(&format!("Could not delete namespace {name:?}"), &e));
@@ -287,6 +387,9 @@ impl Resource for NamespaceResource {
         // On import every non-system key counts as managed; the configuration decides after.
         state.set_attr("labels", metadata::adoptable_entries(live.metadata.labels.as_ref()));
         state.set_attr("annotations", metadata::adoptable_entries(live.metadata.annotations.as_ref()));
+        // Imported means adopted: destroy releases it. Our id is written at the next apply.
+        let owner_id = owned::imported_id(&format!("Namespace {id:?}"), &to_json(&live), diags);
+        owned::record(&mut state, &owner_id, true);
         Some(state_from_live(&state, &live))
     }
 }
@@ -326,10 +429,11 @@ mod tests {
         let mut planned = Value::null_object(&NamespaceResource::new(Arc::default()).schema().implied_type());
         planned.set_attr("name", Value::from("monitoring"));
         planned.set_attr("labels", metadata::string_map_value(&BTreeMap::from([("tier".into(), "prod".into())])));
-        let object = desired_object(&planned);
+        let object = desired_object(&planned, "id-1");
         assert_eq!(
             object,
-            serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "monitoring", "labels": { "tier": "prod" } } })
+            serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": {
+                "name": "monitoring", "labels": { "tier": "prod" }, "annotations": { "platform.terraform.io/owner": "id-1" } } })
         );
     }
 }

@@ -1,26 +1,33 @@
 //! One namespaced Kubernetes object owned by one resource instance (a Secret, a
-//! SealedSecret): the connection, bounded reads, server-side apply, create-or-import and
-//! delete, shared so each resource file only says what its object looks like.
+//! SealedSecret): the connection, bounded reads, server-side apply, create (or adopt),
+//! import, and delete or release as [`owned`] rules, shared so each resource file only says
+//! what its object looks like.
 
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 
 use super::metadata;
+use super::owned::{self, Creating, Destroying, Ownership};
 use crate::clients::deadline::Deadline;
-use crate::clients::kube::{Cluster, KubeError, FIELD_MANAGER};
+use crate::clients::kube::ownership::owner;
+use crate::clients::kube::{Cluster, KindInfo, KubeError, FIELD_MANAGER};
 use crate::framework::diagnostics::Diagnostics;
-use crate::framework::resource::Context;
+use crate::framework::resource::{Context, Plan};
 use crate::framework::value::Value;
 
 use crate::provider::{kube_diagnostic, Platform};
 
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a plan may spend asking whether an object to adopt exists; also how long an
+/// apply whose answer was lost may spend looking whether it happened.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct NamespacedObject {
     api: Api<DynamicObject>,
     cluster: Cluster,
+    resource: ApiResource,
     kind: String,
     pub namespace: String,
     pub name: String,
@@ -36,6 +43,7 @@ impl NamespacedObject {
             Ok(cluster) => Some(NamespacedObject {
                 api: Api::namespaced_with(cluster.client.clone(), &namespace, resource),
                 cluster,
+                resource: resource.clone(),
                 kind: resource.kind.clone(),
                 namespace,
                 name,
@@ -53,52 +61,63 @@ impl NamespacedObject {
     }
 
     pub async fn get(&self, ctx: &Context) -> Result<Option<serde_json::Value>, KubeError> {
-        let found = Deadline::after(READ_TIMEOUT, ctx.stop.clone()).run(self.cluster.get_opt(&self.api, &self.name)).await?;
+        self.get_within(ctx, READ_TIMEOUT).await
+    }
+
+    async fn get_within(&self, ctx: &Context, timeout: Duration) -> Result<Option<serde_json::Value>, KubeError> {
+        let found = Deadline::after(timeout, ctx.stop.clone()).run(self.cluster.get_opt(&self.api, &self.name)).await?;
         Ok(found.map(to_json))
     }
 
-    /// Server-side applies `desired` (a whole object) and returns the live result.
-    pub async fn apply(&self, ctx: &Context, desired: &serde_json::Value) -> Result<serde_json::Value, KubeError> {
+    /// Server-side applies `desired` (a whole object) carrying the owner id `owner_id`, and
+    /// returns the live result.
+    pub async fn apply(&self, ctx: &Context, desired: &serde_json::Value, owner_id: &str) -> Result<serde_json::Value, KubeError> {
+        let mut desired = desired.clone();
+        owned::stamp(&mut desired["metadata"], owner_id);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let live = Deadline::after(APPLY_TIMEOUT, ctx.stop.clone()).run(async {
-            self.api.patch(&self.name, &params, &Patch::Apply(desired)).await.map_err(|e| self.cluster.error(e))
+        let result = Deadline::after(APPLY_TIMEOUT, ctx.stop.clone()).run(async {
+            self.api.patch(&self.name, &params, &Patch::Apply(&desired)).await.map_err(|e| self.cluster.error(e))
         })
-        .await?;
-        Ok(to_json(live))
-    }
-
-    /// Creation refuses to silently adopt an object someone else made: that is what import
-    /// is for. Returns false (with a diagnostic) when creation must not go on.
-    pub async fn check_absent(&self, ctx: &Context, import_id: &str, diags: &mut Diagnostics) -> bool {
-        match self.get(ctx).await {
-            Ok(None) => true,
-            Ok(Some(_)) => {
-                diags.error(
-                    format!("{} already exists", self.kind),
-                    format!(
-                        "{} already exists in the cluster. To manage it with Terraform, import it:\n  terraform import <address> {import_id}",
-                        self.describe()
-                    ),
-                );
-                false
-            }
-            Err(e) => {
-                diags.push(kube_diagnostic(&format!("Could not create {}", self.describe()), &e));
-                false
-            }
+        .await;
+        match result {
+            Ok(live) => Ok(to_json(live)),
+            // The apply may have reached the server all the same (a lost answer): an
+            // object carrying our id is our own, and the apply is done.
+            Err(e) if !e.is_permanent() => match self.get_within(ctx, CHECK_TIMEOUT).await {
+                Ok(Some(live)) if owner(&live) == Some(owner_id) => {
+                    tracing::info!(object = %self.describe(), error = %e, "apply outcome unknown, but the object carries our id");
+                    Ok(live)
+                }
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
         }
     }
 
-    /// Deletes the object; already gone counts as success.
-    pub async fn delete(&self, ctx: &Context, diags: &mut Diagnostics) {
+    /// Deletes the live object `live` (and not one made again under its name meanwhile);
+    /// already gone counts as success.
+    async fn delete(&self, ctx: &Context, live: &serde_json::Value, diags: &mut Diagnostics) {
+        let uid = live["metadata"]["uid"].as_str().map(str::to_string);
+        let params = DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
         let result = Deadline::after(READ_TIMEOUT, ctx.stop.clone()).run(async {
-            self.api.delete(&self.name, &DeleteParams::default()).await.map_err(|e| self.cluster.error(e))
+            self.api.delete(&self.name, &params).await.map_err(|e| self.cluster.error(e))
         })
         .await;
         match result {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => diags.push(kube_diagnostic(&format!("Could not delete {}", self.describe()), &e)),
+        }
+    }
+
+    /// Removes our owner annotation and field ownership; the object stays.
+    async fn release(&self, ctx: &Context, diags: &mut Diagnostics) {
+        let info = KindInfo { resource: self.resource.clone(), namespaced: true, listable: true };
+        let result = Deadline::after(READ_TIMEOUT, ctx.stop.clone())
+            .run(self.cluster.release_dynamic(&info, Some(&self.namespace), &self.name, &[]))
+            .await;
+        if let Err(e) = result {
+            diags.push(kube_diagnostic(&format!("Could not release {}", self.describe()), &e));
         }
     }
 
@@ -152,18 +171,86 @@ pub trait OneObject: Send + Sync {
     async fn apply(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value>;
     fn state_from_live(&self, state: &Value, live: &serde_json::Value) -> Value;
     /// The state of an imported object, before [`OneObject::state_from_live`].
-    fn adopt(&self, state: Value, live: &serde_json::Value) -> Value;
+    fn import_state(&self, state: Value, live: &serde_json::Value) -> Value;
     fn null_state(&self) -> Value;
 }
 
-/// Creation refuses an existing object (see [`NamespacedObject::check_absent`]).
+/// The ownership part of a plan (see [`owned::plan`]): with `adopt`, a create plan asks the
+/// cluster, when it can be reached now, whether the object exists.
+pub async fn plan_ownership(r: &impl OneObject, ctx: &Context, plan: &mut Plan) {
+    let adopt = owned::adopt_requested(&plan.config);
+    let lookup = if plan.is_create() && adopt == Some(true) { plan_time_lookup(r, ctx, &plan.planned).await } else { Err(()) };
+    owned::plan(&plan.prior, &mut plan.planned, || owned::planned_adopted(adopt, lookup.as_ref().map(Option::as_ref).map_err(|_| ())));
+}
+
+/// The live object, or `Err` when the cluster cannot be asked now (the name or the
+/// connection is not known yet, or the cluster is down): the plan then leaves `adopted` unknown.
+async fn plan_time_lookup(r: &impl OneObject, ctx: &Context, planned: &Value) -> Result<Option<serde_json::Value>, ()> {
+    let known = ["namespace", "name", "cluster"].iter().all(|a| planned.get_attr(a).is_none_or(Value::is_wholly_known));
+    if !known {
+        return Err(());
+    }
+    let object = r.object(planned, &mut Diagnostics::new()).await.ok_or(())?;
+    object.get_within(ctx, CHECK_TIMEOUT).await.map_err(|e| {
+        tracing::debug!(object = %object.describe(), error = %e, "cannot tell at plan time whether the object exists");
+    })
+}
+
+/// Create: a new object, or with `adopt` an existing one; an existing object is refused
+/// otherwise (see [`owned::creating`]).
 pub async fn create(r: &impl OneObject, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
     let object = r.object(planned, diags).await?;
-    let id = format!("{}/{}", object.namespace, object.name);
-    if !object.check_absent(ctx, &id, diags).await {
+    let existing = match object.get(ctx).await {
+        Ok(found) => found,
+        Err(e) => {
+            diags.push(kube_diagnostic(&format!("Could not create {}", object.describe()), &e));
+            return None;
+        }
+    };
+    let id = owned::id_to_write(planned);
+    let adopt = owned::adopt_requested(planned) == Some(true);
+    let planned_adopted = planned.get_attr("adopted").and_then(Value::as_bool);
+    let import_id = format!("{}/{}", object.namespace, object.name);
+    let adopted = match owned::creating(&object.describe(), &import_id, existing.as_ref(), &id, adopt, planned_adopted, diags) {
+        Ok(Creating::Adopt) => true,
+        Ok(Creating::Create) => planned_adopted.unwrap_or(false),
+        Err(diagnostic) => {
+            diags.push(diagnostic);
+            return None;
+        }
+    };
+    let mut planned = planned.clone();
+    owned::record(&mut planned, &id, adopted);
+    r.apply(ctx, &planned, config, diags).await
+}
+
+/// Update: refused when another instance has taken the object over; otherwise applied,
+/// writing our owner id (a new one for state from before owner ids).
+pub async fn update(
+    r: &impl OneObject,
+    ctx: &Context,
+    prior: &Value,
+    planned: &Value,
+    config: &Value,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
+    let object = r.object(planned, diags).await?;
+    let existing = match object.get(ctx).await {
+        Ok(found) => found,
+        Err(e) => {
+            diags.push(kube_diagnostic(&format!("Could not update {}", object.describe()), &e));
+            return None;
+        }
+    };
+    if let Err(diagnostic) = owned::updating(&object.describe(), existing.as_ref(), &Ownership::of(prior)) {
+        diags.push(diagnostic);
         return None;
     }
-    r.apply(ctx, planned, config, diags).await
+    let mut planned = planned.clone();
+    let adopted = planned.get_attr("adopted").and_then(Value::as_bool).unwrap_or(false);
+    let id = owned::id_to_write(&planned);
+    owned::record(&mut planned, &id, adopted);
+    r.apply(ctx, &planned, config, diags).await
 }
 
 pub async fn read(r: &impl OneObject, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
@@ -171,9 +258,21 @@ pub async fn read(r: &impl OneObject, ctx: &Context, state: &Value, diags: &mut 
     object.refresh(ctx, state, diags, |live| r.state_from_live(state, live)).await
 }
 
+/// Destroy: deletes, releases or leaves the object as [`owned::destroying`] rules.
 pub async fn delete(r: &impl OneObject, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
-    if let Some(object) = r.object(prior, diags).await {
-        object.delete(ctx, diags).await;
+    let Some(object) = r.object(prior, diags).await else { return };
+    let live = match object.get(ctx).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return,
+        Err(e) => {
+            diags.push(kube_diagnostic(&format!("Could not delete {}", object.describe()), &e));
+            return;
+        }
+    };
+    match owned::destroying(&object.describe(), &Ownership::of(prior), &live) {
+        Destroying::Delete => object.delete(ctx, &live, diags).await,
+        Destroying::Release => object.release(ctx, diags).await,
+        Destroying::Leave(diagnostic) | Destroying::Refuse(diagnostic) => diags.push(diagnostic),
     }
 }
 
@@ -185,8 +284,11 @@ pub async fn import(r: &impl OneObject, ctx: &Context, id: &str, diags: &mut Dia
     state.set_attr("name", Value::string(name));
     let object = r.object(&state, diags).await?;
     let live = object.get_for_import(ctx, diags).await?;
-    let adopted = r.adopt(state, &live);
-    Some(r.state_from_live(&adopted, &live))
+    // Imported means adopted: destroy releases it. Our id is written at the next apply.
+    let owner_id = owned::imported_id(&object.describe(), &live, diags);
+    owned::record(&mut state, &owner_id, true);
+    let imported = r.import_state(state, &live);
+    Some(r.state_from_live(&imported, &live))
 }
 
 fn to_json(object: DynamicObject) -> serde_json::Value {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use kube::api::{ApiResource, GroupVersionKind};
 
 use super::object::{self, NamespacedObject, OneObject};
-use super::{metadata, secret_data};
+use super::{metadata, owned, secret_data};
 use crate::clients::sealing::{Scope, SealingKey};
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
@@ -66,7 +66,7 @@ impl OneObject for SealedSecretResource {
         });
         let mut state = planned.clone();
         state.set_attr("encrypted_data", metadata::string_map_value(&encrypted));
-        match object.apply(ctx, &desired).await {
+        match object.apply(ctx, &desired, &owned::id_to_write(planned)).await {
             Ok(live) => Some(state_from_live(&state, &live)),
             Err(e) => {
                 let mut diagnostic = kube_diagnostic(&format!("Could not apply {}", object.describe()), &e);
@@ -85,7 +85,7 @@ impl OneObject for SealedSecretResource {
         state_from_live(state, live)
     }
 
-    fn adopt(&self, mut state: Value, live: &serde_json::Value) -> Value {
+    fn import_state(&self, mut state: Value, live: &serde_json::Value) -> Value {
         object::adopt_metadata(&mut state, &live["spec"]["template"]["metadata"]);
         let encrypted = object::json_string_map(live.pointer("/spec/encryptedData")).unwrap_or_default();
         state.set_attr("encrypted_data", metadata::string_map_value(&encrypted));
@@ -210,10 +210,16 @@ impl Resource for SealedSecretResource {
             cluster_attribute(),
         ];
         attributes.extend(secret_data::data_attributes());
-        Schema::new(Block::new(attributes).describe(
+        attributes.extend(owned::attributes("SealedSecret"));
+        let mut schema = Schema::new(Block::new(attributes).describe(
             "A Bitnami SealedSecret (`bitnami.com/v1alpha1`) sealed offline with the controller's certificate, applied by \
-             server-side apply. The controller turns it into a Secret; plaintext never reaches the cluster.",
-        ))
+             server-side apply. The controller turns it into a Secret; plaintext never reaches the cluster. An existing \
+             SealedSecret is only taken over with `adopt = true`; destroy deletes only one this resource created and \
+             still owns (adopted and imported ones are released).",
+        ));
+        // Version 1 added owner ids; state of version 0 has none (see `owned`).
+        schema.version = 1;
+        schema
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
@@ -237,10 +243,12 @@ impl Resource for SealedSecretResource {
         }
         metadata::validate_labels_and_annotations(config, diags);
         secret_data::validate(config, SOURCES, diags);
+        owned::validate(config, diags);
         validate_cluster_attribute(config, diags);
     }
 
-    async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan, diags: &mut Diagnostics) {
+    async fn modify_plan(&self, ctx: &Context, plan: &mut Plan, diags: &mut Diagnostics) {
+        object::plan_ownership(self, ctx, plan).await;
         for (name, default) in [("scope", "strict"), ("type", "Opaque")] {
             if plan.config.get_attr(name).is_none_or(Value::is_null) {
                 plan.planned.set_attr(name, Value::string(default));
@@ -277,12 +285,12 @@ impl Resource for SealedSecretResource {
     async fn update(
         &self,
         ctx: &Context,
-        _prior: &Value,
+        prior: &Value,
         planned: &Value,
         config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        OneObject::apply(self, ctx, planned, config, diags).await
+        object::update(self, ctx, prior, planned, config, diags).await
     }
 
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {

@@ -1,6 +1,12 @@
 //! `platform_secret`: a Kubernetes Secret whose values come from `data` (sensitive, in
 //! state), `data_wo` (write-only, never stored) or a SOPS file decrypted inside the provider
-//! (state keeps the path and a digest of the values, never the plaintext).
+//! (state keeps the path and a keyed digest of the values, never the plaintext).
+//!
+//! The digest is an HMAC under a key derived from the age identity that decrypts the file
+//! (see [`crate::clients::sops::Decrypted::digest_key`]), so plan and refresh compute the
+//! same value, and whoever reads the state without that identity cannot test guesses of the
+//! values against it. Import never copies live values into state: the configuration's
+//! values are written by the first apply after it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +17,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::ApiResource;
 
 use super::object::{self, NamespacedObject, OneObject};
-use super::{metadata, secret_data};
+use super::{metadata, owned, secret_data};
+use crate::clients::keyed::DigestKey;
 use crate::clients::kube::{owned_children, FIELD_MANAGER};
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
@@ -20,6 +27,8 @@ use crate::framework::value::Value;
 use crate::provider::{cluster_attribute, kube_diagnostic, sops_format, validate_cluster_attribute, Platform};
 
 const SOURCES: &[&str] = &["data", "data_wo", "sops_file"];
+/// A SOPS file's values by key, and the key their digest is made with.
+type SopsValues = (BTreeMap<String, Vec<u8>>, DigestKey);
 /// Changing these on an immutable Secret needs a new Secret.
 const IMMUTABLE_CONTENT: &[&str] = &["data", "data_wo_version", "data_digest", "type"];
 
@@ -33,8 +42,9 @@ impl SecretResource {
         SecretResource { platform, api_resource: ApiResource::erase::<Secret>(&()) }
     }
 
-    /// The decrypted SOPS file named in `config`, if any; `Err` after a diagnostic.
-    fn sops_data(&self, config: &Value, diags: &mut Diagnostics) -> Result<Option<BTreeMap<String, Vec<u8>>>, ()> {
+    /// The values of the decrypted SOPS file named in `config`, if any, and the key their
+    /// digest is made with; `Err` after a diagnostic.
+    fn sops_data(&self, config: &Value, diags: &mut Diagnostics) -> Result<Option<SopsValues>, ()> {
         let Some(path) = config.get_attr("sops_file").and_then(Value::as_str) else { return Ok(None) };
         let format = match sops_format(path, config.get_attr("sops_format").and_then(Value::as_str)) {
             Ok(format) => format,
@@ -44,11 +54,26 @@ impl SecretResource {
             }
         };
         let decrypted = self.platform.decrypt_sops_file(path, format, AttributePath::root("sops_file")).map_err(|d| diags.push(d))?;
-        decrypted.secret_data().map(Some).map_err(|e| {
+        let values = decrypted.secret_data().map_err(|e| {
             diags.error_at(AttributePath::root("sops_file"), "Unusable SOPS file", format!("{path}: {e}"));
-        })
+        })?;
+        Ok(Some((values, decrypted.digest_key().clone())))
     }
 
+    /// The digest key for refreshing `state` (whose `sops_file` is set): the file is
+    /// decrypted again. `None` when that fails now (the file moved, no key in this run):
+    /// refresh then keeps the digest it had, and plan reports the file's problem.
+    fn refresh_key(&self, state: &Value) -> Option<DigestKey> {
+        let mut diags = Diagnostics::new();
+        match self.sops_data(state, &mut diags) {
+            Ok(found) => found.map(|(_, key)| key),
+            Err(()) => {
+                let problems: Vec<String> = diags.iter().map(|d| format!("{}: {}", d.summary, d.detail)).collect();
+                tracing::warn!(problems = %problems.join("; "), "cannot decrypt the SOPS file to refresh data_digest; keeping the previous one");
+                None
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -59,11 +84,11 @@ impl OneObject for SecretResource {
 
     async fn apply(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let object = self.object(planned, diags).await?;
-        let values = match self.sops_data(config, diags) {
-            Ok(Some(values)) => {
+        let (values, key) = match self.sops_data(config, diags) {
+            Ok(Some((values, key))) => {
                 // The file may have changed between plan and apply; say so rather than
                 // letting Terraform report an inconsistent result.
-                let digest = secret_data::map_digest(&values);
+                let digest = secret_data::map_digest(&key, &values);
                 if let Some(planned_digest) = planned.get_attr("data_digest").and_then(Value::as_str) {
                     if planned_digest != digest {
                         diags.error_at(
@@ -74,14 +99,14 @@ impl OneObject for SecretResource {
                         return None;
                     }
                 }
-                Some(values)
+                (Some(values), Some(key))
             }
-            Ok(None) => secret_data::configured(planned, config),
+            Ok(None) => (secret_data::configured(planned, config), None),
             Err(()) => return None,
         };
         let desired = desired_object(planned, values.as_ref());
-        match object.apply(ctx, &desired).await {
-            Ok(live) => Some(state_from_live(planned, &live)),
+        match object.apply(ctx, &desired, &owned::id_to_write(planned)).await {
+            Ok(live) => Some(state_from_live(planned, &live, key.as_ref())),
             Err(e) => {
                 diags.push(kube_diagnostic(&format!("Could not apply {}", object.describe()), &e));
                 None
@@ -90,19 +115,18 @@ impl OneObject for SecretResource {
     }
 
     fn state_from_live(&self, state: &Value, live: &serde_json::Value) -> Value {
-        state_from_live(state, live)
+        let uses_sops = state.get_attr("sops_file").is_some_and(|v| !v.is_null());
+        let key = if uses_sops { self.refresh_key(state) } else { None };
+        state_from_live(state, live, key.as_ref())
     }
 
-    /// Adopts the live values as `data` (as `platform_namespace` adopts labels): a
-    /// configuration using `data` then plans nothing; one using `sops_file` or `data_wo`
-    /// plans one update that takes the values over.
-    fn adopt(&self, mut state: Value, live: &serde_json::Value) -> Value {
+    /// Labels and annotations only. Import has no configuration to say where the values
+    /// come from, and copying live values into `data` would put them in state (and, for
+    /// values that are not UTF-8, change them); so `data` stays empty and the first plan
+    /// after import shows the configured values (`data`, `data_wo_version` or the SOPS
+    /// file's `data_digest`) as an update that writes them.
+    fn import_state(&self, mut state: Value, live: &serde_json::Value) -> Value {
         object::adopt_metadata(&mut state, &live["metadata"]);
-        let values = live_data(live);
-        if !values.is_empty() {
-            let text = values.iter().map(|(k, v)| (k.clone(), Value::string(String::from_utf8_lossy(v))));
-            state.set_attr("data", Value::Map(text.collect()));
-        }
         state
     }
 
@@ -144,9 +168,10 @@ fn live_data(live: &serde_json::Value) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The state for a live Secret. Values come back only where the state holds them (`data`);
-/// for a SOPS file, `data_digest` becomes the digest of the values our field manager still
-/// owns, so an edit by anyone else (which takes ownership) or a removed key shows as a change.
-fn state_from_live(state: &Value, live: &serde_json::Value) -> Value {
+/// for a SOPS file, `data_digest` becomes the digest (under `key`, the file's digest key) of
+/// the values our field manager still owns, so an edit by anyone else (which takes
+/// ownership) or a removed key shows as a change. Without a key the digest stays as it was.
+fn state_from_live(state: &Value, live: &serde_json::Value, key: Option<&DigestKey>) -> Value {
     let mut next = state.clone();
     next.set_attr("id", object::live_id(live));
     next.set_attr("type", Value::string(live.get("type").and_then(|t| t.as_str()).unwrap_or("Opaque")));
@@ -163,9 +188,11 @@ fn state_from_live(state: &Value, live: &serde_json::Value) -> Value {
         next.set_attr("data", Value::Map(kept));
     }
     if state.get_attr("sops_file").is_some_and(|v| !v.is_null()) {
-        let owned = owned_children(live, FIELD_MANAGER, &["data"]);
-        let owned_values = values.iter().filter(|(k, _)| owned.contains(*k)).map(|(k, v)| (k.as_str(), v.as_slice()));
-        next.set_attr("data_digest", Value::string(secret_data::digest(owned_values)));
+        if let Some(key) = key {
+            let owned = owned_children(live, FIELD_MANAGER, &["data"]);
+            let owned_values = values.iter().filter(|(k, _)| owned.contains(*k)).map(|(k, v)| (k.as_str(), v.as_slice()));
+            next.set_attr("data_digest", Value::string(secret_data::keyed_digest(key, owned_values)));
+        }
     } else {
         next.set_attr("data_digest", Value::Null);
     }
@@ -200,16 +227,24 @@ impl Resource for SecretResource {
                 .optional()
                 .describe("Format of `sops_file`: `yaml`, `json`, `dotenv` or `binary`. Defaults from the file name, like sops."),
             Attribute::string("data_digest").computed().describe(
-                "SHA-256 digest of the values from `sops_file`. Changes when the file's values change or when the live \
-                 Secret's values are changed or removed outside Terraform.",
+                "Keyed digest (HMAC-SHA256) of the values from `sops_file`, under a key derived from the age identity \
+                 that decrypts the file, so it reveals nothing about the values to whoever lacks that identity. Changes \
+                 when the file's values change or when the live Secret's values are changed or removed outside Terraform.",
             ),
             cluster_attribute(),
         ];
         attributes.extend(secret_data::data_attributes());
-        Schema::new(Block::new(attributes).describe(
+        attributes.extend(owned::attributes("Secret"));
+        let mut schema = Schema::new(Block::new(attributes).describe(
             "A Kubernetes Secret, written by server-side apply. Values come from `data`, write-only `data_wo`, or a \
-             SOPS-encrypted file; plaintext from `data_wo` and `sops_file` never reaches plan, state or logs.",
-        ))
+             SOPS-encrypted file; plaintext from `data_wo` and `sops_file` never reaches plan, state or logs. An existing \
+             Secret is only taken over with `adopt = true`; destroy deletes only a Secret this resource created and still \
+             owns (adopted and imported ones are released). Import never copies the live values into state: the first \
+             apply after it writes the configured values.",
+        ));
+        // Version 1 added owner ids; state of version 0 has none (see `owned`).
+        schema.version = 1;
+        schema
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
@@ -226,10 +261,12 @@ impl Resource for SecretResource {
                 diags.error_at(AttributePath::root("sops_format"), "Invalid SOPS format", problem);
             }
         }
+        owned::validate(config, diags);
         validate_cluster_attribute(config, diags);
     }
 
-    async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan, diags: &mut Diagnostics) {
+    async fn modify_plan(&self, ctx: &Context, plan: &mut Plan, diags: &mut Diagnostics) {
+        object::plan_ownership(self, ctx, plan).await;
         if plan.config.get_attr("type").is_none_or(Value::is_null) {
             let prior = plan.prior.get_attr("type").filter(|t| !t.is_null()).cloned();
             plan.planned.set_attr("type", prior.unwrap_or_else(|| Value::string("Opaque")));
@@ -238,7 +275,7 @@ impl Resource for SecretResource {
         let digest = match plan.config.get_attr("sops_file") {
             Some(Value::Unknown) => Value::Unknown,
             Some(Value::String(_)) => match self.sops_data(&plan.config, diags) {
-                Ok(Some(values)) => Value::string(secret_data::map_digest(&values)),
+                Ok(Some((values, key))) => Value::string(secret_data::map_digest(&key, &values)),
                 _ => Value::Unknown,
             },
             _ => Value::Null,
@@ -264,12 +301,12 @@ impl Resource for SecretResource {
     async fn update(
         &self,
         ctx: &Context,
-        _prior: &Value,
+        prior: &Value,
         planned: &Value,
         config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        OneObject::apply(self, ctx, planned, config, diags).await
+        object::update(self, ctx, prior, planned, config, diags).await
     }
 
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
@@ -322,7 +359,8 @@ mod tests {
             "type": "Opaque",
             "data": { "a": "MQ==", "b": "Mg==", "c": "Mw==", "password": "czNjcmV0" }
         });
-        let state = state_from_live(&planned(), &live);
+        let key = DigestKey::derive(b"identity", "test");
+        let state = state_from_live(&planned(), &live, None);
         assert_eq!(state.get_attr("id"), Some(&Value::string("apps/db")));
         assert_eq!(state.get_attr("labels"), Some(&Value::map([("app", Value::string("db"))])));
         assert_eq!(state.get_attr("data"), Some(&Value::map([("password", Value::string("s3cret"))])));
@@ -331,8 +369,12 @@ mod tests {
         let mut sops_state = planned();
         sops_state.set_attr("data", Value::Null);
         sops_state.set_attr("sops_file", Value::string("x.yaml"));
-        let refreshed = state_from_live(&sops_state, &live);
-        let expected = secret_data::digest([("a", b"1".as_slice()), ("b", b"2".as_slice())]);
+        let refreshed = state_from_live(&sops_state, &live, Some(&key));
+        let expected = secret_data::keyed_digest(&key, [("a", b"1".as_slice()), ("b", b"2".as_slice())]);
         assert_eq!(refreshed.get_attr("data_digest"), Some(&Value::string(expected)));
+        // Without the key (the file cannot be decrypted now) the digest is left as it was.
+        sops_state.set_attr("data_digest", Value::string("hmac-sha256:before"));
+        let kept = state_from_live(&sops_state, &live, None);
+        assert_eq!(kept.get_attr("data_digest"), Some(&Value::string("hmac-sha256:before")));
     }
 }

@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+use crate::clients::keyed::DigestKey;
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::schema::Attribute;
 use crate::framework::value::Value;
@@ -86,8 +87,18 @@ pub fn digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Str
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
-pub fn map_digest(entries: &BTreeMap<String, Vec<u8>>) -> String {
-    digest(entries.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+/// Like [`digest`], but an HMAC under `key`: for values that must not be fingerprinted in
+/// the clear (a digest kept in state would let anyone test guesses of them).
+pub fn keyed_digest<'a>(key: &DigestKey, entries: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut fingerprint = key.fingerprint();
+    for (name, value) in entries {
+        fingerprint.field(name.as_bytes()).field(value);
+    }
+    fingerprint.finish()
+}
+
+pub fn map_digest(key: &DigestKey, entries: &BTreeMap<String, Vec<u8>>) -> String {
+    keyed_digest(key, entries.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
 }
 
 #[cfg(test)]
@@ -99,11 +110,22 @@ mod tests {
         let a = digest([("ab", b"c".as_slice())]);
         let b = digest([("a", b"bc".as_slice())]);
         assert_ne!(a, b);
+        assert!(a.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn keyed_digests_depend_on_the_key_and_are_no_plain_hash() {
         let mut map = BTreeMap::new();
         map.insert("y".to_string(), b"2".to_vec());
         map.insert("x".to_string(), b"1".to_vec());
-        assert_eq!(map_digest(&map), digest([("x", b"1".as_slice()), ("y", b"2".as_slice())]));
-        assert!(map_digest(&map).starts_with("sha256:"));
+        let key = DigestKey::derive(b"identity-1", "test");
+        let keyed = map_digest(&key, &map);
+        assert_eq!(keyed, keyed_digest(&key, [("x", b"1".as_slice()), ("y", b"2".as_slice())]), "not order-stable");
+        assert!(keyed.starts_with("hmac-sha256:"), "{keyed}");
+        assert_ne!(keyed, map_digest(&DigestKey::derive(b"identity-2", "test"), &map), "the key makes no difference");
+        let plain = digest([("x", b"1".as_slice()), ("y", b"2".as_slice())]);
+        assert_ne!(keyed.trim_start_matches("hmac-sha256:"), plain.trim_start_matches("sha256:"));
+        assert_ne!(keyed_digest(&key, [("ab", b"c".as_slice())]), keyed_digest(&key, [("a", b"bc".as_slice())]));
     }
 
     #[test]

@@ -4,10 +4,14 @@ use std::time::Duration;
 
 use crate::harness::{cluster, for_each_terraform, kubectl, unique_name, wait_until, Workdir};
 
+const OWNER_ANNOTATION: &str = "platform.terraform.io/owner";
+/// Our server-side apply field manager.
+const MANAGER: &str = "terraform-provider-platform";
+
 const PROVIDER: &str = concat!(required_providers!(), "provider \"platform\" {}\n");
 
 fn live_namespace(name: &str) -> Option<serde_json::Value> {
-    let out = kubectl(&["get", "namespace", name, "-o", "json", "--ignore-not-found"]);
+    let out = kubectl(&["get", "namespace", name, "-o", "json", "--ignore-not-found", "--show-managed-fields"]);
     out.assert_success();
     (!out.stdout.trim().is_empty()).then(|| out.json())
 }
@@ -91,16 +95,197 @@ fn lifecycle_with_drift_update_import_and_destroy() {
         assert_eq!(live["metadata"]["annotations"]["owner"], "platform-team");
         work.assert_plan_empty();
 
-        // Import adopts the live object; the next plan is empty once the foreign keys go.
-        kubectl(&["label", "namespace", &name, "added-by-"]).assert_success();
-        kubectl(&["annotate", "namespace", &name, "note-"]).assert_success();
-        work.run(&["state", "rm", "platform_namespace.this"]).assert_success();
-        work.import("platform_namespace.this", &name).assert_success();
-        work.assert_plan_empty();
-
-        // Destroy waits until the namespace is really gone.
+        // Destroy of a namespace this resource created waits until it is really gone.
+        let created = live_namespace(&name).unwrap();
+        assert_eq!(owner_of(&created), state_owner_id(&work, "platform_namespace.this").as_deref(), "not stamped");
         work.destroy().assert_success();
         assert!(live_namespace(&name).is_none(), "namespace still exists after destroy");
+    });
+}
+
+/// The owner id in the namespace's annotation.
+fn owner_of(namespace: &serde_json::Value) -> Option<&str> {
+    namespace["metadata"]["annotations"][OWNER_ANNOTATION].as_str()
+}
+
+fn state_owner_id(work: &Workdir, address: &str) -> Option<String> {
+    work.resource_values(address)?["owner_id"].as_str().map(str::to_string)
+}
+
+/// The field managers with entries in `managedFields`.
+fn managers(object: &serde_json::Value) -> Vec<String> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["manager"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A namespace made with kubectl, holding a ConfigMap and a label of the user's own.
+fn users_namespace(prefix: &str) -> String {
+    let name = unique_name(prefix);
+    kubectl(&["create", "namespace", &name]).assert_success();
+    kubectl(&["label", "namespace", &name, "team=payments"]).assert_success();
+    kubectl(&["create", "configmap", "precious", "-n", &name, "--from-literal=k=v"]).assert_success();
+    name
+}
+
+/// Released: still there with the user's label and ConfigMap, without our annotation or
+/// our managedFields entry.
+#[track_caller]
+fn assert_released(name: &str) {
+    let live = live_namespace(name).expect("a released namespace must stay");
+    assert!(live["metadata"]["deletionTimestamp"].is_null(), "namespace is being deleted: {live}");
+    assert_eq!(label(&live, "team").as_deref(), Some("payments"), "the user's label is gone");
+    assert_eq!(owner_of(&live), None, "our owner annotation is still there");
+    assert!(!managers(&live).iter().any(|m| m == MANAGER), "our managedFields entry is still there: {:?}", managers(&live));
+    let configmap = kubectl(&["get", "configmap", "precious", "-n", name, "-o", "name"]);
+    configmap.assert_success();
+}
+
+#[test]
+fn an_existing_namespace_is_refused_then_adopted_and_released_on_destroy() {
+    for_each_terraform(|tf| {
+        let name = users_namespace("acc-adopt");
+        let work = Workdir::new(tf);
+        let config = |extra: &str| {
+            format!(
+                "{PROVIDER}\nresource \"platform_namespace\" \"this\" {{\n  name   = \"{name}\"\n  labels = {{ tier = \"prod\" }}\n{extra}}}\n"
+            )
+        };
+
+        // Not ours: create fails, naming the namespace and who manages it, and records nothing.
+        work.write_main_tf(&config(""));
+        let out = work.apply();
+        out.assert_failure_contains(&format!("Namespace \"{name}\" already exists"));
+        assert!(out.combined().contains("kubectl-create (Update)"), "managers not named:\n{}", out.describe());
+        assert!(out.combined().contains("adopt = true"), "no way out offered:\n{}", out.describe());
+        assert!(work.run(&["state", "list"]).stdout.trim().is_empty(), "a refused create left state");
+        let untouched = live_namespace(&name).unwrap();
+        assert_eq!(owner_of(&untouched), None);
+        assert_eq!(label(&untouched, "tier"), None, "the refused create changed the namespace");
+
+        // adopt = true: the plan says it will be adopted; apply takes it over.
+        work.write_main_tf(&config("  adopt  = true\n"));
+        let plan = work.plan_json();
+        let after = &plan["resource_changes"][0]["change"]["after"];
+        assert_eq!(after["adopted"], true, "the plan does not show the adoption: {after}");
+        work.apply().assert_success();
+        let live = live_namespace(&name).unwrap();
+        let state = work.resource_values("platform_namespace.this").unwrap();
+        assert_eq!(state["adopted"], true);
+        assert_eq!(owner_of(&live), state["owner_id"].as_str(), "our id was not written");
+        assert_eq!(label(&live, "tier").as_deref(), Some("prod"));
+        assert!(managers(&live).iter().any(|m| m == MANAGER), "{:?}", managers(&live));
+        work.assert_plan_empty();
+
+        // Destroy releases it: the namespace, its content and the user's label stay.
+        work.destroy().assert_success();
+        assert_released(&name);
+        kubectl(&["delete", "namespace", &name, "--wait=false"]).assert_success();
+    });
+}
+
+#[test]
+fn an_adopted_namespace_with_on_destroy_delete_is_deleted() {
+    for_each_terraform(|tf| {
+        let name = users_namespace("acc-adopt-del");
+        let work = Workdir::new(tf);
+        work.write_main_tf(&format!(
+            "{PROVIDER}\nresource \"platform_namespace\" \"this\" {{\n  name       = \"{name}\"\n  adopt      = true\n  on_destroy = \"delete\"\n}}\n"
+        ));
+        work.apply().assert_success();
+        assert_eq!(work.resource_values("platform_namespace.this").unwrap()["adopted"], true);
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert!(live_namespace(&name).is_none(), "on_destroy = \"delete\" left the namespace");
+    });
+}
+
+#[test]
+fn an_imported_namespace_is_released_on_destroy() {
+    for_each_terraform(|tf| {
+        let name = users_namespace("acc-import");
+        let work = Workdir::new(tf);
+        work.write_main_tf(&format!(
+            "{PROVIDER}\nresource \"platform_namespace\" \"this\" {{\n  name   = \"{name}\"\n  labels = {{ team = \"payments\" }}\n}}\n"
+        ));
+        work.import("platform_namespace.this", &name).assert_success();
+        let state = work.resource_values("platform_namespace.this").unwrap();
+        assert_eq!(state["adopted"], true, "{state}");
+        assert!(state["owner_id"].is_string(), "{state}");
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert_released(&name);
+        kubectl(&["delete", "namespace", &name, "--wait=false"]).assert_success();
+    });
+}
+
+#[test]
+fn a_namespace_that_lost_our_owner_id_is_not_deleted() {
+    for_each_terraform(|tf| {
+        let name = unique_name("acc-lost");
+        let work = Workdir::new(tf);
+        let config = |extra: &str| format!("{PROVIDER}\nresource \"platform_namespace\" \"this\" {{\n  name = \"{name}\"\n{extra}}}\n");
+        work.write_main_tf(&config(""));
+        work.apply().assert_success();
+        work.assert_plan_empty();
+
+        // Someone else takes it over (another instance's id): destroy refuses to delete it.
+        let other = "00000000-0000-4000-8000-000000000001";
+        kubectl(&["annotate", "namespace", &name, &format!("{OWNER_ANNOTATION}={other}"), "--overwrite"]).assert_success();
+        let out = work.destroy();
+        out.assert_failure_contains("belongs to another resource instance");
+        assert!(out.combined().contains(other), "{}", out.describe());
+        assert!(live_namespace(&name).is_some(), "deleted another instance's namespace");
+        // ... and so does an update.
+        work.write_main_tf(&config("  labels = { a = \"b\" }\n"));
+        work.apply().assert_failure_contains("belongs to another resource instance");
+
+        // The annotation removed: not ours for sure either; on_destroy = "delete" says it is.
+        kubectl(&["annotate", "namespace", &name, &format!("{OWNER_ANNOTATION}-")]).assert_success();
+        work.write_main_tf(&config(""));
+        work.destroy().assert_failure_contains("no longer carries this resource's owner id");
+        assert!(live_namespace(&name).is_some());
+        work.write_main_tf(&config("  on_destroy = \"delete\"\n"));
+        work.apply().assert_success();
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert!(live_namespace(&name).is_none());
+    });
+}
+
+/// State written before owner ids existed (schema version 0, no `owner_id`) keeps working:
+/// the namespace was created by us; the next apply writes our id, and destroy deletes it.
+#[test]
+fn state_from_before_owner_ids_is_stamped_at_the_next_apply() {
+    for_each_terraform(|tf| {
+        let name = unique_name("acc-legacy");
+        let work = Workdir::new(tf);
+        work.write_main_tf(&format!("{PROVIDER}\nresource \"platform_namespace\" \"this\" {{ name = \"{name}\" }}\n"));
+        work.apply().assert_success();
+        // Make it look like an earlier version's: no annotation, no ownership attributes.
+        kubectl(&["annotate", "namespace", &name, &format!("{OWNER_ANNOTATION}-")]).assert_success();
+        let path = work.path().join("terraform.tfstate");
+        let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let instance = &mut state["resources"][0]["instances"][0];
+        instance["schema_version"] = serde_json::json!(0);
+        for attribute in ["owner_id", "adopt", "adopted", "on_destroy"] {
+            instance["attributes"].as_object_mut().unwrap().remove(attribute);
+        }
+        state["serial"] = serde_json::json!(state["serial"].as_u64().unwrap() + 1);
+        std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+
+        let plan = work.assert_plan_has_changes();
+        assert!(plan.stdout.contains("owner_id"), "{}", plan.stdout);
+        work.apply().assert_success();
+        let id = state_owner_id(&work, "platform_namespace.this").expect("an owner id after apply");
+        assert_eq!(owner_of(&live_namespace(&name).unwrap()), Some(id.as_str()));
+        assert_eq!(work.resource_values("platform_namespace.this").unwrap()["adopted"], false);
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert!(live_namespace(&name).is_none());
     });
 }
 
@@ -142,6 +327,10 @@ fn bad_input_gets_diagnostics_naming_the_attribute() {
             (r#"name = "ok"
   cluster = { token = "t" }"#, "needs at least `host` or `kubeconfig`"),
             (r#"name = ["a"]"#, "Incorrect attribute value type"),
+            (r#"name = "ok"
+  on_destroy = "orphan""#, r#"on_destroy must be "delete" or "release", not "orphan""#),
+            (r#"name = "ok"
+  annotations = { "platform.terraform.io/owner" = "me" }"#, "Reserved annotation"),
         ];
         for (body, expected) in cases {
             work.write_main_tf(&format!("{PROVIDER}\nresource \"platform_namespace\" \"bad\" {{\n  {body}\n}}\n"));

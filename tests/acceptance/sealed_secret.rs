@@ -160,14 +160,19 @@ fn every_scope_seals_for_its_binding_and_reseals_only_on_change() {
         assert_eq!(imported["labels"]["app"], "db");
         assert_eq!(imported["type"], "Opaque");
         // Nothing proves what imported ciphertext seals: the first apply seals the configured values.
+        assert_eq!(imported["adopted"], true);
         work.apply().assert_success();
         assert_eq!(keys.unseal(&live(&ns.name, "cluster-wide"))["password"], changed["cluster_wide"]);
         work.assert_plan_empty();
 
+        // Destroy deletes what this configuration created and releases what it imported.
         work.destroy().assert_success();
-        for (label, _) in SCOPES {
+        for (label, _) in SCOPES.iter().filter(|(label, _)| *label != "cluster_wide") {
             assert!(live_object("sealedsecret", &ns.name, &label.replace('_', "-")).is_none(), "{label} survived destroy");
         }
+        let released = live(&ns.name, "cluster-wide");
+        assert!(released["metadata"]["annotations"]["platform.terraform.io/owner"].is_null(), "not released: {released}");
+        assert_eq!(keys.unseal(&released)["password"], changed["cluster_wide"]);
     });
 }
 

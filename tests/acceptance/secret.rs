@@ -9,6 +9,7 @@ use crate::harness::secrets::{
     skip_unless, tamper_enc_data, AgeKey, Evidence, SampleYaml, SealingKeyPair, Sops, TestNamespace,
 };
 use crate::harness::{for_each_terraform, kubectl, Workdir};
+use sha2::{Digest, Sha256};
 
 /// The provider block reading age identities from `key`'s file.
 fn provider_with_key_file(key: &AgeKey) -> String {
@@ -85,19 +86,134 @@ fn data_lifecycle_with_drift_foreign_keys_update_import_and_destroy() {
         assert_eq!(live_object("secret", &ns.name, "app").unwrap()["metadata"]["labels"]["tier"], "frontend");
         work.assert_plan_empty();
 
-        // Import adopts the live Secret; once the foreign keys are gone the plan is empty.
-        kubectl(&["patch", "secret", "app", "-n", &ns.name, "--type=json", "-p", r#"[{"op":"remove","path":"/data/other"}]"#])
-            .assert_success();
-        kubectl(&["label", "secret", "app", "-n", &ns.name, "added-by-"]).assert_success();
-        kubectl(&["annotate", "secret", "app", "-n", &ns.name, "note-"]).assert_success();
-        work.run(&["state", "rm", "platform_secret.app"]).assert_success();
-        work.import("platform_secret.app", &format!("{}/app", ns.name)).assert_success();
-        assert_eq!(state_attr(&work, "platform_secret.app", "id"), format!("{}/app", ns.name).as_str());
-        work.assert_plan_empty();
-
-        // Destroy removes it.
+        // Destroy removes a Secret this resource created.
+        let live = live_object("secret", &ns.name, "app").unwrap();
+        assert_eq!(live["metadata"]["annotations"][OWNER_ANNOTATION], state_attr(&work, "platform_secret.app", "owner_id"));
         work.destroy().assert_success();
         assert!(live_object("secret", &ns.name, "app").is_none(), "Secret still exists after destroy");
+    });
+}
+
+const OWNER_ANNOTATION: &str = "platform.terraform.io/owner";
+const MANAGER: &str = "terraform-provider-platform";
+
+/// A Secret's live object with its managedFields.
+fn live_secret(namespace: &str, name: &str) -> Option<serde_json::Value> {
+    let out = kubectl(&["get", "secret", name, "-n", namespace, "-o", "json", "--ignore-not-found", "--show-managed-fields"]);
+    out.assert_success();
+    (!out.stdout.trim().is_empty()).then(|| out.json())
+}
+
+/// Still there, with `values` as they were, without our annotation or managedFields entry.
+#[track_caller]
+fn assert_released(namespace: &str, name: &str, values: &[(&str, &[u8])]) {
+    let live = live_secret(namespace, name).expect("a released Secret must stay");
+    assert!(live["metadata"]["annotations"][OWNER_ANNOTATION].is_null(), "our owner annotation is still there: {live}");
+    let managers: Vec<&str> =
+        live["metadata"]["managedFields"].as_array().into_iter().flatten().filter_map(|e| e["manager"].as_str()).collect();
+    assert!(!managers.contains(&MANAGER), "our managedFields entry is still there: {managers:?}");
+    let live_values = secret_values(namespace, name);
+    for (key, value) in values {
+        assert_eq!(live_values.get(*key).map(Vec::as_slice), Some(*value), "{key} changed on release");
+    }
+}
+
+#[test]
+fn an_existing_secret_is_refused_then_adopted_and_released_on_destroy() {
+    for_each_terraform(|tf| {
+        let ns = TestNamespace::create("acc-sec-adopt");
+        let (theirs, ours) = (random_secret("theirs"), random_secret("ours"));
+        kubectl(&["create", "secret", "generic", "db", "-n", &ns.name, &format!("--from-literal=user-key={theirs}")]).assert_success();
+        let work = Workdir::new(tf);
+        let config = |extra: &str| {
+            provider_config(None) + &platform_secret("db", &ns.name, &format!("data = {}\n{extra}", hcl_map(&[("password", &ours)])))
+        };
+
+        // Not ours: refused, naming the Secret and its managers; nothing written or recorded.
+        work.write_main_tf(&config(""));
+        let out = work.apply();
+        out.assert_failure_contains(&format!("Secret \"{}/db\" already exists", ns.name));
+        assert!(out.combined().contains("kubectl-create (Update)"), "managers not named:\n{}", out.describe());
+        assert!(work.run(&["state", "list"]).stdout.trim().is_empty(), "a refused create left state");
+        assert!(!secret_values(&ns.name, "db").contains_key("password"), "the refused create wrote a value");
+
+        // adopt = true: the plan says so, apply takes it over and writes our value.
+        work.write_main_tf(&config("  adopt = true"));
+        let plan = work.plan_json();
+        assert_eq!(plan["resource_changes"][0]["change"]["after"]["adopted"], true, "the plan does not show the adoption");
+        work.apply().assert_success();
+        assert_eq!(state_attr(&work, "platform_secret.db", "adopted"), true);
+        assert_eq!(secret_text(&ns.name, "db", "password").as_deref(), Some(ours.as_str()));
+        let live = live_secret(&ns.name, "db").unwrap();
+        assert_eq!(live["metadata"]["annotations"][OWNER_ANNOTATION], state_attr(&work, "platform_secret.db", "owner_id"));
+        work.assert_plan_empty();
+
+        // Destroy releases it: the Secret and every value in it stay.
+        work.destroy().assert_success();
+        assert_released(&ns.name, "db", &[("user-key", theirs.as_bytes()), ("password", ours.as_bytes())]);
+
+        // With on_destroy = "delete", an adopted Secret is deleted.
+        work.write_main_tf(&config("  adopt = true\n  on_destroy = \"delete\""));
+        work.apply().assert_success();
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert!(live_secret(&ns.name, "db").is_none(), "on_destroy = \"delete\" left the Secret");
+    });
+}
+
+/// Import never copies live values into state, whatever the configuration's source: the
+/// next plan shows the configured values as an update, and values the configuration does
+/// not manage (a binary one here) are left byte for byte.
+#[test]
+fn import_copies_no_values_into_state_and_destroy_releases() {
+    let Some(sops) = skip_unless(Sops::find()) else { return };
+    for_each_terraform(|tf| {
+        let ns = TestNamespace::create("acc-sec-import");
+        let (work, key) = sops.keyed_workdir(Workdir::new(tf));
+        let sample = SampleYaml::new();
+        sample.encrypt(&sops, &key, &work.path().join("app.yaml"));
+        let (live_text, live_binary) = (random_secret("live"), [&[0xffu8, 0xfe, 0][..], random_secret("bin").as_bytes()].concat());
+        let binary_file = work.write_file("blob", "");
+        std::fs::write(&binary_file, &live_binary).unwrap();
+        kubectl(&[
+            "create", "secret", "generic", "sops", "-n", &ns.name,
+            &format!("--from-literal=token={live_text}"), &format!("--from-file=blob={}", binary_file.display()),
+        ])
+        .assert_success();
+        kubectl(&["create", "secret", "generic", "plain", "-n", &ns.name, &format!("--from-literal=value={live_text}")]).assert_success();
+        let configured = random_secret("configured");
+        work.write_main_tf(&(provider_with_key_file(&key)
+            + &platform_secret("sops", &ns.name, "sops_file = \"${path.module}/app.yaml\"")
+            + &platform_secret("plain", &ns.name, &format!("data = {}", hcl_map(&[("value", &configured)])))));
+
+        work.import("platform_secret.sops", &format!("{}/sops", ns.name)).assert_success();
+        work.import("platform_secret.plain", &format!("{}/plain", ns.name)).assert_success();
+        for address in ["platform_secret.sops", "platform_secret.plain"] {
+            assert!(state_attr(&work, address, "data").is_null(), "{address}: import stored values");
+            assert_eq!(state_attr(&work, address, "adopted"), true, "{address}");
+        }
+        let mut stored = Evidence::default();
+        stored.add_state(&work);
+        stored.assert_absent(&[&live_text]);
+
+        // The next plan writes the configured values, shown as sensitive.
+        let plan = work.assert_plan_has_changes();
+        assert!(plan.stdout.contains("platform_secret.sops will be updated in-place"), "{}", plan.stdout);
+        assert!(plan.stdout.contains("platform_secret.plain will be updated in-place"), "{}", plan.stdout);
+        assert!(!plan.stdout.contains(&live_text) && !plan.stdout.contains(&configured), "{}", plan.stdout);
+        work.apply().assert_success();
+        assert_eq!(secret_text(&ns.name, "sops", "token").as_deref(), Some(sample.token.as_str()));
+        assert_eq!(secret_text(&ns.name, "plain", "value").as_deref(), Some(configured.as_str()));
+        assert_eq!(secret_values(&ns.name, "sops")["blob"], live_binary, "a binary value was changed");
+        let mut stored = Evidence::default();
+        stored.add_state(&work);
+        stored.assert_absent(&[&live_text, &sample.token, &sample.password]);
+        work.assert_plan_empty();
+
+        // Imported means adopted: destroy releases both.
+        work.destroy().assert_success();
+        assert_released(&ns.name, "sops", &[("blob", &live_binary), ("token", sample.token.as_bytes())]);
+        assert_released(&ns.name, "plain", &[("value", configured.as_bytes())]);
     });
 }
 
@@ -242,7 +358,23 @@ fn sops_files_of_every_format_become_secrets_and_follow_file_and_live_changes() 
 
         // State keeps the path and a digest, never a value.
         let yaml_digest = state_attr(&work, "platform_secret.yaml", "data_digest");
-        assert!(yaml_digest.as_str().is_some_and(|d| d.starts_with("sha256:")), "{yaml_digest}");
+        assert!(yaml_digest.as_str().is_some_and(|d| d.starts_with("hmac-sha256:")), "{yaml_digest}");
+        // Keyed: the state holds no plain SHA-256 of the values (whole or one by one).
+        let state_text = std::fs::read_to_string(work.path().join("terraform.tfstate")).unwrap();
+        for name in ["yaml", "json", "dotenv", "binary", "manifest"] {
+            let values = secret_values(&ns.name, name);
+            let mut whole = Sha256::new();
+            for (k, v) in &values {
+                whole.update((k.len() as u64).to_be_bytes());
+                whole.update(k.as_bytes());
+                whole.update((v.len() as u64).to_be_bytes());
+                whole.update(v);
+                let single = hex::encode(Sha256::digest(v));
+                assert!(!state_text.contains(&single), "{name}/{k}: the state holds the SHA-256 of its value");
+            }
+            let whole = hex::encode(whole.finalize());
+            assert!(!state_text.contains(&whole), "{name}: the state holds an unkeyed SHA-256 of its values");
+        }
         assert!(state_attr(&work, "platform_secret.yaml", "data").is_null());
         let mut evidence = Evidence::default();
         evidence.add_output("apply", &apply).add_state(&work);
@@ -412,7 +544,7 @@ fn age_keys_come_from_the_provider_block_the_environment_or_inline() {
             let plan = work.run(&["show", "-json", "tfplan"]);
             plan.assert_success();
             let digest = plan.json()["resource_changes"][0]["change"]["after"]["data_digest"].clone();
-            assert!(digest.as_str().is_some_and(|d| d.starts_with("sha256:")), "keys from {source}: no digest at plan: {digest}");
+            assert!(digest.as_str().is_some_and(|d| d.starts_with("hmac-sha256:")), "keys from {source}: no digest at plan: {digest}");
             digests.push(digest);
         }
         assert!(digests.windows(2).all(|w| w[0] == w[1]), "every key source must decrypt the same values: {digests:?}");

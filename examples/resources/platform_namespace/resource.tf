@@ -15,6 +15,14 @@ resource "platform_namespace" "monitoring" {
   }
 }
 
+# A namespace that exists already (made with kubectl, say) is taken over only when asked;
+# destroy then releases it (removes this provider's annotation and field ownership) and
+# leaves it in place, unless on_destroy = "delete".
+resource "platform_namespace" "legacy" {
+  name  = "legacy-apps"
+  adopt = true
+}
+
 # A namespace in a cluster created in the same apply: planning contacts nothing
 # until the cluster's connection is known.
 resource "platform_namespace" "apps" {
