@@ -20,7 +20,7 @@ test: testenv lint
 	mkdir -p target; set -o pipefail; source $(TESTENV_DIR)/env.sh && \
 	cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=4 2>&1 | tee target/test.log; \
 	status=$$?; \
-	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
+	awk '/^test result:/ { p += $$4; f += $$6; i += $$8 } END { printf "tests: %d passed, %d failed, %d ignored\n", p, f, i }' target/test.log; \
 	exit $$status
 
 lint:

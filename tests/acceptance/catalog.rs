@@ -83,6 +83,7 @@ fn catalog_component_with_fake_helm_controller() {
     for_each_terraform(|tf| {
         let stack = unique_name("acc-cat");
         let flux_ns = unique_name("acc-cat-flux");
+        let release_name = format!("{stack}-sealed-secrets");
         let work = Workdir::new(tf);
         let entry = catalog_entry(&work, "sealed-secrets");
         let defaults: serde_yaml::Value = serde_yaml::from_str(entry["default_values"].as_str().unwrap()).unwrap();
@@ -99,7 +100,7 @@ fn catalog_component_with_fake_helm_controller() {
         work.write_main_tf(&config(Some("helm {\n      values = yamlencode({ fake = { delaySeconds = 1 } })\n    }")));
         work.apply().assert_success();
 
-        let release = fake_flux::helm_release(&flux_ns, "sealed-secrets").expect("HelmRelease");
+        let release = fake_flux::helm_release(&flux_ns, &release_name).expect("HelmRelease");
         assert!(fake_flux::is_ready(&release), "apply returned before Ready: {}", release["status"]);
         assert_ours(&release, &stack, "sealed-secrets");
         let spec = &release["spec"];
@@ -108,14 +109,14 @@ fn catalog_component_with_fake_helm_controller() {
             json!({
                 "chart": entry["chart"],
                 "version": entry["version"],
-                "sourceRef": {"kind": "HelmRepository", "name": "sealed-secrets", "namespace": flux_ns},
+                "sourceRef": {"kind": "HelmRepository", "name": release_name, "namespace": flux_ns},
             })
         );
         assert_eq!(spec["targetNamespace"], entry["namespace"]);
         assert_eq!(spec["install"]["createNamespace"], true);
         assert_eq!(spec["values"]["fullnameOverride"], json!(defaults["fullnameOverride"].as_str().unwrap()));
         assert_eq!(spec["values"]["fake"], json!({"delaySeconds": 1}));
-        let repo = fake_flux::helm_repository(&flux_ns, "sealed-secrets").expect("HelmRepository");
+        let repo = fake_flux::helm_repository(&flux_ns, &release_name).expect("HelmRepository");
         assert_eq!(repo["spec"]["url"], entry["repository"]);
         let objects = crate::stack::inventory(&work);
         assert!(objects.contains_key(&key(
@@ -123,7 +124,7 @@ fn catalog_component_with_fake_helm_controller() {
             "helm.toolkit.fluxcd.io/v2",
             "HelmRelease",
             Some(&flux_ns),
-            "sealed-secrets"
+            &release_name
         )));
         work.assert_plan_empty();
 
@@ -132,16 +133,16 @@ fn catalog_component_with_fake_helm_controller() {
             "helm {\n      version = \"2.16.0\"\n      values  = yamlencode({ fake = { delaySeconds = 1 } })\n    }",
         )));
         work.apply().assert_success();
-        let updated = fake_flux::helm_release(&flux_ns, "sealed-secrets").unwrap();
+        let updated = fake_flux::helm_release(&flux_ns, &release_name).unwrap();
         assert!(fake_flux::is_ready(&updated), "{}", updated["status"]);
         let mut expected = spec.clone();
         expected["chart"]["spec"]["version"] = json!("2.16.0");
         assert_eq!(updated["spec"], expected, "more than the version changed");
         assert_eq!(updated["metadata"]["generation"], 2);
-        assert_eq!(fake_flux::helm_repository(&flux_ns, "sealed-secrets").unwrap()["spec"], repo["spec"]);
+        assert_eq!(fake_flux::helm_repository(&flux_ns, &release_name).unwrap()["spec"], repo["spec"]);
         work.assert_plan_empty();
 
         destroy_and_check_gone(&work, &[namespace_path(&flux_ns)]);
-        assert!(fake_flux::helm_release(&flux_ns, "sealed-secrets").is_none());
+        assert!(fake_flux::helm_release(&flux_ns, &release_name).is_none());
     });
 }

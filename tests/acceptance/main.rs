@@ -17,5 +17,6 @@ mod secret;
 mod sealed_secret;
 mod sops_file;
 mod stack;
+mod stack_ownership;
 mod catalog;
 mod faults;

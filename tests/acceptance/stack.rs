@@ -110,7 +110,7 @@ pub(crate) fn configmap(name: &str, namespace: Option<&str>, data: &[(&str, &str
 }
 
 /// A test-only custom resource kind: `<plural>.<group>`, version v1, any spec.
-struct Kind {
+pub(crate) struct Kind {
     group: String,
     kind: &'static str,
     plural: &'static str,
@@ -118,16 +118,16 @@ struct Kind {
 }
 
 impl Kind {
-    fn new(group: &str, kind: &'static str, plural: &'static str, namespaced: bool) -> Kind {
+    pub(crate) fn new(group: &str, kind: &'static str, plural: &'static str, namespaced: bool) -> Kind {
         Kind { group: group.to_string(), kind, plural, namespaced }
     }
-    fn crd_name(&self) -> String {
+    pub(crate) fn crd_name(&self) -> String {
         format!("{}.{}", self.plural, self.group)
     }
-    fn api_version(&self) -> String {
+    pub(crate) fn api_version(&self) -> String {
         format!("{}/v1", self.group)
     }
-    fn crd(&self) -> Value {
+    pub(crate) fn crd(&self) -> Value {
         json!({
             "apiVersion": "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
@@ -145,7 +145,7 @@ impl Kind {
             }
         })
     }
-    fn object(&self, name: &str, namespace: Option<&str>, spec: Value, finalizer: bool) -> Value {
+    pub(crate) fn object(&self, name: &str, namespace: Option<&str>, spec: Value, finalizer: bool) -> Value {
         let mut o = json!({"apiVersion": self.api_version(), "kind": self.kind, "metadata": {"name": name}, "spec": spec});
         if let Some(ns) = namespace {
             o["metadata"]["namespace"] = json!(ns);
@@ -155,27 +155,27 @@ impl Kind {
         }
         o
     }
-    fn path(&self, namespace: Option<&str>, name: &str) -> String {
+    pub(crate) fn path(&self, namespace: Option<&str>, name: &str) -> String {
         match namespace {
             Some(ns) => format!("/apis/{}/namespaces/{ns}/{}/{name}", self.api_version(), self.plural),
             None => format!("/apis/{}/{}/{name}", self.api_version(), self.plural),
         }
     }
-    fn crd_path(&self) -> String {
+    pub(crate) fn crd_path(&self) -> String {
         crd_path(&self.crd_name())
     }
     /// The `kubectl` resource name (`plural.group`).
-    fn resource(&self) -> String {
+    pub(crate) fn resource(&self) -> String {
         self.crd_name()
     }
     /// The inventory entry of one of its objects.
-    fn key(&self, component: &str, namespace: Option<&str>, name: &str) -> String {
+    pub(crate) fn key(&self, component: &str, namespace: Option<&str>, name: &str) -> String {
         key(component, &self.api_version(), self.kind, namespace, name)
     }
 }
 
 /// A group no other test (or earlier run) uses.
-fn unique_group() -> String {
+pub(crate) fn unique_group() -> String {
     format!("{}.example.com", unique_name("acc"))
 }
 
@@ -210,7 +210,7 @@ pub(crate) fn live(path: &str) -> Value {
 }
 
 #[track_caller]
-fn assert_absent(path: &str) {
+pub(crate) fn assert_absent(path: &str) {
     if let Some(o) = cluster().get_json(path) {
         panic!("{path} should not exist; it does: {}", o["metadata"]);
     }
@@ -233,7 +233,8 @@ pub(crate) fn assert_inventory(work: &Workdir, expected: &[String]) {
     wanted.sort();
     assert_eq!(keys, wanted, "inventory keys");
     for (k, digest) in &objects {
-        assert!(digest.starts_with("sha256:") && digest.len() == "sha256:".len() + 64, "{k} has no digest: {digest:?}");
+        let hex = digest.strip_prefix("sha256:").or_else(|| digest.strip_prefix("hmac-sha256:"));
+        assert!(hex.is_some_and(|h| h.len() == 64), "{k} has no digest: {digest:?}");
     }
 }
 
@@ -335,11 +336,13 @@ fn crds_and_their_custom_resources_apply_in_one_run() {
             ],
         );
         let state = work.resource_values(ADDR).unwrap();
-        assert_eq!(state["id"], stack.as_str());
+        let id = state["id"].as_str().unwrap();
+        assert!(id.len() == 36 && id != stack, "the id is the instance's owner id, not the name: {id}");
         assert_eq!(state["namespace"], "flux-system", "default Flux namespace");
 
         let w1 = live(&widgets.path(Some(&ns), "w1"));
         assert_eq!(w1["spec"], json!({"size": 3, "tags": ["a", "b"]}));
+        assert_eq!(w1["metadata"]["annotations"]["platform.terraform.io/owner"], id);
         assert_ours(&w1, &stack, "app");
         let settings = live(&configmap_path(&ns, "settings"));
         assert_eq!(settings["data"]["mode"], "production");
@@ -381,17 +384,20 @@ fn stack_drift_on_owned_fields_is_planned_and_repaired() {
         let ns = unique_name("acc-drift-ns");
         let widgets = Kind::new(&unique_group(), "Widget", "widgets", true);
         let work = Workdir::new(tf);
-        work.write_main_tf(&stack_tf(
-            &stack,
-            "",
-            &[
-                Component::new("base").manifests(&docs(&[namespace_obj(&ns, false), widgets.crd()])),
-                Component::new("app").depends_on(&["base"]).namespace(&ns).manifests(&docs(&[
-                    configmap("cm", None, &[("a", "1"), ("b", "2")]),
-                    widgets.object("w", None, json!({"size": 3}), false),
-                ])),
-            ],
-        ));
+        let config = |force: bool| {
+            stack_tf(
+                &stack,
+                if force { "force_conflicts = true" } else { "" },
+                &[
+                    Component::new("base").manifests(&docs(&[namespace_obj(&ns, false), widgets.crd()])),
+                    Component::new("app").depends_on(&["base"]).namespace(&ns).manifests(&docs(&[
+                        configmap("cm", None, &[("a", "1"), ("b", "2")]),
+                        widgets.object("w", None, json!({"size": 3}), false),
+                    ])),
+                ],
+            )
+        };
+        work.write_main_tf(&config(false));
         work.apply().assert_success();
         work.assert_plan_empty();
         let cm_key = key("app", "v1", "ConfigMap", Some(&ns), "cm");
@@ -415,6 +421,13 @@ fn stack_drift_on_owned_fields_is_planned_and_repaired() {
         assert!(plan.stdout.contains(&cm_key), "plan does not name {cm_key}:\n{}", plan.stdout);
         assert!(plan.stdout.contains("changed outside Terraform"), "{}", plan.stdout);
         assert!(!plan.stdout.contains(&w_key), "unchanged widget shown as drifted:\n{}", plan.stdout);
+        // kubectl now owns that field: taking it back is a conflict unless forced.
+        let out = work.apply();
+        assert!(!out.success(), "a field another manager owns was taken without force_conflicts:\n{}", out.describe());
+        let text = folded(&out);
+        assert!(text.contains("kubectl-patch") && text.contains(".data.a") && text.contains("force_conflicts"), "{}", out.describe());
+        assert_eq!(live(&configmap_path(&ns, "cm"))["data"]["a"], "tampered");
+        work.write_main_tf(&config(true));
         work.apply().assert_success();
         let cm = live(&configmap_path(&ns, "cm"));
         assert_eq!(cm["data"]["a"], "1", "drift not repaired");
@@ -935,10 +948,12 @@ fn stack_import_adopts_labelled_objects() {
         work.apply().assert_success();
         let expected = inventory(&work);
         let cm_uid = live(&configmap_path(&ns, "cm"))["metadata"]["uid"].clone();
+        let id = work.resource_values(ADDR).unwrap()["id"].clone();
 
         work.run(&["state", "rm", ADDR]).assert_success();
         let out = work.import(ADDR, &stack);
         out.assert_success();
+        assert_eq!(work.resource_values(ADDR).unwrap()["id"], id, "import did not take the objects' owner id");
         let imported = inventory(&work);
         for k in expected.keys() {
             assert!(imported.contains_key(k), "import did not find {k}: {imported:?}");
@@ -977,6 +992,8 @@ fn helm_release_ready_with_fake_helm_controller() {
     fake_flux::ensure();
     for_each_terraform(|tf| {
         let stack = unique_name("acc-helm");
+        let crds_name = format!("{stack}-crds-chart");
+        let app_name = format!("{stack}-app");
         let flux_ns = unique_name("acc-helm-flux");
         let target = unique_name("acc-helm-target");
         let password = format!("pw-{}", unique_name("s3cret"));
@@ -1011,49 +1028,49 @@ fn helm_release_ready_with_fake_helm_controller() {
         let finished = Instant::now();
 
         // The apply waited for Ready, which the fake only reports after its delay.
-        let crds = fake_flux::helm_release(&flux_ns, "crds-chart").expect("HelmRelease crds-chart");
+        let crds = fake_flux::helm_release(&flux_ns, &crds_name).expect("HelmRelease crds-chart");
         assert!(fake_flux::is_ready(&crds), "apply returned before crds-chart was Ready: {}", crds["status"]);
-        let ready_at = fake_flux::events_for(&flux_ns, "crds-chart")
+        let ready_at = fake_flux::events_for(&flux_ns, &crds_name)
             .iter()
             .find(|e| e.outcome == "Ready")
             .map(|e| e.at)
             .expect("fake controller never made crds-chart Ready");
         assert!(ready_at > started && ready_at < finished, "crds-chart became Ready outside the apply");
         assert!(
-            fake_flux::events_for(&flux_ns, "crds-chart").iter().any(|e| e.outcome == "Progressing"),
+            fake_flux::events_for(&flux_ns, &crds_name).iter().any(|e| e.outcome == "Progressing"),
             "the fake never reported progress"
         );
-        let app = fake_flux::helm_release(&flux_ns, "app").expect("HelmRelease app");
+        let app = fake_flux::helm_release(&flux_ns, &app_name).expect("HelmRelease app");
         assert!(fake_flux::is_ready(&app), "{}", app["status"]);
         // app waited for crds-chart (helm-controller's dependsOn, and our level order).
-        let app_ready = fake_flux::events_for(&flux_ns, "app").iter().find(|e| e.outcome == "Ready").map(|e| e.at).unwrap();
+        let app_ready = fake_flux::events_for(&flux_ns, &app_name).iter().find(|e| e.outcome == "Ready").map(|e| e.at).unwrap();
         assert!(app_ready > ready_at);
 
         // HelmRepository + HelmRelease with chart, version and sourceRef.
-        let repo = fake_flux::helm_repository(&flux_ns, "crds-chart").expect("HelmRepository crds-chart");
+        let repo = fake_flux::helm_repository(&flux_ns, &crds_name).expect("HelmRepository crds-chart");
         assert_eq!(repo["spec"]["url"], "https://charts.example.com/stable");
         assert_ours(&repo, &stack, "crds-chart");
         assert_ours(&crds, &stack, "crds-chart");
         let spec = &crds["spec"];
         assert_eq!(
             spec["chart"]["spec"],
-            json!({"chart": "crds", "version": "1.2.3", "sourceRef": {"kind": "HelmRepository", "name": "crds-chart", "namespace": flux_ns}})
+            json!({"chart": "crds", "version": "1.2.3", "sourceRef": {"kind": "HelmRepository", "name": crds_name, "namespace": flux_ns}})
         );
         assert_eq!(spec["targetNamespace"], "crds-chart", "target namespace defaults to the component name");
         assert_eq!(spec["install"]["createNamespace"], true);
-        assert_eq!(spec["releaseName"], "crds-chart");
+        assert_eq!(spec["releaseName"], crds_name.as_str(), "release names are per stack");
         assert_eq!(spec["values"], json!({"fake": {"delaySeconds": 3}, "replicas": 2}));
         assert!(spec.get("dependsOn").is_none(), "dependsOn on a manifests component: {}", spec["dependsOn"]);
 
         // OCI: an OCIRepository and a chartRef; dependsOn mirrors the Helm dependency only.
-        let oci = fake_flux::oci_repository(&flux_ns, "app").expect("OCIRepository app");
+        let oci = fake_flux::oci_repository(&flux_ns, &app_name).expect("OCIRepository app");
         assert_eq!(oci["spec"]["url"], "oci://registry.example.com/charts/app-chart");
         assert_eq!(oci["spec"]["ref"], json!({"tag": "4.5.6"}));
         assert_ours(&oci, &stack, "app");
         let spec = &app["spec"];
-        assert_eq!(spec["chartRef"], json!({"kind": "OCIRepository", "name": "app", "namespace": flux_ns}));
+        assert_eq!(spec["chartRef"], json!({"kind": "OCIRepository", "name": app_name, "namespace": flux_ns}));
         assert!(spec.get("chart").is_none());
-        assert_eq!(spec["dependsOn"], json!([{"name": "crds-chart", "namespace": flux_ns}]));
+        assert_eq!(spec["dependsOn"], json!([{"name": crds_name, "namespace": flux_ns}]));
         assert_eq!(spec["targetNamespace"], target.as_str());
         assert_eq!(spec["install"]["createNamespace"], true);
 
@@ -1079,17 +1096,17 @@ fn helm_release_ready_with_fake_helm_controller() {
             &work,
             &[
                 key("flux-ns", "v1", "Namespace", None, &flux_ns),
-                key("crds-chart", "source.toolkit.fluxcd.io/v1", "HelmRepository", Some(&flux_ns), "crds-chart"),
-                key("crds-chart", "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some(&flux_ns), "crds-chart"),
-                key("app", "source.toolkit.fluxcd.io/v1beta2", "OCIRepository", Some(&flux_ns), "app"),
-                key("app", "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some(&flux_ns), "app"),
+                key("crds-chart", "source.toolkit.fluxcd.io/v1", "HelmRepository", Some(&flux_ns), &crds_name),
+                key("crds-chart", "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some(&flux_ns), &crds_name),
+                key("app", "source.toolkit.fluxcd.io/v1beta2", "OCIRepository", Some(&flux_ns), &app_name),
+                key("app", "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some(&flux_ns), &app_name),
                 key("app", "v1", "Secret", Some(&flux_ns), &secret_name),
             ],
         );
         // The status the controller writes is not drift.
         work.assert_plan_empty();
         destroy_and_check_gone(&work, &[namespace_path(&flux_ns), secret_path(&flux_ns, &secret_name)]);
-        assert!(fake_flux::helm_release(&flux_ns, "app").is_none());
+        assert!(fake_flux::helm_release(&flux_ns, &app_name).is_none());
     });
 }
 
@@ -1098,6 +1115,7 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
     fake_flux::ensure();
     for_each_terraform(|tf| {
         let stack = unique_name("acc-helmfail");
+        let web = format!("{stack}-web");
         let flux_ns = unique_name("acc-helmfail-flux");
         let work = Workdir::new(tf);
         let config = |values: &str| {
@@ -1112,7 +1130,7 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
         };
         work.write_main_tf(&config("yamlencode({ fake = {} })"));
         work.apply().assert_success();
-        assert_eq!(fake_flux::helm_release(&flux_ns, "web").unwrap()["metadata"]["generation"], 1);
+        assert_eq!(fake_flux::helm_release(&flux_ns, &web).unwrap()["metadata"]["generation"], 1);
 
         // helm-controller gives up (Stalled): the apply fails at once, quoting it.
         let message = "Helm install failed for release web: context deadline exceeded";
@@ -1122,7 +1140,7 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
         out.assert_failure_contains("Component \"web\" failed");
         let text = folded(&out);
         assert!(text.contains("RetriesExceeded: Failed to install after 3 attempt(s)"), "reason and message not quoted:\n{text}");
-        assert!(text.contains(&format!("HelmRelease {flux_ns}/web")), "release not named:\n{text}");
+        assert!(text.contains(&format!("HelmRelease {flux_ns}/{web}")), "release not named:\n{text}");
         assert!(started.elapsed() < Duration::from_secs(14), "a stalled release waited for the timeout");
         // A failed update is planned again.
         work.assert_plan_has_changes();
@@ -1132,9 +1150,9 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
         work.write_main_tf(&config("yamlencode({ fake = { silentSeconds = 3 } })"));
         let out = work.apply();
         out.assert_success();
-        let web = fake_flux::helm_release(&flux_ns, "web").unwrap();
-        assert_eq!(web["metadata"]["generation"], 3);
-        assert!(fake_flux::is_ready(&web), "{}", web["status"]);
+        let release = fake_flux::helm_release(&flux_ns, &web).unwrap();
+        assert_eq!(release["metadata"]["generation"], 3);
+        assert!(fake_flux::is_ready(&release), "{}", release["status"]);
         work.assert_plan_empty();
 
         // A failure helm-controller keeps retrying (Ready=False, not Stalled) is waited on
@@ -1145,7 +1163,7 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
         out.assert_failure_contains("timed out");
         let text = folded(&out);
         assert!(text.contains(&format!("InstallFailed: {retry_message}")), "last status not quoted:\n{text}");
-        assert!(text.contains(&format!("HelmRelease {flux_ns}/web to be Ready")), "{text}");
+        assert!(text.contains(&format!("HelmRelease {flux_ns}/{web} to be Ready")), "{text}");
 
         destroy_and_check_gone(&work, &[namespace_path(&flux_ns)]);
     });
@@ -1155,8 +1173,7 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
 #[test]
 fn helm_without_flux_crds_says_flux_is_not_installed() {
     let Some(runs) = fake_flux::runs_without_flux() else {
-        eprintln!("skipped: the Flux CRDs were installed before these tests started");
-        return;
+        panic!("the Flux CRDs were installed before these tests started: this test needs a cluster without Flux");
     };
     let runs = runs.as_ref().unwrap();
     assert_eq!(runs.len(), crate::harness::terraform_binaries().len());
@@ -1168,12 +1185,13 @@ fn helm_without_flux_crds_says_flux_is_not_installed() {
             assert!(text.contains(needle), "{context} no {needle:?} in:\n{}", run.apply.describe());
         }
         assert_no_crash(&run.apply);
-        // The component before it was applied and stays: a failed create leaves no state
-        // (the next apply adopts it by label), and the warning says so.
+        // The component before it was applied and is recorded: the failed create is tainted
+        // with the objects it wrote, and destroy removes exactly those.
         assert!(run.namespace_applied, "{context} the plain component was not applied");
-        assert!(text.contains("Objects applied before the failure were kept"), "{context} {}", run.apply.describe());
+        assert!(run.state_id.is_some() && run.state_id == run.owner, "{context} state id {:?}, owner {:?}", run.state_id, run.owner);
+        assert!(text.contains("terraform untaint"), "{context} {}", run.apply.describe());
         run.destroy.assert_success();
-        assert!(run.namespace_left, "{context} namespace {} removed without a state", run.namespace);
+        assert!(!run.namespace_left, "{context} namespace {} outlived the destroy of the stack that created it", run.namespace);
     }
 }
 
@@ -1203,7 +1221,7 @@ fn helm_sensitive_values_are_stored_for_flux_target_paths() {
         let started = Instant::now();
         work.apply().assert_success();
         assert!(started.elapsed() < Duration::from_secs(50), "wait = false still waited");
-        let db = fake_flux::helm_release(&flux_ns, "db").unwrap();
+        let db = fake_flux::helm_release(&flux_ns, &format!("{stack}-db")).unwrap();
         assert!(!fake_flux::is_ready(&db), "the fake should not have reconciled yet");
         let secret = live(&secret_path(&flux_ns, &format!("{stack}.db.helm-values")));
         use base64::Engine as _;
@@ -1251,24 +1269,19 @@ fn stack_failed_create_is_finished_by_the_next_apply() {
         assert!(folded(&out).contains(&format!("the cluster does not serve {}/v1 Widget", widgets.group)), "{}", out.describe());
         let ns_uid = live(&namespace_path(&ns))["metadata"]["uid"].clone();
         let cm_uid = live(&configmap_path(&ns, "cm"))["metadata"]["uid"].clone();
-        // No state (a tainted stack would be replaced, deleting what was applied); the
-        // applied objects stay, labelled, for the next apply to adopt.
-        assert!(work.resource_values("platform_stack.this").is_none(), "a failed create left a state to taint");
-        assert!(folded(&out).contains("Objects applied before the failure were kept"), "{}", out.describe());
-        let cm = live(&configmap_path(&ns, "cm"));
-        assert_eq!(cm["metadata"]["labels"]["platform.terraform.io/stack"], stack.as_str());
+        // The state records what was written (Terraform taints it), so nothing is forgotten.
+        let values = work.resource_values("platform_stack.this").expect("a failed create left no state");
+        let id = values["id"].as_str().unwrap().to_string();
+        assert!(values["objects"].as_object().unwrap().contains_key(&key("base", "v1", "ConfigMap", Some(&ns), "cm")), "{values}");
+        assert!(folded(&out).contains("terraform untaint"), "{}", out.describe());
+        assert_eq!(live(&configmap_path(&ns, "cm"))["metadata"]["annotations"]["platform.terraform.io/owner"], id.as_str());
 
+        // Untainted, the next apply finishes the create: nothing is deleted and re-created.
         work.write_main_tf(&config(true));
-        // Replacing the stack would delete the namespace, and with it anything else in it.
+        work.run(&["untaint", "platform_stack.this"]).assert_success();
         let plan = work.plan();
         plan.assert_success();
-        if plan.stdout.contains("must be replaced") {
-            let _ = work.destroy();
-            panic!(
-                "after a failed first apply the retry destroys everything already applied (namespace included) and starts over:\n{}",
-                plan.stdout
-            );
-        }
+        assert!(!plan.stdout.contains("must be replaced"), "{}", plan.stdout);
         work.apply().assert_success();
         assert_eq!(live(&namespace_path(&ns))["metadata"]["uid"], ns_uid, "the namespace was deleted and recreated");
         assert_eq!(live(&configmap_path(&ns, "cm"))["metadata"]["uid"], cm_uid, "the ConfigMap was deleted and recreated");

@@ -118,7 +118,17 @@ impl Cluster {
     ) -> Result<Vec<serde_json::Value>, KubeError> {
         let params = ListParams::default().labels(label_selector);
         let list = self.dynamic_api(info, namespace).list(&params).await.map_err(|e| self.error(e))?;
-        Ok(list.items.into_iter().map(|o| serde_json::to_value(o).unwrap_or_default()).collect())
+        // Items of a list carry no apiVersion and kind: give them theirs, so that they read
+        // like objects fetched one by one.
+        let types = kube::core::TypeMeta { api_version: info.resource.api_version.clone(), kind: info.resource.kind.clone() };
+        Ok(list
+            .items
+            .into_iter()
+            .map(|mut o| {
+                o.types = Some(types.clone());
+                serde_json::to_value(o).unwrap_or_default()
+            })
+            .collect())
     }
 
     /// Deletes in the foreground-free default way (dependents go in the background);

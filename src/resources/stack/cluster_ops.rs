@@ -1,6 +1,8 @@
-//! What a stack does to a cluster: apply components level by level (objects concurrently,
-//! CRDs first and Established before their custom resources), wait for what must be ready,
-//! refresh the inventory with one list per kind and namespace, prune and tear down in order.
+//! What a stack does to a cluster when it applies: components level by level (objects
+//! concurrently, CRDs first and Established before their custom resources), each object
+//! claimed by the ownership rules of `claims` before it is written, waits for what must be
+//! ready, and the inventory refreshed with one list per kind and namespace. Letting go of
+//! objects (prune, destroy) is in `teardown`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -10,16 +12,18 @@ use futures::stream::{self, StreamExt};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
+use super::claims::{self, Claim, Claimant};
 use super::config::Component;
-use super::flux;
 use super::inventory::{self, ObjectKey};
 use super::manifests::{self, Manifest, COMPONENT_LABEL, STACK_LABEL};
+use super::readiness::{self, Progress};
+use crate::clients::kube::ownership::{self, Standing, OWNER_ANNOTATION};
 use crate::clients::kube::{fields, Cluster, KindInfo, KubeError, FIELD_MANAGER};
 use crate::framework::resource::Context;
 
 /// Objects applied or deleted at once.
-const CONCURRENCY: usize = 16;
-const POLL: Duration = Duration::from_millis(500);
+pub(super) const CONCURRENCY: usize = 16;
+pub(super) const POLL: Duration = Duration::from_millis(500);
 /// How long a kind may stay unknown after its CRD is Established (discovery lags a little).
 const DISCOVERY_GRACE: Duration = Duration::from_secs(30);
 
@@ -27,31 +31,48 @@ const DISCOVERY_GRACE: Duration = Duration::from_secs(30);
 /// the next plan re-apply the stack.
 pub const CHANGED: &str = "changed outside Terraform";
 pub const DELETED: &str = "deleted outside Terraform";
+/// What an apply records for an object whose write failed midway (timeout, dropped
+/// connection): it may exist, carrying our id; the next apply writes it again.
+pub const UNCERTAIN: &str = "outcome unknown";
 
 pub struct StackOps<'a> {
     pub cluster: &'a Cluster,
     pub ctx: &'a Context,
     pub stack: &'a str,
     pub deadline: Instant,
+    pub claimant: Claimant<'a>,
+    /// Take over fields other managers own instead of failing on conflicts.
+    pub force_conflicts: bool,
 }
 
 /// A failure while changing the cluster, in words for the user.
 pub type OpError = String;
 
+/// One object written by an apply.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// Digest of the fields we own, or [`UNCERTAIN`].
+    pub digest: String,
+    pub adopted: bool,
+}
+
+/// An object of the stack whose outcome we know only in part.
+type ObjectFailure = (Option<Box<ObjectKey>>, OpError);
+
 impl StackOps<'_> {
-    fn remaining(&self) -> Duration {
+    pub(super) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
-    fn kube(&self, what: &str, e: KubeError) -> OpError {
+    pub(super) fn kube(&self, what: &str, e: KubeError) -> OpError {
         format!("{what}: {e}")
     }
 
     /// Runs `work` within the deadline and Terraform's stop signal.
-    async fn bounded<T>(&self, work: impl std::future::Future<Output = Result<T, OpError>>) -> Result<T, OpError> {
+    async fn bounded<T>(&self, work: impl std::future::Future<Output = Result<T, ObjectFailure>>) -> Result<T, ObjectFailure> {
         tokio::select! {
-            _ = self.ctx.stop.cancelled() => Err("cancelled: Terraform asked the provider to stop".into()),
-            result = tokio::time::timeout(self.remaining(), work) => result.unwrap_or_else(|_| Err("timed out".into())),
+            _ = self.ctx.stop.cancelled() => Err((None, "cancelled: Terraform asked the provider to stop".into())),
+            result = tokio::time::timeout(self.remaining(), work) => result.unwrap_or_else(|_| Err((None, "timed out".into()))),
         }
     }
 
@@ -69,28 +90,29 @@ impl StackOps<'_> {
     }
 
     /// Applies one component and waits for it; returns the inventory entries of what was
-    /// applied, even when a later step failed.
+    /// applied (or may have been), even when a later step failed.
     pub async fn apply_component(
         &self,
         component: &Component,
         objects: Vec<Manifest>,
         crd_kinds: &BTreeSet<(String, String)>,
         runs_workloads: bool,
-    ) -> (BTreeMap<ObjectKey, String>, Vec<OpError>) {
+    ) -> (BTreeMap<ObjectKey, Applied>, Vec<OpError>) {
         let mut applied = BTreeMap::new();
         let (foundations, rest): (Vec<Manifest>, Vec<Manifest>) =
             objects.into_iter().partition(|m| inventory::is_foundation(&m.api_version, &m.kind));
-        let mut errors = self.apply_all(component, foundations.clone(), crd_kinds, &mut applied).await;
+        let crds: Vec<Manifest> = foundations.iter().filter(|m| m.is_crd()).cloned().collect();
+        let mut errors = self.apply_all(component, foundations, crd_kinds, &mut applied).await;
         if errors.is_empty() {
-            let crds: Vec<&Manifest> = foundations.iter().filter(|m| m.is_crd()).collect();
-            for crd in crds {
-                if let Err(e) = self.wait_crd_established(&crd.name).await {
+            for crd in &crds {
+                if let Err(e) = self.wait_ready(crd).await {
                     errors.push(e);
                 }
             }
         }
         if errors.is_empty() {
-            let waits: Vec<Manifest> = rest.iter().filter(|m| needs_wait(m, component.wait, runs_workloads)).cloned().collect();
+            let waits: Vec<Manifest> =
+                rest.iter().filter(|m| readiness::needs_wait(m, component.wait, runs_workloads)).cloned().collect();
             errors = self.apply_all(component, rest, crd_kinds, &mut applied).await;
             if errors.is_empty() {
                 let results = concurrently(waits.iter().map(|m| self.wait_ready(m).boxed()).collect()).await;
@@ -105,7 +127,7 @@ impl StackOps<'_> {
         component: &Component,
         objects: Vec<Manifest>,
         crd_kinds: &BTreeSet<(String, String)>,
-        applied: &mut BTreeMap<ObjectKey, String>,
+        applied: &mut BTreeMap<ObjectKey, Applied>,
     ) -> Vec<OpError> {
         let work = objects
             .into_iter()
@@ -118,78 +140,154 @@ impl StackOps<'_> {
         let mut errors = Vec::new();
         for result in results {
             match result {
-                Ok((key, digest)) => {
-                    applied.insert(key, digest);
+                Ok((key, entry)) => {
+                    applied.insert(key, entry);
                 }
-                Err(e) => errors.push(e),
+                Err((key, e)) => {
+                    if let Some(key) = key {
+                        applied.insert(*key, Applied { digest: UNCERTAIN.to_string(), adopted: false });
+                    }
+                    errors.push(e);
+                }
             }
         }
         errors
     }
 
-    async fn apply_one(&self, component: &Component, mut m: Manifest, defined_here: bool) -> Result<(ObjectKey, String), OpError> {
-        let info = self.kind_of(&m, defined_here).await?;
+    /// Puts `m` where it will live: namespaced kinds in the component's namespace unless
+    /// they name one; cluster-scoped kinds in none (the API server would refuse one).
+    fn place(component: &Component, info: &KindInfo, m: &mut Manifest) {
         if info.namespaced {
-            manifests::default_namespace(&mut m, component.namespace.as_deref().unwrap_or("default"));
+            manifests::default_namespace(m, component.namespace.as_deref().unwrap_or("default"));
         } else {
-            // Cluster-scoped: a namespace written anyway would make the API server refuse it.
             m.namespace = None;
             if let Some(meta) = m.object.get_mut("metadata").and_then(|v| v.as_object_mut()) {
                 meta.remove("namespace");
             }
         }
-        let key = ObjectKey::of(&component.name, &m);
-        let namespace = m.namespace.clone();
-        tracing::debug!(object = %key, "server-side apply");
-        let live = self
-            .cluster
-            .apply_dynamic(&info, namespace.as_deref(), &m.name, &m.object)
-            .await
-            .map_err(|e| self.kube(&format!("applying {}", describe(&key)), e))?;
-        let digest = fields::owned_digest(&live, FIELD_MANAGER).unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
-        Ok((key, digest))
     }
 
-    async fn wait_crd_established(&self, name: &str) -> Result<(), OpError> {
-        tracing::info!(crd = name, "waiting for CustomResourceDefinition to be Established");
-        let crd_kind = self.cluster.kind("apiextensions.k8s.io/v1", "CustomResourceDefinition").await.ok().flatten();
-        let Some(info) = crd_kind else { return Err("the cluster serves no apiextensions.k8s.io/v1 CustomResourceDefinition".into()) };
-        self.poll(&format!("CustomResourceDefinition {name} to be Established"), || async {
-            let live = self.cluster.get_dynamic(&info, None, name).await.map_err(|e| e.to_string())?;
+    async fn apply_one(&self, component: &Component, mut m: Manifest, defined_here: bool) -> Result<(ObjectKey, Applied), ObjectFailure> {
+        let info = self.kind_of(&m, defined_here).await.map_err(|e| (None, e))?;
+        Self::place(component, &info, &mut m);
+        let key = ObjectKey::of(&component.name, &m);
+        let namespace = m.namespace.clone();
+        let live = self
+            .cluster
+            .get_dynamic(&info, namespace.as_deref(), &m.name)
+            .await
+            .map_err(|e| (None, self.kube(&format!("reading {}", describe(&key)), e)))?;
+        let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt)
+            .map_err(|refusal| (None, format!("{} cannot be applied: {refusal}", describe(&key))))?;
+        let adopted = matches!(claim, Claim::Adopt | Claim::Ours { adopted: true });
+        if matches!(claim, Claim::Adopt) {
+            tracing::info!(object = %key, "adopting an existing object");
+        }
+        annotate_owner(&mut m.object, self.claimant.id);
+        if live.is_some() {
+            for path in &component.ignore_fields {
+                remove_path(&mut m.object, path);
+            }
+        }
+        tracing::debug!(object = %key, "server-side apply");
+        let written = self
+            .cluster
+            .apply_owned(&info, namespace.as_deref(), &m.name, &m.object, self.force_conflicts)
+            .await
+            .map_err(|e: KubeError| {
+                let refused = answered(&e);
+                let message = if e.is_conflict() {
+                    format!(
+                        "applying {}: {e}. Another field manager owns these fields: set `force_conflicts = true` on the stack to take \
+                         them over, or list them in `ignore_fields` of component {:?} to leave them to it",
+                        describe(&key),
+                        component.name
+                    )
+                } else {
+                    self.kube(&format!("applying {}", describe(&key)), e)
+                };
+                // Refused by the server: nothing was written. Otherwise it may have been.
+                (if refused { None } else { Some(Box::new(key.clone())) }, message)
+            })?;
+        let digest = fields::owned_digest(&written, FIELD_MANAGER).unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
+        Ok((key, Applied { digest, adopted }))
+    }
+
+    /// The objects this plan would adopt, looked up without changing anything; refusals name
+    /// the component (by index) and the object. Kinds the cluster does not serve yet hold no
+    /// objects.
+    pub async fn planned_adoptions(
+        &self,
+        components: &[Component],
+        rendered: &[Vec<Manifest>],
+    ) -> Result<(BTreeSet<String>, Vec<(usize, ObjectKey, claims::Refusal)>), OpError> {
+        let mut work = Vec::new();
+        for (component, objects) in components.iter().zip(rendered) {
+            for m in objects {
+                work.push(
+                    async move {
+                        let info = match self.cluster.kind(&m.api_version, &m.kind).await {
+                            Ok(Some(info)) => info,
+                            Ok(None) => return Ok(None),
+                            Err(e) => return Err(self.kube("discovery", e)),
+                        };
+                        let mut m = m.clone();
+                        Self::place(component, &info, &mut m);
+                        let key = ObjectKey::of(&component.name, &m);
+                        let live = self
+                            .cluster
+                            .get_dynamic(&info, m.namespace.as_deref(), &m.name)
+                            .await
+                            .map_err(|e| self.kube(&format!("reading {}", describe(&key)), e))?;
+                        let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt);
+                        Ok(Some((component.index, key, claim)))
+                    }
+                    .boxed(),
+                );
+            }
+        }
+        let mut keys = BTreeSet::new();
+        let mut refusals = Vec::new();
+        for result in concurrently(work).await {
+            let Some((index, key, claim)) = result? else { continue };
+            match claim {
+                Ok(Claim::Adopt | Claim::Ours { adopted: true }) => {
+                    keys.insert(key.to_string());
+                }
+                Ok(_) => {}
+                Err(refusal) => refusals.push((index, key, refusal)),
+            }
+        }
+        Ok((keys, refusals))
+    }
+
+    /// Waits until `m` is ready (see `readiness`), failed, the deadline or Ctrl-C.
+    async fn wait_ready(&self, m: &Manifest) -> Result<(), OpError> {
+        let info = self.kind_of(m, false).await?;
+        let namespace = m.object["metadata"]["namespace"].as_str().map(str::to_string);
+        let what = match &namespace {
+            Some(ns) => format!("{} {ns}/{}", m.kind, m.name),
+            None => format!("{} {}", m.kind, m.name),
+        };
+        let goal = match m.kind.as_str() {
+            "HelmRelease" => "Ready",
+            "CustomResourceDefinition" => "Established",
+            "Job" => "complete",
+            _ => "rolled out",
+        };
+        tracing::info!(object = %what, "waiting to be {goal}");
+        self.poll(&format!("{what} to be {goal}"), || async {
+            let live = self.cluster.get_dynamic(&info, namespace.as_deref(), &m.name).await.map_err(|e| e.to_string())?;
             Ok(match live {
-                Some(crd) if condition(&crd, "Established") == Some("True") => Progress::Done,
-                Some(_) => Progress::Pending("not Established yet".into()),
+                Some(live) => readiness::progress(&m.kind, &live),
                 None => Progress::Pending("not found".into()),
             })
         })
         .await
     }
 
-    /// HelmReleases until Ready, workloads until rolled out.
-    async fn wait_ready(&self, m: &Manifest) -> Result<(), OpError> {
-        let info = self.kind_of(m, false).await?;
-        let namespace = m.object["metadata"]["namespace"].as_str().map(str::to_string);
-        let what = format!("{} {}/{}", m.kind, namespace.as_deref().unwrap_or(""), m.name);
-        let is_release = m.kind == "HelmRelease";
-        tracing::info!(object = %what, "waiting for {}", if is_release { "Ready" } else { "rollout" });
-        self.poll(&format!("{what} to be {}", if is_release { "Ready" } else { "rolled out" }), || async {
-            let live = self.cluster.get_dynamic(&info, namespace.as_deref(), &m.name).await.map_err(|e| e.to_string())?;
-            let Some(live) = live else { return Ok(Progress::Pending("not found".into())) };
-            Ok(if is_release {
-                match flux::release_status(&live) {
-                    flux::ReleaseStatus::Ready => Progress::Done,
-                    flux::ReleaseStatus::Failed { reason, message } => Progress::Failed(format!("{reason}: {message}")),
-                    flux::ReleaseStatus::Progressing { reason, message } => Progress::Pending(format!("{reason}: {message}")),
-                }
-            } else {
-                rollout_progress(&m.kind, &live)
-            })
-        })
-        .await
-    }
-
     /// Polls `check` until done, failed, the deadline or Ctrl-C; messages say what we waited for.
-    async fn poll<F, Fut>(&self, what: &str, check: F) -> Result<(), OpError>
+    pub(super) async fn poll<F, Fut>(&self, what: &str, check: F) -> Result<(), OpError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Progress, String>>,
@@ -228,7 +326,8 @@ impl StackOps<'_> {
     }
 
     /// Fresh digests for `entries` (one list per kind and namespace): unchanged entries keep
-    /// their digest, others become [`CHANGED`] or [`DELETED`].
+    /// their digest, others become [`CHANGED`] or [`DELETED`]. An object that now carries
+    /// another instance's id counts as deleted: it is no longer ours.
     pub async fn refresh(&self, entries: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, OpError> {
         let mut groups: BTreeMap<ListScope, Vec<(String, ObjectKey)>> = BTreeMap::new();
         for text in entries.keys() {
@@ -265,6 +364,9 @@ impl StackOps<'_> {
             for (text, key) in keys {
                 let stored = &entries[&text];
                 let value = match live.get(&key.name) {
+                    Some(object) if matches!(ownership::standing(object, self.claimant.id), Standing::OtherInstance(_)) => {
+                        DELETED.to_string()
+                    }
                     None => DELETED.to_string(),
                     Some(object) => match fields::owned_digest(object, FIELD_MANAGER) {
                         Some(digest) if &digest == stored => digest,
@@ -277,10 +379,10 @@ impl StackOps<'_> {
         Ok(refreshed)
     }
 
-    /// Every object in the cluster labelled with this stack's name, as inventory entries
-    /// (for import, and for a create after a failed one). An object served under two API
-    /// groups (Ingress under `extensions` too, on old clusters) is counted once.
-    pub async fn labelled_objects(&self) -> Result<BTreeMap<String, String>, OpError> {
+    /// Every object in the cluster labelled with this stack's name, with its owner id (for
+    /// import, and to refuse a second stack of the same name). An object served under two
+    /// API groups (Ingress under `extensions` too, on old clusters) is counted once.
+    pub async fn labelled_objects(&self) -> Result<Vec<LabelledObject>, OpError> {
         let selector = format!("{STACK_LABEL}={}", self.stack);
         let kinds = self.cluster.listable_kinds().await.map_err(|e| self.kube("discovery", e))?;
         let work = kinds
@@ -292,10 +394,16 @@ impl StackOps<'_> {
             .collect();
         // Results arrive in completion order: each carries its kind.
         let lists = concurrently(work).await;
-        let mut by_uid: BTreeMap<String, (ObjectKey, String)> = BTreeMap::new();
+        let mut by_uid: BTreeMap<String, LabelledObject> = BTreeMap::new();
         for (info, list) in lists {
-            // Kinds we may not list cannot hold objects we applied.
-            for object in list.unwrap_or_default() {
+            let list = match list {
+                Ok(list) => list,
+                // Kinds we may not list cannot hold objects we applied; a kind that went away
+                // since discovery (its CRD deleted) holds nothing any more.
+                Err(e) if forbidden(&e) || gone_kind(&e) => continue,
+                Err(e) => return Err(self.kube(&format!("listing {} objects", info.resource.kind), e)),
+            };
+            for object in list {
                 let meta = &object["metadata"];
                 let key = ObjectKey {
                     component: meta["labels"][COMPONENT_LABEL].as_str().unwrap_or("imported").to_string(),
@@ -305,108 +413,72 @@ impl StackOps<'_> {
                     name: meta["name"].as_str().unwrap_or_default().to_string(),
                 };
                 let digest = fields::owned_digest(&object, FIELD_MANAGER).unwrap_or_else(|| CHANGED.to_string());
+                let owner = ownership::owner(&object).map(str::to_string);
                 let uid = meta["uid"].as_str().unwrap_or_default().to_string();
-                let keep_existing = by_uid.get(&uid).is_some_and(|(existing, _)| existing.group() != "extensions");
+                let keep_existing = by_uid.get(&uid).is_some_and(|existing| existing.key.group() != "extensions");
                 if !keep_existing {
-                    by_uid.insert(uid, (key, digest));
+                    by_uid.insert(uid, LabelledObject { key, digest, owner });
                 }
             }
         }
-        Ok(by_uid.into_values().map(|(key, digest)| (key.to_string(), digest)).collect())
+        Ok(by_uid.into_values().collect())
     }
+}
 
-    /// Deletes `keys` phase by phase (custom resources, other objects, CRDs, namespaces),
-    /// each phase gone before the next starts.
-    pub async fn delete_in_order(&self, keys: &[ObjectKey]) -> Result<(), OpError> {
-        for (phase, batch) in inventory::teardown_order(keys) {
-            tracing::info!(phase = ?phase, count = batch.len(), "deleting");
-            let work = batch
-                .into_iter()
-                .map(|key| {
-                    async move {
-                        let info =
-                            self.cluster.kind(&key.api_version, &key.kind).await.map_err(|e| self.kube("discovery", e))?;
-                        // A kind the cluster no longer serves took its objects with it.
-                        let Some(info) = info else { return Ok(None) };
-                        let existed = self
-                            .cluster
-                            .delete_dynamic(&info, key.namespace.as_deref(), &key.name)
-                            .await
-                            .map_err(|e| self.kube(&format!("deleting {}", describe(key)), e))?;
-                        Ok(existed.then_some((key, info)))
-                    }
-                    .boxed()
-                })
-                .collect();
-            let results: Vec<Result<Option<(&ObjectKey, KindInfo)>, OpError>> = concurrently(work).await;
-            let mut pending = Vec::new();
-            for result in results {
-                if let Some(entry) = result? {
-                    pending.push(entry);
-                }
-            }
-            self.wait_gone(pending).await?;
-        }
-        Ok(())
+/// Whether the API server refused the request, so that the write surely did not happen.
+fn answered(e: &KubeError) -> bool {
+    e.is_permanent() || e.is_not_found()
+}
+
+pub(super) fn gone_kind(e: &KubeError) -> bool {
+    matches!(e, KubeError::Api { code: 404, .. })
+}
+
+pub(super) fn forbidden(e: &KubeError) -> bool {
+    matches!(e, KubeError::Forbidden { .. })
+}
+
+/// An object found by the stack's label.
+#[derive(Debug, Clone)]
+pub struct LabelledObject {
+    pub key: ObjectKey,
+    pub digest: String,
+    pub owner: Option<String>,
+}
+
+/// Writes the owner annotation into an object about to be applied.
+fn annotate_owner(object: &mut serde_json::Value, id: &str) {
+    let Some(metadata) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) else { return };
+    let annotations = metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
+    if !annotations.is_object() {
+        *annotations = serde_json::json!({});
     }
+    annotations[OWNER_ANNOTATION] = serde_json::Value::String(id.to_string());
+}
 
-    async fn wait_gone(&self, mut pending: Vec<(&ObjectKey, KindInfo)>) -> Result<(), OpError> {
-        loop {
-            let mut still = Vec::new();
-            for (key, info) in pending {
-                match self.cluster.get_dynamic(&info, key.namespace.as_deref(), &key.name).await {
-                    Ok(None) => {}
-                    Ok(Some(live)) => still.push((key, info, Some(live))),
-                    Err(e) => {
-                        tracing::warn!(object = %key, error = %e, "checking deletion");
-                        still.push((key, info, None));
-                    }
-                }
-            }
-            if still.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= self.deadline || self.ctx.stop.is_cancelled() {
-                let blocking: Vec<String> = still
-                    .iter()
-                    .map(|(key, _, live)| {
-                        let finalizers = live
-                            .as_ref()
-                            .and_then(|l| l["metadata"]["finalizers"].as_array())
-                            .map(|f| f.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
-                            .filter(|f| !f.is_empty());
-                        match finalizers {
-                            Some(f) => format!("{} (finalizers: {f})", describe(key)),
-                            None => describe(key),
-                        }
-                    })
-                    .collect();
-                let why = if self.ctx.stop.is_cancelled() { "cancelled" } else { "timed out" };
-                return Err(format!("{why} waiting for deletion; still present: {}", blocking.join("; ")));
-            }
-            pending = still.into_iter().map(|(k, i, _)| (k, i)).collect();
-            tokio::select! {
-                _ = self.ctx.stop.cancelled() => {}
-                _ = tokio::time::sleep(POLL) => {}
-            }
+/// Removes the field at `path` (keys of nested mappings) from `object`, if there.
+fn remove_path(object: &mut serde_json::Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut node = object;
+    for step in parents {
+        match node.get_mut(step.as_str()) {
+            Some(next) => node = next,
+            None => return,
         }
+    }
+    if let Some(map) = node.as_object_mut() {
+        map.remove(last.as_str());
     }
 }
 
 /// Runs `work` at most [`CONCURRENCY`] at a time. (Boxed: unboxed closures over borrowed
 /// state trip the compiler's Send inference inside async traits.)
-async fn concurrently<'a, T: Send + 'a>(work: Vec<BoxFuture<'a, T>>) -> Vec<T> {
+pub(super) async fn concurrently<'a, T: Send + 'a>(work: Vec<BoxFuture<'a, T>>) -> Vec<T> {
     stream::iter(work).buffer_unordered(CONCURRENCY).collect().await
 }
 
 /// One list call of a refresh: API version, kind, namespace (none: cluster-scoped).
 type ListScope = (String, String, Option<String>);
-
-enum Progress {
-    Done,
-    Pending(String),
-    Failed(String),
-}
 
 fn unknown_kind(m: &Manifest) -> OpError {
     if m.api_version.starts_with("helm.toolkit.fluxcd.io/") || m.api_version.starts_with("source.toolkit.fluxcd.io/") {
@@ -430,37 +502,27 @@ pub fn describe(key: &ObjectKey) -> String {
     }
 }
 
-fn needs_wait(m: &Manifest, wait: bool, runs_workloads: bool) -> bool {
-    match m.kind.as_str() {
-        "HelmRelease" => wait,
-        "Deployment" | "StatefulSet" | "DaemonSet" => wait && runs_workloads && m.api_version == "apps/v1",
-        _ => false,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
 
-fn condition<'a>(object: &'a serde_json::Value, kind: &str) -> Option<&'a str> {
-    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == kind)?["status"].as_str()
-}
+    use super::*;
 
-/// Whether a workload's current spec is fully rolled out, as `kubectl rollout status` judges.
-fn rollout_progress(kind: &str, live: &serde_json::Value) -> Progress {
-    let number = |field: &str| live["status"][field].as_i64().unwrap_or(0);
-    let generation = live["metadata"]["generation"].as_i64().unwrap_or(0);
-    if number("observedGeneration") < generation {
-        return Progress::Pending("controller has not seen the latest spec".into());
+    #[test]
+    fn owner_annotation_is_added_beside_the_users() {
+        let mut object = json!({"metadata": {"name": "a", "annotations": {"note": "x"}}});
+        annotate_owner(&mut object, "id-1");
+        assert_eq!(object["metadata"]["annotations"], json!({"note": "x", OWNER_ANNOTATION: "id-1"}));
+        let mut bare = json!({"metadata": {"name": "a"}});
+        annotate_owner(&mut bare, "id-1");
+        assert_eq!(bare["metadata"]["annotations"][OWNER_ANNOTATION], "id-1");
     }
-    let desired = match kind {
-        "DaemonSet" => number("desiredNumberScheduled"),
-        _ => live["spec"]["replicas"].as_i64().unwrap_or(1),
-    };
-    let (updated, ready) = match kind {
-        "DaemonSet" => (number("updatedNumberScheduled"), number("numberAvailable")),
-        "StatefulSet" => (number("updatedReplicas"), number("readyReplicas")),
-        _ => (number("updatedReplicas"), number("availableReplicas")),
-    };
-    if updated >= desired && ready >= desired {
-        Progress::Done
-    } else {
-        Progress::Pending(format!("{updated} of {desired} updated, {ready} ready"))
+
+    #[test]
+    fn ignored_fields_are_removed_where_present() {
+        let mut object = json!({"spec": {"replicas": 3, "template": {}}});
+        remove_path(&mut object, &["spec".into(), "replicas".into()]);
+        remove_path(&mut object, &["spec".into(), "absent".into(), "x".into()]);
+        assert_eq!(object, json!({"spec": {"template": {}}}));
     }
 }

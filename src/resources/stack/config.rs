@@ -34,6 +34,12 @@ pub struct Component {
     pub source: Source,
     pub sensitive_values: BTreeMap<String, String>,
     pub wait: bool,
+    /// Take over objects that already exist (the stack's `adopt` or the component's).
+    pub adopt: bool,
+    /// Delete adopted objects on destroy and prune instead of releasing them.
+    pub delete_adopted: bool,
+    /// Field paths applied at create and then left to other managers.
+    pub ignore_fields: Vec<Vec<String>>,
 }
 
 impl Component {
@@ -188,7 +194,74 @@ fn component(index: usize, block: &Value, diags: &mut Diagnostics) -> Option<Com
         }
     }
     let wait = block.get_attr("wait").and_then(Value::as_bool).unwrap_or(true);
-    Some(Component { index, name, depends_on, namespace, source, sensitive_values, wait })
+    let adopt = block.get_attr("adopt").and_then(Value::as_bool).unwrap_or(false);
+    let delete_adopted = match text(block, "on_destroy").as_deref() {
+        None | Some("release") => false,
+        Some("delete") => true,
+        Some(other) => {
+            diags.error_at(
+                path.clone().attribute("on_destroy"),
+                "Invalid on_destroy",
+                format!("Component {name:?}: `on_destroy` is \"release\" (the default) or \"delete\", not {other:?}."),
+            );
+            false
+        }
+    };
+    let mut ignore_fields = Vec::new();
+    for (i, field) in block.get_attr("ignore_fields").and_then(Value::as_slice).unwrap_or_default().iter().enumerate() {
+        let Some(field) = field.as_str() else { continue };
+        match field_path(field) {
+            Ok(steps) => ignore_fields.push(steps),
+            Err(problem) => diags.error_at(
+                path.clone().attribute("ignore_fields").index(i as i64),
+                "Invalid field path",
+                format!("Component {name:?}: {field:?} {problem}."),
+            ),
+        }
+    }
+    Some(Component { index, name, depends_on, namespace, source, sensitive_values, wait, adopt, delete_adopted, ignore_fields })
+}
+
+/// Reads a field path: mapping keys joined by dots, a key holding dots or slashes in
+/// brackets and quotes (`metadata.annotations["example.com/owner"]`). Identity fields
+/// (`apiVersion`, `kind`, `metadata.name`, `metadata.namespace`) cannot be ignored.
+pub fn field_path(text: &str) -> Result<Vec<String>, String> {
+    let mut steps = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix("[\"") {
+            let end = quoted.find("\"]").ok_or("has an unclosed [\"...\"]")?;
+            steps.push(quoted[..end].to_string());
+            rest = &quoted[end + 2..];
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            if end == 0 {
+                return Err("has an empty step".into());
+            }
+            steps.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+        if let Some(after) = rest.strip_prefix('.') {
+            if after.is_empty() {
+                return Err("ends with a dot".into());
+            }
+            rest = after;
+        } else if !rest.is_empty() && !rest.starts_with('[') {
+            return Err("is not a field path like `spec.replicas`".into());
+        }
+    }
+    let identity = |steps: &[String]| match steps {
+        [one] => one == "apiVersion" || one == "kind" || one == "metadata",
+        [meta, field] => meta == "metadata" && (field == "name" || field == "namespace"),
+        _ => false,
+    };
+    if steps.is_empty() {
+        Err("is empty".into())
+    } else if identity(&steps) {
+        Err("names the object itself (apiVersion, kind, metadata.name or metadata.namespace), which cannot be ignored".into())
+    } else {
+        Ok(steps)
+    }
 }
 
 /// Marks a dependency that came from the catalog: it only applies when the stack has a
@@ -243,6 +316,17 @@ fn merge_values(defaults: Option<&str>, user: Option<&str>) -> Result<Option<Str
     }
 }
 
+#[cfg(test)]
+#[test]
+fn field_paths() {
+    assert_eq!(field_path("spec.replicas").unwrap(), ["spec", "replicas"]);
+    assert_eq!(field_path(r#"metadata.annotations["example.com/x"]"#).unwrap(), ["metadata", "annotations", "example.com/x"]);
+    assert_eq!(field_path(r#"data["a.b"].c"#).unwrap(), ["data", "a.b", "c"]);
+    for bad in ["", "spec.", ".spec", "spec..x", "metadata.name", "kind", "spec[\"x"] {
+        assert!(field_path(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
 fn merge_into(base: &mut serde_yaml::Value, overlay: serde_yaml::Value) {
     match (base, overlay) {
         (serde_yaml::Value::Mapping(base), serde_yaml::Value::Mapping(overlay)) => {
@@ -279,6 +363,7 @@ pub fn render(
         Source::Helm { repository, chart, version, values, interval } => {
             let values_secret = flux::values_secret_name(stack, &component.name);
             let helm = HelmComponent {
+                stack,
                 component: &component.name,
                 flux_namespace,
                 target_namespace: component.namespace.as_deref().unwrap_or(&component.name),

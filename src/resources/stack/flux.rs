@@ -50,7 +50,9 @@ pub struct HelmChart<'a> {
 }
 
 pub struct HelmComponent<'a> {
-    /// Names the HelmRelease, its source and the Helm release itself.
+    /// The stack: with the component, it names the HelmRelease, its source and the Helm
+    /// release (see [`object_name`]).
+    pub stack: &'a str,
     pub component: &'a str,
     /// Where the Flux objects (and the values Secret) live.
     pub flux_namespace: &'a str,
@@ -83,7 +85,8 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
         return Err(problems.join("; "));
     }
 
-    let metadata = json!({"name": c.component, "namespace": c.flux_namespace});
+    let name = object_name(c.stack, c.component);
+    let metadata = json!({"name": name, "namespace": c.flux_namespace});
     let (source_object, chart_reference) = match source {
         ChartSource::HelmRepository { url } => (
             json!({
@@ -95,7 +98,7 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
             {
                 let mut chart_spec = json!({
                     "chart": c.chart.chart,
-                    "sourceRef": {"kind": HELM_REPOSITORY_KIND, "name": c.component, "namespace": c.flux_namespace},
+                    "sourceRef": {"kind": HELM_REPOSITORY_KIND, "name": name, "namespace": c.flux_namespace},
                 });
                 if !c.chart.version.is_empty() {
                     chart_spec["version"] = json!(c.chart.version);
@@ -114,7 +117,7 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
             }
             (
                 json!({"apiVersion": OCI_REPOSITORY_API, "kind": OCI_REPOSITORY_KIND, "metadata": metadata, "spec": spec}),
-                ("chartRef", json!({"kind": OCI_REPOSITORY_KIND, "name": c.component, "namespace": c.flux_namespace})),
+                ("chartRef", json!({"kind": OCI_REPOSITORY_KIND, "name": name, "namespace": c.flux_namespace})),
             )
         }
     };
@@ -122,7 +125,7 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
     let remediation = json!({"retries": REMEDIATION_RETRIES});
     let mut spec = json!({
         "interval": c.chart.interval,
-        "releaseName": c.component,
+        "releaseName": name,
         "targetNamespace": c.target_namespace,
         "storageNamespace": c.target_namespace,
         "install": {"createNamespace": true, "crds": CRDS_POLICY, "remediation": remediation},
@@ -134,7 +137,7 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
     }
     if !c.depends_on.is_empty() {
         spec["dependsOn"] =
-            c.depends_on.iter().map(|name| json!({"name": name, "namespace": c.flux_namespace})).collect();
+            c.depends_on.iter().map(|d| json!({"name": object_name(c.stack, d), "namespace": c.flux_namespace})).collect();
     }
     if !values_from.is_empty() {
         spec["valuesFrom"] = Value::Array(values_from);
@@ -142,22 +145,15 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
     let release = json!({
         "apiVersion": HELM_RELEASE_API,
         "kind": HELM_RELEASE_KIND,
-        "metadata": {"name": c.component, "namespace": c.flux_namespace},
+        "metadata": {"name": name, "namespace": c.flux_namespace},
         "spec": spec,
     });
     Ok(vec![source_object, release])
 }
 
 fn check_names(c: &HelmComponent, problems: &mut Vec<String>) {
-    match dns_label_problem(c.component) {
-        Some(problem) => {
-            problems.push(format!("component name {:?} cannot name a Helm release: it {problem}", c.component))
-        }
-        None if c.component.len() > RELEASE_NAME_MAX => problems.push(format!(
-            "component name {:?} cannot name a Helm release: it must be at most {RELEASE_NAME_MAX} characters",
-            c.component
-        )),
-        None => {}
+    if let Some(problem) = dns_label_problem(c.component) {
+        problems.push(format!("component name {:?} cannot name a Helm release: it {problem}", c.component));
     }
     for (what, namespace) in [("Flux namespace", c.flux_namespace), ("target namespace", c.target_namespace)] {
         if let Some(problem) = dns_label_problem(namespace) {
@@ -339,6 +335,24 @@ fn helm_would_type(value: &str) -> bool {
         || (!value.starts_with('0') && value.parse::<i64>().is_ok())
 }
 
+/// The name of a Helm component's Flux objects (HelmRepository or OCIRepository, HelmRelease)
+/// and of its Helm release: "<stack>-<component>", so that two stacks with a component of the
+/// same name never share them. Longer than a Helm release name may be (53 characters), it is
+/// cut and a hash of both names appended.
+pub fn object_name(stack: &str, component: &str) -> String {
+    let joined = format!("{stack}-{component}");
+    if joined.len() <= RELEASE_NAME_MAX {
+        return joined;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(stack.as_bytes());
+    hasher.update([0]);
+    hasher.update(component.as_bytes());
+    let hash = hex::encode(hasher.finalize());
+    let head = safe_label(&joined[..RELEASE_NAME_MAX - 9]);
+    format!("{head}-{}", &hash[..8])
+}
+
 /// The name of the Secret holding a Helm component's sensitive values: a DNS subdomain
 /// (at most 253 characters), "<stack>.<component>.helm-values" when both names are valid
 /// DNS labels. Otherwise the names are lower-cased, cut down and made safe, and a hash of
@@ -473,6 +487,7 @@ mod tests {
 
     fn component<'a>(repository: &'a str, values: Option<&'a str>) -> HelmComponent<'a> {
         HelmComponent {
+            stack: "infra",
             component: "cert-manager",
             flux_namespace: "flux-system",
             target_namespace: "cert-manager",
@@ -500,7 +515,7 @@ mod tests {
             json!({
                 "apiVersion": "source.toolkit.fluxcd.io/v1",
                 "kind": "HelmRepository",
-                "metadata": {"name": "cert-manager", "namespace": "flux-system"},
+                "metadata": {"name": "infra-cert-manager", "namespace": "flux-system"},
                 "spec": {"url": "https://charts.jetstack.io", "interval": "10m"}
             })
         );
@@ -509,16 +524,16 @@ mod tests {
             json!({
                 "apiVersion": "helm.toolkit.fluxcd.io/v2",
                 "kind": "HelmRelease",
-                "metadata": {"name": "cert-manager", "namespace": "flux-system"},
+                "metadata": {"name": "infra-cert-manager", "namespace": "flux-system"},
                 "spec": {
                     "interval": "10m",
-                    "releaseName": "cert-manager",
+                    "releaseName": "infra-cert-manager",
                     "targetNamespace": "cert-manager",
                     "storageNamespace": "cert-manager",
                     "chart": {"spec": {
                         "chart": "cert-manager",
                         "version": "v1.16.2",
-                        "sourceRef": {"kind": "HelmRepository", "name": "cert-manager", "namespace": "flux-system"}
+                        "sourceRef": {"kind": "HelmRepository", "name": "infra-cert-manager", "namespace": "flux-system"}
                     }},
                     "install": {"createNamespace": true, "crds": "CreateReplace", "remediation": {"retries": 3}},
                     "upgrade": {"crds": "CreateReplace", "remediation": {"retries": 3}},
@@ -539,7 +554,7 @@ mod tests {
             json!({
                 "apiVersion": "source.toolkit.fluxcd.io/v1beta2",
                 "kind": "OCIRepository",
-                "metadata": {"name": "cert-manager", "namespace": "flux-system"},
+                "metadata": {"name": "infra-cert-manager", "namespace": "flux-system"},
                 "spec": {
                     "url": "oci://ghcr.io/example/charts/podinfo",
                     "interval": "10m",
@@ -550,7 +565,7 @@ mod tests {
         );
         assert_eq!(
             objects[1]["spec"]["chartRef"],
-            json!({"kind": "OCIRepository", "name": "cert-manager", "namespace": "flux-system"})
+            json!({"kind": "OCIRepository", "name": "infra-cert-manager", "namespace": "flux-system"})
         );
         assert!(objects[1]["spec"].get("chart").is_none());
         assert!(objects[1]["spec"].get("values").is_none());
@@ -587,7 +602,7 @@ mod tests {
         let release = &flux_objects(&c).unwrap()[1];
         assert_eq!(
             release["spec"]["dependsOn"],
-            json!([{"name": "cert-manager-crds", "namespace": "flux-system"}, {"name": "ingress", "namespace": "flux-system"}])
+            json!([{"name": "infra-cert-manager-crds", "namespace": "flux-system"}, {"name": "infra-ingress", "namespace": "flux-system"}])
         );
         assert_eq!(
             release["spec"]["valuesFrom"],
@@ -623,6 +638,7 @@ mod tests {
     #[test]
     fn all_problems_are_reported_without_quoting_urls_or_values() {
         let c = HelmComponent {
+            stack: "infra",
             component: "Cert_Manager",
             flux_namespace: "flux_system",
             target_namespace: "",
@@ -667,17 +683,18 @@ mod tests {
     }
 
     #[test]
-    fn release_names_are_limited_to_53_characters() {
-        let long = "a".repeat(54);
+    fn object_names_are_per_stack_and_fit_a_helm_release_name() {
+        assert_eq!(object_name("infra", "cert-manager"), "infra-cert-manager");
+        assert_ne!(object_name("staging", "loki"), object_name("prod", "loki"));
+        let long = "a".repeat(60);
+        let (one, two) = (object_name("infra", &long), object_name("apps", &long));
+        assert!(one.len() <= 53 && two.len() <= 53, "{one} {two}");
+        assert_ne!(one, two);
+        assert!(dns_label_problem(&one).is_none(), "{one}");
         let mut c = component("https://c.example.com", None);
         c.component = &long;
-        assert_eq!(
-            flux_objects(&c).unwrap_err(),
-            format!("component name \"{long}\" cannot name a Helm release: it must be at most 53 characters")
-        );
-        let fits = "a".repeat(53);
-        c.component = &fits;
-        assert!(flux_objects(&c).is_ok());
+        let objects = flux_objects(&c).unwrap();
+        assert_eq!(objects[1]["spec"]["releaseName"], json!(object_name("infra", &long)));
     }
 
     #[test]

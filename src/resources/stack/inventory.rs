@@ -64,6 +64,11 @@ impl ObjectKey {
     pub fn teardown_phase(&self) -> TeardownPhase {
         teardown_phase(&self.api_version, &self.kind)
     }
+
+    /// [`identity`](Self::identity), owned: for sets that outlive the entries.
+    pub fn owned_identity(&self) -> super::claims::Identity {
+        (self.group().to_string(), self.kind.clone(), self.namespace.clone(), self.name.clone())
+    }
 }
 
 impl fmt::Display for ObjectKey {

@@ -7,12 +7,15 @@
 //! phases); `cluster_ops` is what touches the cluster. Owned-field digests come from
 //! `clients::kube::fields`.
 
+mod claims;
 mod cluster_ops;
 mod config;
 mod flux;
 mod graph;
 mod inventory;
 mod manifests;
+mod readiness;
+mod teardown;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,14 +23,17 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use self::cluster_ops::{StackOps, CHANGED, DELETED};
+use self::claims::{Claimant, Identity, Refusal};
+use self::cluster_ops::{describe, Applied, StackOps, CHANGED, DELETED, UNCERTAIN};
 use self::config::{Component, Source};
 use self::inventory::ObjectKey;
 use self::manifests::{Manifest, STACK_LABEL};
+use self::teardown::LetGo;
 use super::metadata;
 use crate::clients::http;
+use crate::clients::kube::ownership::{is_instance_id, new_instance_id, OWNER_ANNOTATION};
 use crate::clients::kube::Cluster;
-use crate::framework::diagnostics::{AttributePath, Diagnostics};
+use crate::framework::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
 use crate::framework::schema::{timeouts_block, Attribute, Block, NestedBlock, Schema};
 use crate::framework::timeouts;
@@ -37,9 +43,69 @@ use crate::provider::{cluster_attribute, validate_cluster_attribute, Platform};
 const DEFAULT_APPLY_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
+const PLAN_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct StackResource {
     platform: Arc<Platform>,
+}
+
+/// What an instance's prior state says about its objects, for the ownership rules.
+#[derive(Default)]
+struct Past {
+    /// Identities of inventory entries not recorded as deleted.
+    inventory: BTreeSet<Identity>,
+    adopted: BTreeSet<Identity>,
+    /// `adopted` as inventory entries.
+    adopted_keys: BTreeSet<String>,
+}
+
+impl Past {
+    fn of(state: &Value) -> Past {
+        let objects = metadata::string_map(state.get_attr("objects")).unwrap_or_default();
+        let inventory = objects
+            .iter()
+            .filter(|(_, v)| v.as_str() != DELETED)
+            .filter_map(|(k, _)| k.parse::<ObjectKey>().ok())
+            .map(|k| k.owned_identity())
+            .collect();
+        let adopted_keys = string_set(state.get_attr("adopted")).unwrap_or_default();
+        Past { inventory, adopted: identities(&adopted_keys), adopted_keys }
+    }
+
+    fn claimant<'a>(&'a self, id: &'a str, planned_adoptions: Option<&'a BTreeSet<Identity>>) -> Claimant<'a> {
+        Claimant { id, inventory: &self.inventory, adopted: &self.adopted, planned_adoptions }
+    }
+}
+
+fn string_set(value: Option<&Value>) -> Option<BTreeSet<String>> {
+    match value {
+        Some(Value::List(items)) | Some(Value::Set(items)) => Some(items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()),
+        Some(Value::Unknown) => None,
+        _ => Some(BTreeSet::new()),
+    }
+}
+
+fn identities(keys: &BTreeSet<String>) -> BTreeSet<Identity> {
+    keys.iter().filter_map(|k| k.parse::<ObjectKey>().ok()).map(|k| k.owned_identity()).collect()
+}
+
+fn string_list_value(items: &BTreeSet<String>) -> Value {
+    Value::List(items.iter().map(|s| Value::string(s.clone())).collect())
+}
+
+/// Reads the components, with the stack's own `adopt` applied to each.
+fn stack_components(value: &Value, diags: &mut Diagnostics) -> Option<Vec<Component>> {
+    let mut components = config::components(value, diags)?;
+    if value.get_attr("adopt").and_then(Value::as_bool) == Some(true) {
+        for component in &mut components {
+            component.adopt = true;
+        }
+    }
+    Some(components)
+}
+
+fn flag(value: &Value, name: &str) -> bool {
+    value.get_attr(name).and_then(Value::as_bool).unwrap_or(false)
 }
 
 impl StackResource {
@@ -52,36 +118,37 @@ impl StackResource {
     }
 
     /// Create and update: render everything (downloads verified) before touching the
-    /// cluster, apply level by level, then prune what the previous apply had and this one
-    /// does not. A failed update's state records what was applied; a failed create leaves
-    /// no state (see below).
+    /// cluster, apply level by level (every object claimed first: see `claims`), then let go
+    /// of what the previous apply had and this one does not. A failed apply's state records
+    /// what was applied, so that nothing we wrote is forgotten.
     async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let operation = if prior.is_null() { "create" } else { "update" };
         let deadline = Instant::now() + timeouts::timeout(planned, operation, DEFAULT_APPLY_TIMEOUT);
         let stack = text(planned, "name");
         let flux_namespace = text(planned, "namespace");
-        let mut components = config::components(planned, diags)?;
+        let id = planned.get_attr("id").and_then(Value::as_str).filter(|id| is_instance_id(id)).map(str::to_string);
+        let id = id.unwrap_or_else(new_instance_id);
+        let mut components = stack_components(planned, diags)?;
         let levels = config::levels(&mut components, diags)?;
         let rendered = render_all(&stack, &flux_namespace, &components, diags).await?;
         let crd_kinds: BTreeSet<(String, String)> = rendered.iter().flatten().filter_map(Manifest::crd_defines).collect();
         let cluster = self.cluster(planned, diags).await?;
-        let ops = StackOps { cluster: &cluster, ctx, stack: &stack, deadline };
-        // A create adopts what an earlier, failed create of this stack left behind, so
-        // that it is pruned if no longer configured.
-        let prior_objects = if prior.is_null() {
-            match ops.labelled_objects().await {
-                Ok(leftovers) => leftovers,
-                Err(e) => {
-                    diags.error("Could not look for earlier objects of this stack", format!("Stack {stack:?}: {e}"));
-                    return None;
-                }
-            }
-        } else {
-            metadata::string_map(prior.get_attr("objects")).unwrap_or_default()
+        let past = Past::of(prior);
+        let planned_adoptions = string_set(planned.get_attr("adopted")).map(|keys| identities(&keys));
+        let ops = StackOps {
+            cluster: &cluster,
+            ctx,
+            stack: &stack,
+            deadline,
+            claimant: past.claimant(&id, planned_adoptions.as_ref()),
+            force_conflicts: flag(planned, "force_conflicts"),
         };
+        if prior.is_null() && !self.name_is_free(&ops, &stack, diags).await {
+            return None;
+        }
         let runs_workloads = ops.runs_workloads().await;
 
-        let mut applied: BTreeMap<ObjectKey, String> = BTreeMap::new();
+        let mut applied: BTreeMap<ObjectKey, Applied> = BTreeMap::new();
         let mut failed = false;
         for level in &levels {
             let results = futures::future::join_all(level.iter().map(|&i| {
@@ -92,11 +159,7 @@ impl StackResource {
                 applied.extend(entries);
                 for error in errors {
                     failed = true;
-                    diags.error_at(
-                        components[i].path(),
-                        format!("Component {:?} failed", components[i].name),
-                        error,
-                    );
+                    diags.error_at(components[i].path(), format!("Component {:?} failed", components[i].name), error);
                 }
             }
             if failed {
@@ -104,59 +167,206 @@ impl StackResource {
             }
         }
 
-        let applied_text: BTreeMap<String, String> = applied.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        if failed && prior.is_null() {
-            // No state: a failed create would be tainted, and replacing it would delete what
-            // did get applied. The next apply finds those objects by their label instead.
-            diags.warning(
-                "Objects applied before the failure were kept",
-                format!(
-                    "They carry the label {STACK_LABEL}={stack}; the next apply of this stack adopts them and deletes \
-                     those no longer configured. Until then Terraform has no state for them: destroy leaves them alone."
-                ),
-            );
-            return None;
-        }
+        let applied_text: BTreeMap<String, String> = applied.iter().map(|(k, v)| (k.to_string(), v.digest.clone())).collect();
+        let adopted_now: BTreeSet<String> = applied.iter().filter(|(_, v)| v.adopted).map(|(k, _)| k.to_string()).collect();
         if failed {
-            // Keep the prior configuration so the next plan tries again; record both what
-            // was applied now and what the previous apply left in place.
+            // Keep the prior configuration so the next plan tries again (a failed create is
+            // tainted: replacing it deletes only what it created), and record both what was
+            // applied now and what the previous apply left in place.
+            let prior_objects = metadata::string_map(prior.get_attr("objects")).unwrap_or_default();
             let mut objects = prior_objects;
             objects.extend(applied_text);
-            let mut state = prior.clone();
+            let mut adopted = past.adopted_keys.clone();
+            adopted.extend(adopted_now);
+            let mut state = if prior.is_null() { planned.clone() } else { prior.clone() };
             state.set_attr("objects", metadata::string_map_value(&objects));
-            return Some(with_id(state));
+            state.set_attr("adopted", string_list_value(&adopted));
+            state.set_attr("id", Value::string(id.clone()));
+            if prior.is_null() {
+                diags.warning(
+                    "The stack was partly created",
+                    format!(
+                        "Terraform marks stack {stack:?} as tainted, and the next apply replaces it: it deletes the objects this                          create wrote (only those) and starts again. To finish this create instead, run `terraform untaint` on                          the stack's address before the next apply."
+                    ),
+                );
+            }
+            return Some(state);
         }
         // Objects that moved to another component are re-applied, not pruned.
-        let previous: Vec<ObjectKey> = prior_objects.keys().filter_map(|k| k.parse().ok()).collect();
+        let previous: Vec<ObjectKey> =
+            metadata::string_map(prior.get_attr("objects")).unwrap_or_default().keys().filter_map(|k| k.parse().ok()).collect();
         let current: Vec<ObjectKey> = applied.keys().cloned().collect();
         let prune: Vec<ObjectKey> = inventory::removed(&previous, &current).into_iter().cloned().collect();
+        let mut state = planned.clone();
+        state.set_attr("id", Value::string(id.clone()));
+        state.set_attr("adopted", string_list_value(&adopted_now));
         if !prune.is_empty() {
-            tracing::info!(count = prune.len(), stack = %stack, "pruning objects no longer in the stack");
-            if let Err(e) = ops.delete_in_order(&prune).await {
-                diags.error("Could not prune removed objects", format!("Stack {stack:?}: {e}"));
-                let mut objects = applied_text.clone();
-                for key in prune {
-                    objects.insert(key.to_string(), DELETED.to_string());
+            tracing::info!(count = prune.len(), stack = %stack, "letting go of objects no longer in the stack");
+            let mut scratch = Diagnostics::new();
+            let prior_components = stack_components(prior, &mut scratch).unwrap_or_default();
+            let delete_adopted = |key: &ObjectKey| prior_components.iter().any(|c| c.name == key.component && c.delete_adopted);
+            let how = LetGo { delete_adopted: &delete_adopted, force_delete: flag(planned, "force_delete") };
+            match ops.let_go(&prune, &how).await {
+                Ok(notes) => report_notes(&stack, notes, diags),
+                Err(e) => {
+                    diags.error("Could not prune removed objects", format!("Stack {stack:?}: {e}"));
+                    // Keep them in the inventory (as deleted, so the next apply tries again).
+                    let mut objects = applied_text.clone();
+                    for key in prune {
+                        objects.insert(key.to_string(), DELETED.to_string());
+                    }
+                    let mut adopted = adopted_now.clone();
+                    adopted.extend(past.adopted_keys.iter().filter(|k| objects.contains_key(*k)).cloned());
+                    state.set_attr("objects", metadata::string_map_value(&objects));
+                    state.set_attr("adopted", string_list_value(&adopted));
+                    return Some(state);
                 }
-                let mut state = planned.clone();
-                state.set_attr("objects", metadata::string_map_value(&objects));
-                return Some(with_id(state));
             }
         }
-        let mut state = planned.clone();
         state.set_attr("objects", metadata::string_map_value(&applied_text));
-        Some(with_id(state))
+        Some(state)
+    }
+
+    /// A create refuses a stack name another instance already uses in this cluster: its
+    /// objects carry the same stack label and another owner id.
+    async fn name_is_free(&self, ops: &StackOps<'_>, stack: &str, diags: &mut Diagnostics) -> bool {
+        let labelled = match ops.labelled_objects().await {
+            Ok(labelled) => labelled,
+            Err(e) => {
+                diags.error("Could not check that the stack name is free", format!("Stack {stack:?}: {e}"));
+                return false;
+            }
+        };
+        let others: BTreeMap<&str, Vec<String>> = labelled.iter().fold(BTreeMap::new(), |mut others, object| {
+            if let Some(owner) = object.owner.as_deref().filter(|o| *o != ops.claimant.id) {
+                others.entry(owner).or_default().push(describe(&object.key));
+            }
+            others
+        });
+        for (owner, objects) in &others {
+            diags.error_at(
+                AttributePath::root("name"),
+                "Stack name already in use",
+                format!(
+                    "Another platform_stack named {stack:?} (owner id {owner}) manages {} object(s) in this cluster, e.g. {}. Two \
+                     stacks of the same name would be indistinguishable to import and to people reading the labels: choose \
+                     another name, or import that stack (`terraform import <address> {stack}`).",
+                    objects.len(),
+                    objects.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        others.is_empty()
+    }
+
+    /// At plan, with a reachable cluster: which objects the apply will adopt, and refusals
+    /// (objects that exist and may not be taken over) as errors on their components.
+    /// `None` when the cluster cannot be asked (unknown connection, unreachable).
+    async fn plan_adoptions(&self, ctx: &Context, plan: &Plan, diags: &mut Diagnostics) -> Option<BTreeSet<String>> {
+        let cluster_value = plan.planned.get_attr("cluster");
+        if cluster_value.is_some_and(|c| !c.is_wholly_known()) {
+            return None;
+        }
+        let mut scratch = Diagnostics::new();
+        let mut components = stack_components(&plan.planned, &mut scratch)?;
+        config::levels(&mut components, &mut scratch)?;
+        let stack = text(&plan.planned, "name");
+        let flux_namespace = text(&plan.planned, "namespace");
+        let rendered = render_all(&stack, &flux_namespace, &components, &mut scratch).await?;
+        if scratch.has_errors() {
+            return None;
+        }
+        let cluster = self.platform.cluster(cluster_value).await.ok()?;
+        let id = plan.prior.get_attr("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let past = Past::of(&plan.prior);
+        let ops = StackOps {
+            cluster: &cluster,
+            ctx,
+            stack: &stack,
+            deadline: Instant::now() + PLAN_TIMEOUT,
+            claimant: past.claimant(&id, None),
+            force_conflicts: false,
+        };
+        let looked = tokio::select! {
+            _ = ctx.stop.cancelled() => return None,
+            looked = tokio::time::timeout(PLAN_TIMEOUT, ops.planned_adoptions(&components, &rendered)) => looked.ok()?,
+        };
+        match looked {
+            Ok((keys, refusals)) => {
+                let mut known = true;
+                for (index, key, refusal) in refusals {
+                    // Planning a create (or a replacement) cannot know an id yet: an object
+                    // of another instance may be the one being replaced, released or deleted
+                    // before this create. The apply decides; what it adopts is unknown.
+                    if plan.is_create() && matches!(refusal, Refusal::OtherOwner { .. }) {
+                        known = false;
+                        continue;
+                    }
+                    let component = components.iter().find(|c| c.index == index);
+                    let name = component.map(|c| c.name.as_str()).unwrap_or("?");
+                    diags.error_at(
+                        AttributePath::root("component").index(index as i64),
+                        format!("Component {name:?} would take over an existing object"),
+                        format!("{} cannot be applied: {refusal}", describe(&key)),
+                    );
+                }
+                known.then_some(keys)
+            }
+            Err(e) => {
+                tracing::info!(stack = %stack, error = %e, "cannot look at the cluster at plan; adoptions shown as unknown");
+                None
+            }
+        }
+    }
+}
+
+/// Secrets written out in `manifests` put their values in the configuration, the plan and
+/// the state: a warning points to the resources that keep them out.
+fn warn_literal_secrets(component: &Component, objects: &[Manifest], diags: &mut Diagnostics) {
+    for m in objects.iter().filter(|m| m.api_version == "v1" && m.kind == "Secret") {
+        let has_values = ["data", "stringData"].iter().any(|f| m.object[*f].as_object().is_some_and(|d| !d.is_empty()));
+        if has_values {
+            diags.push(Diagnostic::warning(
+                "Secret values in manifests",
+                format!(
+                    "Component {:?} writes Secret {} with its values in `manifests`: they end up in the plan and the state in plain \
+                     text. Use `platform_secret` (write-only `data_wo`, or a SOPS file) or `platform_sealed_secret` instead.",
+                    component.name,
+                    m.location()
+                ),
+            )
+            .at(component.path().attribute("manifests")));
+        }
+    }
+}
+
+/// The attributes that decide what is in the cluster.
+const APPLIED_ATTRIBUTES: &[&str] = &["name", "namespace", "component", "adopt", "force_conflicts"];
+
+fn changes_cluster(prior: &Value, planned: &Value) -> bool {
+    APPLIED_ATTRIBUTES.iter().any(|a| prior.get_attr(a) != planned.get_attr(a))
+}
+
+/// Whether Read recorded drift (or an apply an uncertain write) that an apply repairs.
+fn has_stale_entries(state: &Value) -> bool {
+    metadata::string_map(state.get_attr("objects"))
+        .unwrap_or_default()
+        .values()
+        .any(|v| v == CHANGED || v == DELETED || v == UNCERTAIN)
+}
+
+/// Notes from letting go of objects, as one warning.
+fn report_notes(stack: &str, notes: Vec<String>, diags: &mut Diagnostics) {
+    if !notes.is_empty() {
+        diags.warning(
+            "Objects left in the cluster",
+            format!("Stack {stack:?} did not delete these objects:\n  - {}", notes.join("\n  - ")),
+        );
     }
 }
 
 fn text(value: &Value, name: &str) -> String {
     value.get_attr(name).and_then(Value::as_str).unwrap_or_default().to_string()
-}
-
-fn with_id(mut state: Value) -> Value {
-    let name = text(&state, "name");
-    state.set_attr("id", Value::string(name));
-    state
 }
 
 /// Every component's objects; downloads are verified first, so a bad checksum stops the
@@ -241,7 +451,21 @@ fn component_block() -> NestedBlock {
             Attribute::string_map("sensitive_values").optional().sensitive().describe(
                 "Helm values given through a Secret (`valuesFrom`), never echoed in plans or logs. Keys are value paths like `auth.password`.",
             ),
-            Attribute::bool("wait").optional().describe("Wait for HelmReleases to be Ready and workloads to roll out (default true)."),
+            Attribute::bool("wait").optional().describe(
+                "Wait for HelmReleases to be Ready, workloads to roll out (as `kubectl rollout status` judges) and Jobs to complete (default true).",
+            ),
+            Attribute::bool("adopt").optional().describe(
+                "Take over objects of this component that already exist in the cluster (default false: they are refused, naming their field managers). \
+                 The plan lists them in `adopted`; adopted objects are released, not deleted, when the stack lets go of them.",
+            ),
+            Attribute::string("on_destroy").optional().describe(
+                "What happens to adopted objects of this component on destroy and prune: `release` (default: our annotation, labels and \
+                 field ownership are removed, the object stays) or `delete`.",
+            ),
+            Attribute::string_list("ignore_fields").optional().describe(
+                "Field paths (`spec.replicas`, `metadata.annotations[\"example.com/x\"]`) applied when an object is created and then left to \
+                 other managers, such as an autoscaler. If no other manager owns such a field, the API server removes it.",
+            ),
         ])
         .with_block(NestedBlock::single("helm", helm))
         .describe("One component of the stack."),
@@ -257,8 +481,24 @@ impl Resource for StackResource {
     fn schema(&self) -> Schema {
         Schema::new(
             Block::new(vec![
-                Attribute::string("id").computed().keep_on_update().describe("The stack name."),
-                Attribute::string("name").required().requires_replace().describe("Stack name; every object is labelled with it."),
+                Attribute::string("id").computed().keep_on_update().describe(
+                    "This stack instance's owner id (a random UUID made at create), written on every object it manages as the \
+                     annotation `platform.terraform.io/owner`. Only objects carrying it are ever deleted.",
+                ),
+                Attribute::string("name").required().requires_replace().describe(
+                    "Stack name; every object is labelled with it. Unique in a cluster: a create is refused when another stack uses it.",
+                ),
+                Attribute::bool("adopt").optional().describe("`adopt` for every component."),
+                Attribute::bool("force_conflicts").optional().describe(
+                    "Take over fields that another field manager owns (default false: such a conflict fails the apply, naming the manager and the field).",
+                ),
+                Attribute::bool("force_delete").optional().describe(
+                    "Delete CRDs whose custom resources this stack does not own, and namespaces holding objects it does not own (default false: \
+                     such a destroy fails, listing them).",
+                ),
+                Attribute::string_list("adopted").computed().describe(
+                    "Inventory entries of the objects this stack adopted (known at plan when the cluster can be reached).",
+                ),
                 Attribute::string("namespace").optional().computed().describe(
                     "Namespace of the Flux objects (HelmRepository, OCIRepository, HelmRelease, values Secrets). Default `flux-system`.",
                 ),
@@ -273,7 +513,8 @@ impl Resource for StackResource {
             .describe(
                 "A set of platform components applied in dependency order in one run: raw manifests (CRDs and their custom \
                  resources together), manifests from a pinned URL, and Helm charts as Flux HelmReleases. Drift on any owned field \
-                 shows in plans; removed objects are pruned; destroy tears down in reverse order.",
+                 shows in plans; removed objects are pruned; destroy tears down in reverse order. Objects that already exist are \
+                 never taken over unless adopted, and only objects carrying this instance's id are deleted.",
             ),
         )
     }
@@ -297,7 +538,12 @@ impl Resource for StackResource {
         let mut rendered = Vec::new();
         for component in &components {
             match config::render(stack, flux_namespace, component, &[], None) {
-                Ok(objects) => rendered.push(objects),
+                Ok(objects) => {
+                    if matches!(component.source, Source::Manifests(_)) {
+                        warn_literal_secrets(component, &objects, diags);
+                    }
+                    rendered.push(objects)
+                }
                 Err(problems) => {
                     rendered.push(Vec::new());
                     for problem in problems {
@@ -309,27 +555,39 @@ impl Resource for StackResource {
         report_duplicates(&components, &rendered, diags);
     }
 
-    async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan, _diags: &mut Diagnostics) {
+    async fn modify_plan(&self, ctx: &Context, plan: &mut Plan, diags: &mut Diagnostics) {
         if plan.config.get_attr("namespace").is_none_or(Value::is_null) {
             plan.planned.set_attr("namespace", Value::string(config::DEFAULT_FLUX_NAMESPACE));
         }
-        if plan.is_create() || plan.planned != plan.prior {
+        if plan.planned.is_null() {
+            return;
+        }
+        // State from before owner ids (the id was the stack name) gets one at the next apply.
+        let legacy = !plan.is_create() && !plan.prior.get_attr("id").and_then(Value::as_str).is_some_and(is_instance_id);
+        if !plan.is_create() && !changes_cluster(&plan.prior, &plan.planned) && !legacy {
+            // Only how the cluster is reached (or timeouts, force_delete) changed: nothing
+            // in the cluster changes.
+            for computed in ["id", "objects", "adopted"] {
+                plan.planned.set_attr(computed, plan.prior.get_attr(computed).cloned().unwrap_or(Value::Null));
+            }
+        } else {
             plan.planned.set_attr("objects", Value::Unknown);
+            if legacy {
+                plan.planned.set_attr("id", Value::Unknown);
+            }
+            let adoptions = self.plan_adoptions(ctx, plan, diags).await;
+            plan.planned.set_attr("adopted", adoptions.as_ref().map_or(Value::Unknown, string_list_value));
             return;
         }
         // Unchanged configuration: only drift recorded by Read makes an update, and the
         // plan names the objects it concerns.
         if let Some(Value::Map(objects)) = plan.prior.get_attr("objects") {
-            let drifted = objects.values().any(|v| matches!(v.as_str(), Some(CHANGED) | Some(DELETED)));
-            if drifted {
-                let planned = objects
-                    .iter()
-                    .map(|(k, v)| {
-                        let drift = matches!(v.as_str(), Some(CHANGED) | Some(DELETED));
-                        (k.clone(), if drift { Value::Unknown } else { v.clone() })
-                    })
-                    .collect();
+            let stale = |v: &Value| matches!(v.as_str(), Some(CHANGED) | Some(DELETED) | Some(UNCERTAIN));
+            if objects.values().any(stale) {
+                let planned = objects.iter().map(|(k, v)| (k.clone(), if stale(v) { Value::Unknown } else { v.clone() })).collect();
                 plan.planned.set_attr("objects", Value::Map(planned));
+                let adoptions = self.plan_adoptions(ctx, plan, diags).await;
+                plan.planned.set_attr("adopted", adoptions.as_ref().map_or(Value::Unknown, string_list_value));
             }
         }
     }
@@ -345,7 +603,16 @@ impl Resource for StackResource {
         }
         let Some(cluster) = self.cluster(state, diags).await else { return Some(state.clone()) };
         let stack = text(state, "name");
-        let ops = StackOps { cluster: &cluster, ctx, stack: &stack, deadline: Instant::now() + READ_TIMEOUT };
+        let id = text(state, "id");
+        let past = Past::of(state);
+        let ops = StackOps {
+            cluster: &cluster,
+            ctx,
+            stack: &stack,
+            deadline: Instant::now() + READ_TIMEOUT,
+            claimant: past.claimant(&id, None),
+            force_conflicts: false,
+        };
         match ops.refresh(&objects).await {
             Ok(refreshed) => {
                 let drifted: Vec<&String> = refreshed.iter().filter(|(_, v)| v.as_str() == CHANGED || v.as_str() == DELETED).map(|(k, _)| k).collect();
@@ -371,11 +638,15 @@ impl Resource for StackResource {
         _config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
+        if !changes_cluster(prior, planned) && is_instance_id(&text(prior, "id")) && !has_stale_entries(prior) {
+            return Some(planned.clone());
+        }
         self.apply(ctx, prior, planned, diags).await
     }
 
     /// Reverse dependency order; inside each level custom resources, then other objects,
-    /// then CRDs, then namespaces.
+    /// then CRDs, then namespaces. Only objects carrying this instance's id are deleted;
+    /// adopted ones are released.
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
         let objects = metadata::string_map(prior.get_attr("objects")).unwrap_or_default();
         let keys: Vec<ObjectKey> = objects.keys().filter_map(|k| k.parse().ok()).collect();
@@ -383,12 +654,23 @@ impl Resource for StackResource {
             return;
         }
         let mut scratch = Diagnostics::new();
-        let mut components = config::components(prior, &mut scratch).unwrap_or_default();
+        let mut components = stack_components(prior, &mut scratch).unwrap_or_default();
         let levels = config::levels(&mut components, &mut scratch).unwrap_or_default();
         let Some(cluster) = self.cluster(prior, diags).await else { return };
         let stack = text(prior, "name");
+        let id = text(prior, "id");
+        let past = Past::of(prior);
         let deadline = Instant::now() + timeouts::timeout(prior, "delete", DEFAULT_DELETE_TIMEOUT);
-        let ops = StackOps { cluster: &cluster, ctx, stack: &stack, deadline };
+        let ops = StackOps {
+            cluster: &cluster,
+            ctx,
+            stack: &stack,
+            deadline,
+            claimant: past.claimant(&id, None),
+            force_conflicts: false,
+        };
+        let delete_adopted = |key: &ObjectKey| components.iter().any(|c| c.name == key.component && c.delete_adopted);
+        let how = LetGo { delete_adopted: &delete_adopted, force_delete: flag(prior, "force_delete") };
         // Objects of components no longer configured go first.
         let mut order: Vec<Vec<&str>> = vec![keys
             .iter()
@@ -396,25 +678,32 @@ impl Resource for StackResource {
             .filter(|c| !components.iter().any(|comp| comp.name == *c))
             .collect()];
         order.extend(levels.iter().rev().map(|level| level.iter().map(|&i| components[i].name.as_str()).collect()));
+        let mut notes = Vec::new();
         for names in order {
             let batch: Vec<ObjectKey> = keys.iter().filter(|k| names.contains(&k.component.as_str())).cloned().collect();
             if batch.is_empty() {
                 continue;
             }
-            if let Err(e) = ops.delete_in_order(&batch).await {
-                diags.error(
-                    "Stack teardown incomplete",
-                    format!(
-                        "Stack {stack:?}: {e}.\n\nThe stack stays in the state; run destroy again once the blockers are resolved, or raise timeouts.delete."
-                    ),
-                );
-                return;
+            match ops.let_go(&batch, &how).await {
+                Ok(more) => notes.extend(more),
+                Err(e) => {
+                    report_notes(&stack, notes, diags);
+                    diags.error(
+                        "Stack teardown incomplete",
+                        format!(
+                            "Stack {stack:?}: {e}.\n\nThe stack stays in the state; run destroy again once the blockers are resolved, or raise timeouts.delete."
+                        ),
+                    );
+                    return;
+                }
             }
         }
+        report_notes(&stack, notes, diags);
     }
 
-    /// Adopts every object labelled with this stack name; the configuration then decides
-    /// (the first apply after import re-applies and prunes).
+    /// Import by stack name. Objects carrying an owner id are this stack's when they all
+    /// carry the same one (the instance takes that id); labelled objects without an id were
+    /// made by someone else and are recorded as adopted: destroy releases them.
     async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
         if let Some(problem) = metadata::dns1123_label_problem(id) {
             diags.error("Invalid import id", format!("Import by stack name; {id:?} {problem}."));
@@ -425,19 +714,45 @@ impl Resource for StackResource {
         state.set_attr("namespace", Value::string(config::DEFAULT_FLUX_NAMESPACE));
         state.set_attr("component", Value::List(Vec::new()));
         let cluster = self.cluster(&state, diags).await?;
-        let ops = StackOps { cluster: &cluster, ctx, stack: id, deadline: Instant::now() + READ_TIMEOUT };
-        let objects = match ops.labelled_objects().await {
+        let past = Past::default();
+        let ops = StackOps {
+            cluster: &cluster,
+            ctx,
+            stack: id,
+            deadline: Instant::now() + READ_TIMEOUT,
+            claimant: past.claimant("", None),
+            force_conflicts: false,
+        };
+        let labelled = match ops.labelled_objects().await {
             Ok(objects) => objects,
             Err(e) => {
                 diags.error("Could not import stack", e);
                 return None;
             }
         };
-        if objects.is_empty() {
+        if labelled.is_empty() {
             diags.error("Cannot import stack", format!("No object in the cluster carries the label {STACK_LABEL}={id}."));
             return None;
         }
+        let owners: BTreeSet<&str> = labelled.iter().filter_map(|o| o.owner.as_deref()).collect();
+        if owners.len() > 1 {
+            diags.error(
+                "Cannot import stack",
+                format!(
+                    "Objects labelled {STACK_LABEL}={id} belong to {} different stack instances ({}; annotation {OWNER_ANNOTATION}). \
+                     Import cannot tell which one is meant.",
+                    owners.len(),
+                    owners.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            return None;
+        }
+        let owner = owners.first().map(|o| o.to_string()).unwrap_or_else(new_instance_id);
+        let objects: BTreeMap<String, String> = labelled.iter().map(|o| (o.key.to_string(), o.digest.clone())).collect();
+        let adopted: BTreeSet<String> = labelled.iter().filter(|o| o.owner.is_none()).map(|o| o.key.to_string()).collect();
         state.set_attr("objects", metadata::string_map_value(&objects));
-        Some(with_id(state))
+        state.set_attr("adopted", string_list_value(&adopted));
+        state.set_attr("id", Value::string(owner));
+        Some(state)
     }
 }

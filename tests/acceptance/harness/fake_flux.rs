@@ -70,6 +70,10 @@ pub struct NoFluxRun {
     pub apply: CmdOutput,
     /// Whether the stack's plain component (a Namespace, applied before the Helm one) was there after the apply.
     pub namespace_applied: bool,
+    /// The owner id on that Namespace after the apply.
+    pub owner: Option<String>,
+    /// The stack's id in the state after the apply (a failed create is tainted, not forgotten).
+    pub state_id: Option<String>,
     pub destroy: CmdOutput,
     pub namespace_left: bool,
 }
@@ -117,12 +121,26 @@ resource "platform_stack" "this" {{
             required = required_providers!()
         ));
         let apply = work.apply();
-        let namespace_applied = cluster().exists(&format!("/api/v1/namespaces/{namespace}"));
+        let live = cluster().get_json(&format!("/api/v1/namespaces/{namespace}"));
+        let namespace_applied = live.is_some();
+        let owner = live.and_then(|ns| ns["metadata"]["annotations"]["platform.terraform.io/owner"].as_str().map(str::to_string));
+        let state_id = work.resource_values("platform_stack.this").and_then(|v| v["id"].as_str().map(str::to_string));
         let destroy = work.destroy();
-        let namespace_left = cluster().exists(&format!("/api/v1/namespaces/{namespace}"));
-        // A failed create leaves no state, so destroy has nothing to remove: clean up here.
+        let namespace_left = cluster()
+            .get_json(&format!("/api/v1/namespaces/{namespace}"))
+            .is_some_and(|ns| ns["metadata"]["deletionTimestamp"].is_null());
+        // In case the destroy failed.
         crate::harness::kubectl(&["delete", "namespace", &namespace, "--ignore-not-found", "--wait=false"]);
-        recorded.push(NoFluxRun { terraform: tf.version_string.clone(), namespace, apply, namespace_applied, destroy, namespace_left });
+        recorded.push(NoFluxRun {
+            terraform: tf.version_string.clone(),
+            namespace,
+            apply,
+            namespace_applied,
+            owner,
+            state_id,
+            destroy,
+            namespace_left,
+        });
     }
     *runs = Some(recorded);
 }
