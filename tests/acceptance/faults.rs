@@ -28,6 +28,24 @@ fn run_logged(wd: &Workdir, args: &[&str], log: &Path) -> CmdOutput {
     wd.run_with_env(args, &[("TF_LOG", "debug"), ("TF_LOG_PATH", log.to_str().expect("utf-8 path"))])
 }
 
+/// Panics unless `out` failed saying `needle` (Terraform wraps diagnostics at ~78 columns,
+/// so whitespace is compared collapsed).
+#[track_caller]
+fn assert_failed_saying(out: &CmdOutput, needle: &str) {
+    assert!(!out.success(), "`{}` succeeded, expected a failure saying {needle:?}:\n{}", out.command, out.describe());
+    assert!(
+        collapsed(out).contains(&needle.split_whitespace().collect::<Vec<_>>().join(" ")),
+        "`{}` failed without saying {needle:?}:\n{}",
+        out.command,
+        out.describe()
+    );
+}
+
+/// Both output streams with every run of whitespace made one space.
+fn collapsed(out: &CmdOutput) -> String {
+    out.combined().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn retries_logged(log: &Path) -> usize {
     std::fs::read_to_string(log).unwrap_or_default().lines().filter(|l| l.contains(RETRY_LOG_LINE)).count()
 }
@@ -127,8 +145,8 @@ fn a_forbidden_apply_fails_at_once_naming_verb_and_resource() {
         wd.write_main_tf(&stack_tf(&unique_name("denied"), "", &[Component::new("app").manifests(&docs(&objects))]));
 
         let apply = wd.apply();
-        apply.assert_failure_contains("RBAC denied patch on configmaps");
-        apply.assert_failure_contains("denied");
+        assert_failed_saying(&apply, "RBAC denied patch on configmaps");
+        assert_failed_saying(&apply, "configmaps \"denied\" is forbidden");
         let patches = exchanges_for(&proxy, "PATCH", &suffix);
         assert_eq!(patches.len(), 1, "a 403 is not retried: {patches:?}");
         assert_eq!(patches[0].status, 403);
@@ -150,8 +168,8 @@ fn an_invalid_object_fails_at_once_with_the_api_servers_reason() {
         wd.write_main_tf(&stack_tf(&unique_name("invalid"), "", &[Component::new("app").manifests(&docs(&objects))]));
 
         let apply = wd.apply();
-        apply.assert_failure_contains("422");
-        apply.assert_failure_contains("ConfigMap \"invalid\" is invalid");
+        assert_failed_saying(&apply, "422");
+        assert_failed_saying(&apply, "ConfigMap \"invalid\" is invalid");
         let suffix = format!("/namespaces/{namespace}/configmaps/invalid");
         let patches: Vec<Exchange> =
             exchanges_for(&proxy, "PATCH", &suffix).into_iter().filter(|e| !e.path.contains("dryRun")).collect();
@@ -160,5 +178,49 @@ fn an_invalid_object_fails_at_once_with_the_api_servers_reason() {
 
         let _ = wd.destroy();
         delete_namespace(&namespace);
+    });
+}
+
+/// A namespace resource alone: the smallest configuration that talks to the cluster.
+fn namespace_tf(name: &str) -> String {
+    format!("{}provider \"platform\" {{}}\n\nresource \"platform_namespace\" \"this\" {{\n  name = \"{name}\"\n}}\n", required_providers!())
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_tls_failure_not_an_unreachable_server() {
+    let cluster = cluster();
+    for_each_terraform(|tf| {
+        let proxy = FaultProxy::start(cluster, Schedule::none(), Vec::new());
+        let mut wd = Workdir::new(tf);
+        // Trusts the cluster's CA, but the proxy presents its own certificate.
+        let kubeconfig = wd.write_file("proxy.kubeconfig", &proxy.kubeconfig_trusting(cluster.token(), cluster.ca_pem()));
+        wd.set_env("KUBECONFIG", kubeconfig.to_str().expect("utf-8 path"));
+        wd.write_main_tf(&namespace_tf(&unique_name("tls")));
+
+        let apply = wd.apply();
+        assert_failed_saying(&apply, "TLS failure");
+        assert!(!collapsed(&apply).contains("cannot reach"), "a TLS failure is not an unreachable server:\n{}", apply.describe());
+        assert_eq!(proxy.requests(), 0, "no request gets past a failed handshake");
+    });
+}
+
+#[test]
+fn rejected_credentials_fail_at_once_and_say_what_to_update() {
+    let cluster = cluster();
+    for_each_terraform(|tf| {
+        let proxy = FaultProxy::start(cluster, Schedule::none(), Vec::new());
+        let mut wd = Workdir::new(tf);
+        let kubeconfig = wd.write_file("proxy.kubeconfig", &proxy.kubeconfig("not-a-token-the-cluster-knows"));
+        wd.set_env("KUBECONFIG", kubeconfig.to_str().expect("utf-8 path"));
+        wd.write_main_tf(&namespace_tf(&unique_name("authn")));
+
+        let apply = wd.apply();
+        assert_failed_saying(&apply, "refused the credentials (401");
+        assert_failed_saying(&apply, "`kubernetes` block");
+        let rejected: Vec<Exchange> = proxy.exchanges().into_iter().filter(|e| e.status == 401).collect();
+        assert!(!rejected.is_empty(), "the API server answered 401: {:?}", proxy.exchanges());
+        let mut distinct: Vec<(&str, &str)> = rejected.iter().map(|e| (e.method.as_str(), e.path.as_str())).collect();
+        distinct.dedup();
+        assert_eq!(distinct.len(), rejected.len(), "a 401 is not retried: {rejected:?}");
     });
 }

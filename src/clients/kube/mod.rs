@@ -44,7 +44,7 @@ pub enum KubeError {
     #[error("cannot load the Kubernetes credentials: {message}")]
     Credentials { message: String },
     /// 401: the server does not accept who we say we are.
-    #[error("the Kubernetes API at {url} rejected the credentials ({code} {reason}): {message}")]
+    #[error("the Kubernetes API at {url} refused the credentials ({code} {reason}): {message}")]
     Unauthorized { url: String, code: u16, reason: String, message: String },
     /// 403: RBAC (or an admission rule) denied `verb` on `resource`.
     #[error("{}", describe_forbidden(verb.as_deref(), resource, namespace.as_deref(), message))]
@@ -248,4 +248,112 @@ pub fn owned_children(object: &serde_json::Value, manager: &str, path: &[&str]) 
         .into_iter()
         .flat_map(|children| children.keys().filter_map(|k| k.strip_prefix("f:")).map(str::to_string))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(json: serde_json::Value) -> KubeError {
+        KubeError::from_client(kube::Error::Api(Box::new(serde_json::from_value(json).unwrap())), "https://k:6443/")
+    }
+
+    #[test]
+    fn only_the_api_servers_notfound_for_an_object_means_gone() {
+        let gone = status(serde_json::json!({
+            "kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
+            "message": "configmaps \"x\" not found", "details": { "name": "x", "kind": "configmaps" }
+        }));
+        assert!(gone.is_not_found(), "{gone:?}");
+        // A kind the server no longer serves: its NotFound names no object.
+        let unserved = status(serde_json::json!({
+            "kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
+            "message": "the server could not find the requested resource", "details": {}
+        }));
+        assert!(!unserved.is_not_found() && unserved.is_not_served(), "{unserved:?}");
+        // A proxy's page: kube makes a Status of it with the code only.
+        let proxy = KubeError::from_client(
+            kube::Error::Api(Box::new(kube::core::Status::failure("404 page not found", "Failed to parse error data").with_code(404))),
+            "https://k:6443/",
+        );
+        assert!(!proxy.is_not_found() && !proxy.is_not_served(), "{proxy:?}");
+    }
+
+    #[test]
+    fn forbidden_names_the_verb_and_resource_rbac_denied() {
+        let denied = status(serde_json::json!({
+            "kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": "certificates.cert-manager.io \"c\" is forbidden: User \"dev\" cannot patch resource \"certificates\" in API group \"cert-manager.io\" in the namespace \"apps\"",
+            "details": { "name": "c", "group": "cert-manager.io", "kind": "certificates" }
+        }));
+        assert!(
+            matches!(&denied, KubeError::Forbidden { verb: Some(v), resource, namespace: Some(ns), .. }
+                if v == "patch" && resource == "certificates.cert-manager.io" && ns == "apps"),
+            "{denied:?}"
+        );
+        assert!(denied.to_string().starts_with("RBAC denied patch on certificates.cert-manager.io in namespace \"apps\" (403 Forbidden)"), "{denied}");
+        assert!(denied.is_permanent());
+        let cluster_scope = status(serde_json::json!({
+            "kind": "Status", "reason": "Forbidden", "code": 403,
+            "message": "namespaces is forbidden: User \"dev\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+        }));
+        assert!(cluster_scope.to_string().starts_with("RBAC denied list on namespaces (403"), "{cluster_scope}");
+        // A 403 in other words (an admission webhook, a proxy) still names what it can.
+        let other = status(serde_json::json!({ "reason": "Forbidden", "code": 403, "message": "no", "details": { "kind": "pods" } }));
+        assert_eq!(other.to_string(), "access to pods denied (403 Forbidden): no");
+    }
+
+    #[test]
+    fn unauthorized_names_the_server_and_is_permanent() {
+        let e = status(serde_json::json!({ "reason": "Unauthorized", "code": 401, "message": "Unauthorized" }));
+        assert!(matches!(&e, KubeError::Unauthorized { url, .. } if url == "https://k:6443/"), "{e:?}");
+        assert!(e.is_permanent());
+        let invalid = status(serde_json::json!({ "reason": "Invalid", "code": 422, "message": "bad" }));
+        assert!(invalid.is_permanent());
+        let busy = status(serde_json::json!({ "reason": "TooManyRequests", "code": 429, "message": "later" }));
+        assert!(!busy.is_permanent());
+    }
+
+    #[test]
+    fn transport_failures_are_not_all_unreachable() {
+        let refused = KubeError::from_client(
+            kube::Error::Service(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))),
+            "https://k:6443/",
+        );
+        assert!(matches!(refused, KubeError::Unreachable { .. }), "{refused:?}");
+        let tls = KubeError::from_client(
+            kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            ))),
+            "https://k:6443/",
+        );
+        assert!(matches!(tls, KubeError::Tls { .. }), "{tls:?}");
+        let exec = KubeError::from_client(kube::Error::Auth(kube::client::AuthError::AuthExec("boom".into())), "u");
+        assert!(matches!(exec, KubeError::ExecPlugin { .. }), "{exec:?}");
+        let timeout = KubeError::from_client(
+            kube::Error::Service(Box::new(Interrupted::Expired { budget: std::time::Duration::from_secs(5) })),
+            "u",
+        );
+        assert!(matches!(timeout, KubeError::Timeout(d) if d.as_secs() == 5), "{timeout:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_exec_plugin_is_reported_as_such() {
+        let spec = ConnectionSpec {
+            host: Some("https://127.0.0.1:1".into()),
+            exec: Some(ExecSpec {
+                api_version: "client.authentication.k8s.io/v1beta1".into(),
+                command: "/nonexistent/credential-helper".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let error = match ClientCache::default().get(&spec).await {
+            Ok(cluster) => cluster.client.list_api_groups().await.map_err(|e| cluster.error(e)).unwrap_err(),
+            Err(e) => e,
+        };
+        assert!(matches!(error, KubeError::ExecPlugin { .. }), "{error:?}");
+        assert!(error.to_string().contains("credential plugin"), "{error}");
+    }
 }

@@ -68,10 +68,6 @@ impl TransportFailure {
                 return TransportFailure::Tls(e.to_string());
             }
             if let Some(io_error) = e.downcast_ref::<io::Error>() {
-                // tokio-rustls reports handshake failures as io errors wrapping rustls's.
-                if let Some(tls) = io_error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                    return TransportFailure::Tls(tls.to_string());
-                }
                 match io_error.kind() {
                     io::ErrorKind::ConnectionRefused => return TransportFailure::Refused,
                     io::ErrorKind::ConnectionReset
@@ -97,7 +93,12 @@ impl TransportFailure {
                     found = TransportFailure::Broken(hyper.to_string());
                 }
             }
-            cause = e.source();
+            // An io::Error's `source` skips the error it wraps (tokio-rustls wraps rustls's
+            // handshake errors, hyper-rustls wraps that again): step into it instead.
+            cause = match e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+                Some(inner) => Some(inner as &(dyn StdError + 'static)),
+                None => e.source(),
+            };
         }
         found
     }
@@ -349,10 +350,11 @@ mod tests {
         assert!(matches!(TransportFailure::of(reset.as_ref()), TransportFailure::Broken(_)));
         assert!(TransportFailure::of(reset.as_ref()).retryable(&Method::PATCH));
         assert!(!TransportFailure::of(reset.as_ref()).retryable(&Method::POST));
-        let tls = wrapped(io::Error::new(
+        // As hyper-rustls reports a handshake failure: an io error around tokio-rustls's.
+        let tls = wrapped(io::Error::other(io::Error::new(
             io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        ));
+        )));
         assert!(matches!(TransportFailure::of(tls.as_ref()), TransportFailure::Tls(_)));
         assert!(!TransportFailure::of(tls.as_ref()).retryable(&Method::GET));
         let exec: BoxError = Box::new(kube::client::AuthError::AuthExec("no such command".into()));

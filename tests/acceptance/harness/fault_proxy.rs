@@ -151,11 +151,16 @@ impl FaultProxy {
 
     /// A kubeconfig for the proxy: its CA, and `token` as the user's bearer token.
     pub fn kubeconfig(&self, token: &str) -> String {
+        self.kubeconfig_trusting(token, &self.ca_pem)
+    }
+
+    /// A kubeconfig for the proxy that trusts `ca_pem` (not necessarily the proxy's CA).
+    pub fn kubeconfig_trusting(&self, token: &str, ca_pem: &str) -> String {
         use base64::Engine as _;
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: proxy-user\n  user:\n    token: {token}\ncontexts:\n- name: proxy\n  context:\n    cluster: proxy\n    user: proxy-user\ncurrent-context: proxy\n",
             self.url,
-            base64::engine::general_purpose::STANDARD.encode(&self.ca_pem),
+            base64::engine::general_purpose::STANDARD.encode(ca_pem),
         )
     }
 
