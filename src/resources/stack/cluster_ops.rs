@@ -16,10 +16,10 @@ use super::claims::{self, Claim, Claimant};
 use super::config::Component;
 use super::inventory::{self, ObjectKey};
 use super::manifests::{self, Manifest, COMPONENT_LABEL, STACK_LABEL};
-use super::readiness::{self, Progress};
+use super::readiness;
+use crate::clients::deadline::{Deadline, Interrupted, Progress};
 use crate::clients::kube::ownership::{self, Standing, OWNER_ANNOTATION};
 use crate::clients::kube::{fields, Cluster, KindInfo, KubeError, FIELD_MANAGER};
-use crate::framework::resource::Context;
 
 /// Objects applied or deleted at once.
 pub(super) const CONCURRENCY: usize = 16;
@@ -37,9 +37,9 @@ pub const UNCERTAIN: &str = "outcome unknown";
 
 pub struct StackOps<'a> {
     pub cluster: &'a Cluster,
-    pub ctx: &'a Context,
     pub stack: &'a str,
-    pub deadline: Instant,
+    /// The operation's budget and Terraform's stop signal: every wait ends with it.
+    pub deadline: Deadline,
     pub claimant: Claimant<'a>,
     /// Take over fields other managers own instead of failing on conflicts.
     pub force_conflicts: bool,
@@ -56,24 +56,28 @@ pub struct Applied {
     pub adopted: bool,
 }
 
-/// An object of the stack whose outcome we know only in part.
-type ObjectFailure = (Option<Box<ObjectKey>>, OpError);
+/// Why one object failed, and the object itself when the write may have happened (its
+/// outcome is then unknown, and it is recorded so that nothing we wrote is forgotten).
+struct ObjectFailure {
+    uncertain: Option<Box<ObjectKey>>,
+    error: OpError,
+}
+
+impl ObjectFailure {
+    fn refused(error: OpError) -> Self {
+        ObjectFailure { uncertain: None, error }
+    }
+}
+
+impl From<Interrupted> for ObjectFailure {
+    fn from(e: Interrupted) -> Self {
+        ObjectFailure::refused(e.to_string())
+    }
+}
 
 impl StackOps<'_> {
-    pub(super) fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
     pub(super) fn kube(&self, what: &str, e: KubeError) -> OpError {
         format!("{what}: {e}")
-    }
-
-    /// Runs `work` within the deadline and Terraform's stop signal.
-    async fn bounded<T>(&self, work: impl std::future::Future<Output = Result<T, ObjectFailure>>) -> Result<T, ObjectFailure> {
-        tokio::select! {
-            _ = self.ctx.stop.cancelled() => Err((None, "cancelled: Terraform asked the provider to stop".into())),
-            result = tokio::time::timeout(self.remaining(), work) => result.unwrap_or_else(|_| Err((None, "timed out".into()))),
-        }
     }
 
     /// Discovery for one manifest, waiting a little when a CRD of this stack defines it.
@@ -82,7 +86,7 @@ impl StackOps<'_> {
         loop {
             match self.cluster.kind(&manifest.api_version, &manifest.kind).await {
                 Ok(Some(info)) => return Ok(info),
-                Ok(None) if defined_here && started.elapsed() < DISCOVERY_GRACE => tokio::time::sleep(POLL).await,
+                Ok(None) if defined_here && started.elapsed() < DISCOVERY_GRACE => self.deadline.sleep(POLL).await?,
                 Ok(None) => return Err(unknown_kind(manifest)),
                 Err(e) => return Err(self.kube(&format!("discovering {} {}", manifest.api_version, manifest.kind), e)),
             }
@@ -133,7 +137,7 @@ impl StackOps<'_> {
             .into_iter()
             .map(|m| {
                 let defined_here = crd_kinds.contains(&(m.group().to_string(), m.kind.clone()));
-                self.bounded(self.apply_one(component, m, defined_here)).boxed()
+                self.deadline.within(self.apply_one(component, m, defined_here)).boxed()
             })
             .collect();
         let results = concurrently(work).await;
@@ -143,11 +147,11 @@ impl StackOps<'_> {
                 Ok((key, entry)) => {
                     applied.insert(key, entry);
                 }
-                Err((key, e)) => {
-                    if let Some(key) = key {
+                Err(failure) => {
+                    if let Some(key) = failure.uncertain {
                         applied.insert(*key, Applied { digest: UNCERTAIN.to_string(), adopted: false });
                     }
-                    errors.push(e);
+                    errors.push(failure.error);
                 }
             }
         }
@@ -168,7 +172,7 @@ impl StackOps<'_> {
     }
 
     async fn apply_one(&self, component: &Component, mut m: Manifest, defined_here: bool) -> Result<(ObjectKey, Applied), ObjectFailure> {
-        let info = self.kind_of(&m, defined_here).await.map_err(|e| (None, e))?;
+        let info = self.kind_of(&m, defined_here).await.map_err(ObjectFailure::refused)?;
         Self::place(component, &info, &mut m);
         let key = ObjectKey::of(&component.name, &m);
         let namespace = m.namespace.clone();
@@ -176,9 +180,9 @@ impl StackOps<'_> {
             .cluster
             .get_dynamic(&info, namespace.as_deref(), &m.name)
             .await
-            .map_err(|e| (None, self.kube(&format!("reading {}", describe(&key)), e)))?;
+            .map_err(|e| ObjectFailure::refused(self.kube(&format!("reading {}", describe(&key)), e)))?;
         let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt)
-            .map_err(|refusal| (None, format!("{} cannot be applied: {refusal}", describe(&key))))?;
+            .map_err(|refusal| ObjectFailure::refused(format!("{} cannot be applied: {refusal}", describe(&key))))?;
         let adopted = matches!(claim, Claim::Adopt | Claim::Ours { adopted: true });
         if matches!(claim, Claim::Adopt) {
             tracing::info!(object = %key, "adopting an existing object");
@@ -190,25 +194,31 @@ impl StackOps<'_> {
             }
         }
         tracing::debug!(object = %key, "server-side apply");
-        let written = self
-            .cluster
-            .apply_owned(&info, namespace.as_deref(), &m.name, &m.object, self.force_conflicts)
-            .await
-            .map_err(|e: KubeError| {
-                let refused = answered(&e);
-                let message = if e.is_conflict() {
-                    format!(
-                        "applying {}: {e}. Another field manager owns these fields: set `force_conflicts = true` on the stack to take \
-                         them over, or list them in `ignore_fields` of component {:?} to leave them to it",
-                        describe(&key),
-                        component.name
-                    )
-                } else {
-                    self.kube(&format!("applying {}", describe(&key)), e)
-                };
-                // Refused by the server: nothing was written. Otherwise it may have been.
-                (if refused { None } else { Some(Box::new(key.clone())) }, message)
-            })?;
+        let written = loop {
+            match self.cluster.apply_owned(&info, namespace.as_deref(), &m.name, &m.object, self.force_conflicts).await {
+                Ok(written) => break written,
+                // Its namespace is still being made by a component of the same level.
+                Err(e) if namespace_missing(&e) && !self.deadline.is_cancelled() => {
+                    tracing::debug!(object = %key, "namespace not there yet; retrying");
+                    self.deadline.sleep(POLL).await?;
+                }
+                Err(e) => {
+                    let refused = answered(&e);
+                    let error = if e.is_conflict() {
+                        format!(
+                            "applying {}: {e}. Another field manager owns these fields: set `force_conflicts = true` on the stack to \
+                             take them over, or list them in `ignore_fields` of component {:?} to leave them to it",
+                            describe(&key),
+                            component.name
+                        )
+                    } else {
+                        self.kube(&format!("applying {}", describe(&key)), e)
+                    };
+                    // Refused by the server: nothing was written. Otherwise it may have been.
+                    return Err(ObjectFailure { uncertain: (!refused).then(|| Box::new(key.clone())), error });
+                }
+            }
+        };
         let digest = fields::owned_digest(&written, FIELD_MANAGER).unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
         Ok((key, Applied { digest, adopted }))
     }
@@ -276,41 +286,16 @@ impl StackOps<'_> {
             _ => "rolled out",
         };
         tracing::info!(object = %what, "waiting to be {goal}");
-        self.poll(&format!("{what} to be {goal}"), || async {
-            let live = self.cluster.get_dynamic(&info, namespace.as_deref(), &m.name).await.map_err(|e| e.to_string())?;
-            Ok(match live {
-                Some(live) => readiness::progress(&m.kind, &live),
-                None => Progress::Pending("not found".into()),
+        self.deadline
+            .poll(&format!("{what} to be {goal}"), POLL, || async {
+                let live = self.cluster.get_dynamic(&info, namespace.as_deref(), &m.name).await?;
+                Ok::<_, KubeError>(match live {
+                    Some(live) => readiness::progress(&m.kind, &live),
+                    None => Progress::Pending("not found".into()),
+                })
             })
-        })
-        .await
-    }
-
-    /// Polls `check` until done, failed, the deadline or Ctrl-C; messages say what we waited for.
-    pub(super) async fn poll<F, Fut>(&self, what: &str, check: F) -> Result<(), OpError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<Progress, String>>,
-    {
-        let started = Instant::now();
-        loop {
-            let last = match check().await {
-                Ok(Progress::Done) => return Ok(()),
-                Ok(Progress::Failed(message)) => return Err(format!("{what}: failed: {message}")),
-                Ok(Progress::Pending(status)) => status,
-                Err(e) => format!("could not check: {e}"),
-            };
-            if Instant::now() >= self.deadline {
-                return Err(format!(
-                    "timed out after {} waiting for {what}; last status: {last}",
-                    humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()))
-                ));
-            }
-            tokio::select! {
-                _ = self.ctx.stop.cancelled() => return Err(format!("cancelled while waiting for {what}")),
-                _ = tokio::time::sleep(POLL.min(self.remaining())) => {}
-            }
-        }
+            .await
+            .map_err(String::from)
     }
 
     /// Whether pods can run at all: a control plane without nodes never rolls anything out.
@@ -423,6 +408,11 @@ impl StackOps<'_> {
         }
         Ok(by_uid.into_values().collect())
     }
+}
+
+/// The API server's NotFound for the namespace an object goes into.
+fn namespace_missing(e: &KubeError) -> bool {
+    matches!(e, KubeError::NotFound { resource, .. } if resource == "namespaces")
 }
 
 /// Whether the API server refused the request, so that the write surely did not happen.

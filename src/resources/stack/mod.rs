@@ -19,7 +19,7 @@ mod teardown;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -30,6 +30,7 @@ use self::inventory::ObjectKey;
 use self::manifests::{Manifest, STACK_LABEL};
 use self::teardown::LetGo;
 use super::metadata;
+use crate::clients::deadline::{Deadline, Interrupted};
 use crate::clients::http;
 use crate::clients::kube::ownership::{is_instance_id, new_instance_id, OWNER_ANNOTATION};
 use crate::clients::kube::Cluster;
@@ -123,7 +124,7 @@ impl StackResource {
     /// what was applied, so that nothing we wrote is forgotten.
     async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let operation = if prior.is_null() { "create" } else { "update" };
-        let deadline = Instant::now() + timeouts::timeout(planned, operation, DEFAULT_APPLY_TIMEOUT);
+        let deadline = Deadline::after(timeouts::timeout(planned, operation, DEFAULT_APPLY_TIMEOUT), ctx.stop.clone());
         let stack = text(planned, "name");
         let flux_namespace = text(planned, "namespace");
         let id = planned.get_attr("id").and_then(Value::as_str).filter(|id| is_instance_id(id)).map(str::to_string);
@@ -137,7 +138,6 @@ impl StackResource {
         let planned_adoptions = string_set(planned.get_attr("adopted")).map(|keys| identities(&keys));
         let ops = StackOps {
             cluster: &cluster,
-            ctx,
             stack: &stack,
             deadline,
             claimant: past.claimant(&id, planned_adoptions.as_ref()),
@@ -281,16 +281,12 @@ impl StackResource {
         let past = Past::of(&plan.prior);
         let ops = StackOps {
             cluster: &cluster,
-            ctx,
             stack: &stack,
-            deadline: Instant::now() + PLAN_TIMEOUT,
+            deadline: Deadline::after(PLAN_TIMEOUT, ctx.stop.clone()),
             claimant: past.claimant(&id, None),
             force_conflicts: false,
         };
-        let looked = tokio::select! {
-            _ = ctx.stop.cancelled() => return None,
-            looked = tokio::time::timeout(PLAN_TIMEOUT, ops.planned_adoptions(&components, &rendered)) => looked.ok()?,
-        };
+        let looked = ops.deadline.run(ops.planned_adoptions(&components, &rendered)).await;
         match looked {
             Ok((keys, refusals)) => {
                 let mut known = true;
@@ -338,6 +334,23 @@ fn warn_literal_secrets(component: &Component, objects: &[Manifest], diags: &mut
             .at(component.path().attribute("manifests")));
         }
     }
+}
+
+/// The scope of a create or update: the Kubernetes client's retries share its budget. The
+/// operation watches its own deadline (and returns what it managed, for the state); this
+/// scope lasts a little longer, so that it never cuts that off.
+fn operation_scope(ctx: &Context, budget: Duration) -> Deadline {
+    const GRACE: Duration = Duration::from_secs(10);
+    Deadline::after(budget + GRACE, ctx.stop.clone())
+}
+
+/// The outcome of an operation run in [`operation_scope`], its diagnostics added to `diags`.
+fn finish(result: Result<Option<Value>, Interrupted>, inner: Diagnostics, diags: &mut Diagnostics) -> Option<Value> {
+    diags.extend(inner);
+    result.unwrap_or_else(|e| {
+        diags.error("Stack operation interrupted", format!("{e}. Run apply again to finish it."));
+        None
+    })
 }
 
 /// The attributes that decide what is in the cluster.
@@ -593,7 +606,10 @@ impl Resource for StackResource {
     }
 
     async fn create(&self, ctx: &Context, planned: &Value, _config: &Value, diags: &mut Diagnostics) -> Option<Value> {
-        self.apply(ctx, &Value::Null, planned, diags).await
+        let scope = operation_scope(ctx, timeouts::timeout(planned, "create", DEFAULT_APPLY_TIMEOUT));
+        let mut inner = Diagnostics::new();
+        let result = scope.run(async { Ok(self.apply(ctx, &Value::Null, planned, &mut inner).await) }).await;
+        finish(result, inner, diags)
     }
 
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
@@ -607,13 +623,12 @@ impl Resource for StackResource {
         let past = Past::of(state);
         let ops = StackOps {
             cluster: &cluster,
-            ctx,
             stack: &stack,
-            deadline: Instant::now() + READ_TIMEOUT,
+            deadline: Deadline::after(READ_TIMEOUT, ctx.stop.clone()),
             claimant: past.claimant(&id, None),
             force_conflicts: false,
         };
-        match ops.refresh(&objects).await {
+        match ops.deadline.run(ops.refresh(&objects)).await {
             Ok(refreshed) => {
                 let drifted: Vec<&String> = refreshed.iter().filter(|(_, v)| v.as_str() == CHANGED || v.as_str() == DELETED).map(|(k, _)| k).collect();
                 if !drifted.is_empty() {
@@ -641,7 +656,10 @@ impl Resource for StackResource {
         if !changes_cluster(prior, planned) && is_instance_id(&text(prior, "id")) && !has_stale_entries(prior) {
             return Some(planned.clone());
         }
-        self.apply(ctx, prior, planned, diags).await
+        let scope = operation_scope(ctx, timeouts::timeout(planned, "update", DEFAULT_APPLY_TIMEOUT));
+        let mut inner = Diagnostics::new();
+        let result = scope.run(async { Ok(self.apply(ctx, prior, planned, &mut inner).await) }).await;
+        finish(result, inner, diags)
     }
 
     /// Reverse dependency order; inside each level custom resources, then other objects,
@@ -660,10 +678,9 @@ impl Resource for StackResource {
         let stack = text(prior, "name");
         let id = text(prior, "id");
         let past = Past::of(prior);
-        let deadline = Instant::now() + timeouts::timeout(prior, "delete", DEFAULT_DELETE_TIMEOUT);
+        let deadline = Deadline::after(timeouts::timeout(prior, "delete", DEFAULT_DELETE_TIMEOUT), ctx.stop.clone());
         let ops = StackOps {
             cluster: &cluster,
-            ctx,
             stack: &stack,
             deadline,
             claimant: past.claimant(&id, None),
@@ -684,7 +701,7 @@ impl Resource for StackResource {
             if batch.is_empty() {
                 continue;
             }
-            match ops.let_go(&batch, &how).await {
+            match ops.deadline.run(ops.let_go(&batch, &how)).await {
                 Ok(more) => notes.extend(more),
                 Err(e) => {
                     report_notes(&stack, notes, diags);
@@ -717,13 +734,12 @@ impl Resource for StackResource {
         let past = Past::default();
         let ops = StackOps {
             cluster: &cluster,
-            ctx,
             stack: id,
-            deadline: Instant::now() + READ_TIMEOUT,
+            deadline: Deadline::after(READ_TIMEOUT, ctx.stop.clone()),
             claimant: past.claimant("", None),
             force_conflicts: false,
         };
-        let labelled = match ops.labelled_objects().await {
+        let labelled = match ops.deadline.run(ops.labelled_objects()).await {
             Ok(objects) => objects,
             Err(e) => {
                 diags.error("Could not import stack", e);

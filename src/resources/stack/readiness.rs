@@ -3,14 +3,7 @@
 
 use super::flux;
 use super::manifests::Manifest;
-
-/// One look at an object being waited for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
-    Done,
-    Pending(String),
-    Failed(String),
-}
+use crate::clients::deadline::Progress;
 
 /// Whether to wait for `m` after applying it. Workloads only where pods can run.
 pub fn needs_wait(m: &Manifest, wait: bool, runs_workloads: bool) -> bool {

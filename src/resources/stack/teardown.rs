@@ -15,7 +15,8 @@ use super::cluster_ops::{concurrently, describe, forbidden, gone_kind, OpError, 
 use super::inventory::{self, ObjectKey, TeardownPhase};
 use super::manifests::{COMPONENT_LABEL, MANAGED_BY_LABEL, STACK_LABEL};
 use crate::clients::kube::ownership::{self, Standing};
-use crate::clients::kube::KindInfo;
+use crate::clients::deadline::Progress;
+use crate::clients::kube::{KindInfo, KubeError};
 
 /// How to let go.
 pub struct LetGo<'a> {
@@ -174,46 +175,36 @@ impl StackOps<'_> {
         ))
     }
 
-    async fn wait_gone(&self, mut pending: Vec<(&ObjectKey, KindInfo)>) -> Result<(), OpError> {
-        loop {
-            let mut still = Vec::new();
-            for (key, info) in pending {
-                match self.cluster.get_dynamic(&info, key.namespace.as_deref(), &key.name).await {
-                    Ok(None) => {}
-                    Ok(Some(live)) => still.push((key, info, Some(live))),
-                    Err(e) => {
-                        tracing::warn!(object = %key, error = %e, "checking deletion");
-                        still.push((key, info, None));
-                    }
-                }
-            }
-            if still.is_empty() {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= self.deadline || self.ctx.stop.is_cancelled() {
-                let blocking: Vec<String> = still
-                    .iter()
-                    .map(|(key, _, live)| {
-                        let finalizers = live
-                            .as_ref()
-                            .and_then(|l| l["metadata"]["finalizers"].as_array())
+    /// Waits until every deleted object is gone; a timeout names those still there and the
+    /// finalizers holding them.
+    async fn wait_gone(&self, pending: Vec<(&ObjectKey, KindInfo)>) -> Result<(), OpError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let pending = &pending;
+        self.deadline
+            .poll("deletion", POLL, || async move {
+                let mut still = Vec::new();
+                for (key, info) in pending {
+                    if let Some(live) = self.cluster.get_dynamic(info, key.namespace.as_deref(), &key.name).await? {
+                        let finalizers = live["metadata"]["finalizers"]
+                            .as_array()
                             .map(|f| f.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
                             .filter(|f| !f.is_empty());
-                        match finalizers {
+                        still.push(match finalizers {
                             Some(f) => format!("{} (finalizers: {f})", describe(key)),
                             None => describe(key),
-                        }
-                    })
-                    .collect();
-                let why = if self.ctx.stop.is_cancelled() { "cancelled" } else { "timed out" };
-                return Err(format!("{why} waiting for deletion; still present: {}", blocking.join("; ")));
-            }
-            pending = still.into_iter().map(|(k, i, _)| (k, i)).collect();
-            tokio::select! {
-                _ = self.ctx.stop.cancelled() => {}
-                _ = tokio::time::sleep(POLL) => {}
-            }
-        }
+                        });
+                    }
+                }
+                Ok::<_, KubeError>(if still.is_empty() {
+                    Progress::Done
+                } else {
+                    Progress::Pending(format!("still present: {}", still.join("; ")))
+                })
+            })
+            .await
+            .map_err(String::from)
     }
 }
 
