@@ -160,15 +160,17 @@ impl Deadline {
 
     /// Runs `work` as the current operation: everything it awaits sees this deadline
     /// through [`Deadline::current`], and it is dropped when the deadline passes or the
-    /// token fires. Logs at info how many requests were retried, when any were.
+    /// token fires. The outermost `run` of a task logs at info how many requests were
+    /// retried, when any were (nested ones, such as each check of a poll, stay quiet).
     pub async fn run<T, E>(&self, work: impl Future<Output = Result<T, E>>) -> Result<T, E>
     where
         E: From<Interrupted>,
     {
+        let outermost = !Deadline::is_set();
         let before = self.retries();
         let result = CURRENT.scope(self.clone(), self.within(work)).await;
         let retried = self.retries() - before;
-        if retried > 0 {
+        if outermost && retried > 0 {
             tracing::info!(retries = retried, "retried {retried} requests");
         }
         result

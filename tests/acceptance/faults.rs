@@ -224,3 +224,27 @@ fn rejected_credentials_fail_at_once_and_say_what_to_update() {
         assert_eq!(distinct.len(), rejected.len(), "a 401 is not retried: {rejected:?}");
     });
 }
+
+#[test]
+fn a_resource_operation_reports_how_many_requests_it_retried() {
+    let cluster = cluster();
+    for_each_terraform(|tf| {
+        // Every other request answers 503 first: each call of the operation is retried once.
+        let schedule = Schedule { every: 2, faults: vec![Fault::Unavailable] };
+        let proxy = FaultProxy::start(cluster, schedule, Vec::new());
+        let wd = workdir_through(&proxy, tf);
+        let name = unique_name("retried");
+        wd.write_main_tf(&namespace_tf(&name));
+        let log = wd.path().join("provider.log");
+
+        run_logged(&wd, &["apply", "-auto-approve", "-input=false", "-no-color"], &log).assert_success();
+        assert!(cluster.exists(&format!("/api/v1/namespaces/{name}")));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let reported: Vec<&str> = text.lines().filter(|l| l.contains("[INFO]") && l.contains("retried ") && l.contains(" requests")).collect();
+        assert!(!reported.is_empty(), "no \"retried N requests\" line in the provider log ({} injected)", proxy.injected_needing_retry());
+        eprintln!("faults: {}", reported[0]);
+
+        run_logged(&wd, &["destroy", "-auto-approve", "-input=false", "-no-color"], &log).assert_success();
+        cluster.wait_gone(&format!("/api/v1/namespaces/{name}"), Duration::from_secs(60));
+    });
+}
