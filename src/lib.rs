@@ -7,7 +7,10 @@
 //! - [`framework`]: values, schemas, diagnostics, resource traits and planning;
 //! - [`clients`]: Kubernetes and other systems, knowing nothing of Terraform;
 //! - [`catalog`]: the platform components we know (data, no I/O);
-//! - [`provider`], [`resources`], [`data_sources`]: this provider's types.
+//! - [`platform`]: what this provider's types share (connections, client cache, SOPS keys,
+//!   Kubernetes errors as diagnostics);
+//! - [`resources`], [`data_sources`]: this provider's types, using [`platform`];
+//! - [`provider`]: the provider block, ConfigureProvider and the list of types.
 
 // stdout belongs to the go-plugin handshake line alone; anything else printed there breaks
 // the host's connection.
@@ -19,6 +22,7 @@ pub mod data_sources;
 pub mod docs;
 pub mod framework;
 pub mod logging;
+pub mod platform;
 pub mod plugin;
 pub mod provider;
 pub mod resources;

@@ -10,7 +10,7 @@ use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, DataSource};
 use crate::framework::schema::{Attribute, Block, Schema};
 use crate::framework::value::Value;
-use crate::provider::{cluster_attribute, kube_diagnostic, validate_cluster_attribute, Platform};
+use crate::platform::{cluster_attribute, kube_diagnostic, validate_cluster_attribute, Platform};
 use crate::resources::metadata;
 
 pub struct NamespaceDataSource {

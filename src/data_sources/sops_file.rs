@@ -10,7 +10,7 @@ use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, DataSource};
 use crate::framework::schema::{Attribute, Block, Schema};
 use crate::framework::value::Value;
-use crate::provider::{sops_format, Platform};
+use crate::platform::{sops_format, Platform};
 
 pub struct SopsFile {
     platform: Arc<Platform>,

@@ -1,4 +1,5 @@
-//! Managed resources, one module per resource type (`platform_<module>`).
+//! Managed resources, one module per resource type (`platform_<module>`); `provider` lists
+//! them. They share [`crate::platform`] and know nothing of `provider`.
 
 pub mod metadata;
 pub mod namespace;
@@ -8,17 +9,3 @@ pub mod sealed_secret;
 pub mod secret;
 mod secret_data;
 pub mod stack;
-
-use std::sync::Arc;
-
-use crate::framework::resource::Resource;
-use crate::provider::Platform;
-
-pub fn all(platform: &Arc<Platform>) -> Vec<Arc<dyn Resource>> {
-    vec![
-        Arc::new(namespace::NamespaceResource::new(platform.clone())),
-        Arc::new(secret::SecretResource::new(platform.clone())),
-        Arc::new(sealed_secret::SealedSecretResource::new(platform.clone())),
-        Arc::new(stack::StackResource::new(platform.clone())),
-    ]
-}

@@ -17,7 +17,7 @@ use crate::framework::resource::{Context, Plan, Resource};
 use crate::framework::schema::{timeouts_block, Attribute, Block, Schema};
 use crate::framework::timeouts;
 use crate::framework::value::Value;
-use crate::provider::{cluster_attribute, kube_diagnostic, validate_cluster_attribute, Platform};
+use crate::platform::{cluster_attribute, kube_diagnostic, validate_cluster_attribute, Platform};
 
 const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(300);

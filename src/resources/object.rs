@@ -16,7 +16,7 @@ use crate::framework::diagnostics::Diagnostics;
 use crate::framework::resource::{Context, Plan};
 use crate::framework::value::Value;
 
-use crate::provider::{kube_diagnostic, Platform};
+use crate::platform::{kube_diagnostic, Platform};
 
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(60);

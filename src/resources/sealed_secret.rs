@@ -15,7 +15,7 @@ use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
 use crate::framework::schema::{Attribute, Block, Schema};
 use crate::framework::value::Value;
-use crate::provider::{cluster_attribute, kube_diagnostic, validate_cluster_attribute, Platform};
+use crate::platform::{cluster_attribute, kube_diagnostic, validate_cluster_attribute, Platform};
 
 const SOURCES: &[&str] = &["data", "data_wo"];
 /// What Read records when the live SealedSecret's ciphertext is no longer what we wrote: the

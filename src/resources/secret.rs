@@ -24,7 +24,7 @@ use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
 use crate::framework::schema::{Attribute, Block, Schema};
 use crate::framework::value::Value;
-use crate::provider::{cluster_attribute, kube_diagnostic, sops_format, validate_cluster_attribute, Platform};
+use crate::platform::{cluster_attribute, kube_diagnostic, sops_format, validate_cluster_attribute, Platform};
 
 const SOURCES: &[&str] = &["data", "data_wo", "sops_file"];
 /// A SOPS file's values by key, and the key their digest is made with.

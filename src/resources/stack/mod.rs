@@ -39,7 +39,7 @@ use crate::framework::resource::{Context, Plan, Resource};
 use crate::framework::schema::{timeouts_block, Attribute, Block, NestedBlock, Schema};
 use crate::framework::timeouts;
 use crate::framework::value::Value;
-use crate::provider::{cluster_attribute, validate_cluster_attribute, Platform};
+use crate::platform::{cluster_attribute, validate_cluster_attribute, Platform};
 
 const DEFAULT_APPLY_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(10 * 60);

@@ -1,0 +1,118 @@
+//! What the resources and data sources of this provider share during one Terraform run:
+//! [`Platform`] (the default connection, the client cache, the SOPS keys), the `cluster`
+//! attribute every Kubernetes-backed type accepts, SOPS decryption, and
+//! [`kube_diagnostic`], the one place a Kubernetes failure becomes a diagnostic.
+//!
+//! `provider` fills it in at ConfigureProvider; resources and data sources depend on it and
+//! never on `provider`. It knows no resource type.
+
+mod cluster;
+mod secrets;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+pub use cluster::{cluster_attribute, connection_from_attribute, connection_not_known, validate_cluster_attribute, DefaultConnection};
+pub use secrets::{sops_format, SecretsConfig};
+
+use crate::clients::kube::{ClientCache, Cluster, KubeError};
+use crate::clients::sops::{Decrypted, Format, Keys};
+use crate::framework::diagnostics::{AttributePath, Diagnostic};
+use crate::framework::value::Value;
+
+/// What every resource of this provider shares.
+#[derive(Default)]
+pub struct Platform {
+    default_connection: RwLock<DefaultConnection>,
+    clients: ClientCache,
+    secrets: RwLock<SecretsConfig>,
+    /// Loaded on first use, then shared: one key file read per run.
+    sops_keys: Mutex<Option<Result<Arc<Keys>, Diagnostic>>>,
+}
+
+impl Platform {
+    /// Sets the default cluster from the provider's `kubernetes` block.
+    pub fn set_default_connection(&self, connection: DefaultConnection) {
+        *self.default_connection.write().expect("connection lock") = connection;
+    }
+
+    /// Sets the provider's `secrets` block; keys loaded under the previous one are dropped.
+    pub fn set_secrets(&self, secrets: SecretsConfig) {
+        *self.secrets.write().expect("secrets lock") = secrets;
+        *self.sops_keys.lock().expect("sops keys lock") = None;
+    }
+
+    /// The cluster a resource talks to: its own `cluster` attribute when set, else the
+    /// provider's. Clients are built on first use and reused.
+    pub async fn cluster(&self, cluster_attribute: Option<&Value>) -> Result<Cluster, Diagnostic> {
+        let spec = match connection_from_attribute(cluster_attribute)? {
+            Some(spec) => spec,
+            None => match self.default_connection.read().expect("connection lock").clone() {
+                DefaultConnection::Known(spec) if !spec.is_empty() => *spec,
+                DefaultConnection::Known(_) | DefaultConnection::NotConfigured => {
+                    return Err(Diagnostic::error(
+                        "No Kubernetes cluster configured",
+                        "Set the provider's `kubernetes` block (or KUBECONFIG), or this resource's `cluster` attribute.",
+                    ))
+                }
+                DefaultConnection::Unknown => {
+                    return Err(Diagnostic::error(
+                        "Kubernetes connection not known yet",
+                        "The provider's `kubernetes` block depends on values known only after apply. \
+                         Use the resource's `cluster` attribute to connect to a cluster created in the same run.",
+                    ))
+                }
+            },
+        };
+        let path = cluster_attribute.filter(|c| !c.is_null()).map(|_| AttributePath::root("cluster"));
+        self.clients.get(&spec).await.map_err(|e| {
+            let diagnostic = kube_diagnostic("Invalid Kubernetes connection", &e);
+            match path {
+                Some(path) => diagnostic.at(path),
+                None => diagnostic,
+            }
+        })
+    }
+}
+
+impl Platform {
+    /// Decrypts the SOPS file at `path` with the provider's age keys; errors point at `at`.
+    pub fn decrypt_sops_file(&self, path: &str, format: Format, at: AttributePath) -> Result<Decrypted, Diagnostic> {
+        let keys = self
+            .sops_keys
+            .lock()
+            .expect("sops keys lock")
+            .get_or_insert_with(|| {
+                self.secrets.read().expect("secrets lock").load_keys().map(Arc::new).map_err(|e| {
+                    Diagnostic::error("No usable age key for SOPS", format!("{e}"))
+                })
+            })
+            .clone();
+        secrets::decrypt_file(&keys, path, format, at)
+    }
+}
+
+/// A diagnostic for a Kubernetes failure, with a hint for the failures users hit most.
+/// The one place a [`KubeError`] becomes something Terraform shows.
+pub fn kube_diagnostic(summary: &str, error: &KubeError) -> Diagnostic {
+    let hint = match error {
+        KubeError::Unreachable { .. } => {
+            "\n\nCheck that the API server is running and that `host` or the kubeconfig points at it.".to_string()
+        }
+        KubeError::Tls { .. } => "\n\nCheck `cluster_ca_certificate` (or the kubeconfig's certificate-authority) and that `host` \
+             names the server its certificate was issued for."
+            .to_string(),
+        KubeError::ExecPlugin { .. } => "\n\nRun the `exec` command of the `cluster` attribute or the provider's `kubernetes` block \
+             (or the kubeconfig user's exec plugin) by hand to see why it fails."
+            .to_string(),
+        KubeError::Unauthorized { .. } | KubeError::Credentials { .. } => "\n\nThe credentials are wrong or have expired: update \
+             the resource's `cluster` attribute or the provider's `kubernetes` block (token, client certificate, \
+             `exec` or kubeconfig)."
+            .to_string(),
+        KubeError::Forbidden { verb: Some(verb), resource, .. } => {
+            format!("\n\nGrant the user permission to {verb} {resource} (a Role or ClusterRole and its binding), or use other credentials.")
+        }
+        KubeError::Timeout(_) => "\n\nRaise this resource's `timeouts` if the cluster is just slow.".to_string(),
+        _ => String::new(),
+    };
+    Diagnostic::error(summary, format!("{error}{hint}"))
+}
