@@ -6,7 +6,7 @@
 //! - [`tfproto`]: the tfplugin6 gRPC service, converting wire messages to framework values;
 //! - [`framework`]: values, schemas, diagnostics, resource traits and planning;
 //! - [`clients`]: Kubernetes and other systems, knowing nothing of Terraform;
-//! - [`catalog`]: the platform components we know (data, no I/O);
+//! - [`catalog`]: the platform components we know (`catalog/components.yaml`, no I/O);
 //! - [`platform`]: what this provider's types share (connections, client cache, SOPS keys,
 //!   Kubernetes errors as diagnostics);
 //! - [`resources`], [`data_sources`]: this provider's types, using [`platform`];
