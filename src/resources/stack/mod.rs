@@ -10,6 +10,7 @@
 mod claims;
 mod cluster_ops;
 mod config;
+mod documents;
 mod flux;
 mod graph;
 mod inventory;
