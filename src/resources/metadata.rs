@@ -161,6 +161,11 @@ mod tests {
         assert!(dns1123_label_problem("-a").is_some());
         assert!(dns1123_label_problem(&"a".repeat(64)).unwrap().contains("63"));
         assert!(dns1123_label_problem("").is_some());
+        assert!(dns1123_label_problem("a").is_none());
+        assert!(dns1123_label_problem("a-").is_some());
+        assert!(dns1123_label_problem("a.b").is_some());
+        assert!(dns1123_label_problem(&"a".repeat(63)).is_none());
+        assert_eq!(dns1123_label_problem(&"a".repeat(64)).as_deref(), Some("must be at most 63 characters (it has 64)"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::documents::yaml_to_json;
-use super::manifests::dns_label_problem;
+use crate::resources::metadata::dns1123_label_problem as dns_label_problem;
 
 pub const HELM_RELEASE_API: &str = "helm.toolkit.fluxcd.io/v2";
 pub const HELM_RELEASE_KIND: &str = "HelmRelease";

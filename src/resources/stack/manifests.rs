@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 use super::documents::{json_type, read_objects, DocumentObject};
+use crate::resources::metadata::dns1123_label_problem;
 
 /// Label naming the tool that manages an object (the well-known Kubernetes label).
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -129,22 +130,6 @@ pub fn is_crd(api_version: &str, kind: &str) -> bool {
 
 pub fn is_namespace(api_version: &str, kind: &str) -> bool {
     split_api_version(api_version).0.is_empty() && kind == NAMESPACE_KIND
-}
-
-/// Why `value` is not a DNS-1123 label (what namespaces and most names must be), if it is not.
-pub fn dns_label_problem(value: &str) -> Option<String> {
-    let well_formed = value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if value.is_empty() {
-        Some("must not be empty".into())
-    } else if value.len() > 63 {
-        Some(format!("must be at most 63 characters (it has {})", value.len()))
-    } else if !well_formed {
-        Some("must consist of lower case letters, digits and '-', and start and end with a letter or digit".into())
-    } else {
-        None
-    }
 }
 
 /// Parses a component's multi-document YAML into manifests.
@@ -389,7 +374,7 @@ fn read_namespace(
             metadata.remove("namespace");
             None
         }
-        Some(serde_json::Value::String(namespace)) => match dns_label_problem(namespace) {
+        Some(serde_json::Value::String(namespace)) => match dns1123_label_problem(namespace) {
             // The namespace is not quoted: only apiVersion, kind and name ever are.
             Some(problem) => {
                 problems.push(format!("metadata.namespace is not a valid namespace name: it {problem}"));
@@ -666,19 +651,6 @@ spec:
         let ns = &parse_ok("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")[0];
         assert!(ns.is_namespace());
         assert_eq!(ns.crd_defines(), None);
-    }
-
-    #[test]
-    fn dns_labels() {
-        assert_eq!(dns_label_problem("cert-manager"), None);
-        assert_eq!(dns_label_problem("a"), None);
-        assert!(dns_label_problem("").is_some());
-        assert!(dns_label_problem("-a").is_some());
-        assert!(dns_label_problem("a-").is_some());
-        assert!(dns_label_problem("A").is_some());
-        assert!(dns_label_problem("a.b").is_some());
-        assert!(dns_label_problem(&"a".repeat(63)).is_none());
-        assert_eq!(dns_label_problem(&"a".repeat(64)).as_deref(), Some("must be at most 63 characters (it has 64)"));
     }
 
     #[test]
