@@ -18,5 +18,6 @@ mod sealed_secret;
 mod sops_file;
 mod stack;
 mod stack_ownership;
+mod stack_waits;
 mod catalog;
 mod faults;

@@ -1205,19 +1205,22 @@ fn helm_sensitive_values_are_stored_for_flux_target_paths() {
         let stack = unique_name("acc-helmsec");
         let flux_ns = unique_name("acc-helmsec-flux");
         let work = Workdir::new(tf);
-        work.write_main_tf(&stack_tf(
-            &stack,
-            &format!("namespace = {}\n  timeouts {{\n    create = \"2m\"\n  }}", hcl(&flux_ns)),
-            &[
-                flux_namespace_component(&flux_ns),
-                Component::new("db")
-                    .depends_on(&["flux-ns"])
-                    // Not waiting: the fake would only get to it after a minute.
-                    .attr("wait", "false")
-                    .helm("https://charts.example.com", "db", "1.0.0", Some("yamlencode({ fake = { silentSeconds = 60 } })"))
-                    .attr("sensitive_values", "{ \"auth.password\" = \"pa,ss\", \"auth.pin\" = \"1234\", plain = \"word\" }"),
-            ],
-        ));
+        let config = |password: &str| {
+            stack_tf(
+                &stack,
+                &format!("namespace = {}\n  timeouts {{\n    create = \"2m\"\n  }}", hcl(&flux_ns)),
+                &[
+                    flux_namespace_component(&flux_ns),
+                    Component::new("db")
+                        .depends_on(&["flux-ns"])
+                        // Not waiting: the fake would only get to it after a minute.
+                        .attr("wait", "false")
+                        .helm("https://charts.example.com", "db", "1.0.0", Some("yamlencode({ fake = { silentSeconds = 60 } })"))
+                        .attr("sensitive_values", &format!("{{ \"auth.password\" = {}, \"auth.pin\" = \"1234\", plain = \"word\" }}", hcl(password))),
+                ],
+            )
+        };
+        work.write_main_tf(&config("pa,ss"));
         let started = Instant::now();
         work.apply().assert_success();
         assert!(started.elapsed() < Duration::from_secs(50), "wait = false still waited");
@@ -1230,6 +1233,20 @@ fn helm_sensitive_values_are_stored_for_flux_target_paths() {
         };
         assert_eq!(value("plain"), "word");
         let stored = (value("auth.password"), value("auth.pin"));
+        // The release is marked with the Secret's version, never with the values.
+        let marked = |release: &Value| release["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"].clone();
+        let version = marked(&db);
+        assert_eq!(version, json!(format!("{stack}.db.helm-values={}", secret["metadata"]["resourceVersion"].as_str().unwrap())));
+        work.assert_plan_empty();
+        // A changed sensitive value asks Flux to reconcile the release now (the same
+        // generation: only the request annotation changes).
+        work.write_main_tf(&config("n3w,pass"));
+        work.apply().assert_success();
+        let rolled = fake_flux::helm_release(&flux_ns, &format!("{stack}-db")).unwrap();
+        let secret = live(&secret_path(&flux_ns, &format!("{stack}.db.helm-values")));
+        assert_ne!(marked(&rolled), version, "the release was not asked to reconcile");
+        assert_eq!(marked(&rolled), json!(format!("{stack}.db.helm-values={}", secret["metadata"]["resourceVersion"].as_str().unwrap())));
+        work.assert_plan_empty();
         let _ = work.destroy();
         assert_eq!(
             stored,

@@ -14,9 +14,10 @@ use kube::api::{Api, ListParams};
 
 use super::claims::{self, Claim, Claimant};
 use super::config::Component;
+use super::flux;
 use super::inventory::{self, ObjectKey};
 use super::manifests::{self, Manifest, COMPONENT_LABEL, STACK_LABEL};
-use super::readiness;
+use super::readiness::{self, WaitFor};
 use crate::clients::deadline::{Deadline, Interrupted, Progress};
 use crate::clients::kube::ownership::{self, Standing, OWNER_ANNOTATION};
 use crate::clients::kube::{fields, Cluster, KindInfo, KubeError, FIELD_MANAGER};
@@ -54,6 +55,8 @@ pub struct Applied {
     /// Digest of the fields we own, or [`UNCERTAIN`].
     pub digest: String,
     pub adopted: bool,
+    /// The object's resourceVersion after our write (not kept in state).
+    pub resource_version: String,
 }
 
 /// Why one object failed, and the object itself when the write may have happened (its
@@ -109,18 +112,49 @@ impl StackOps<'_> {
         let mut errors = self.apply_all(component, foundations, crd_kinds, &mut applied).await;
         if errors.is_empty() {
             for crd in &crds {
-                if let Err(e) = self.wait_ready(crd).await {
+                if let Err(e) = self.wait_ready(component, crd).await {
                     errors.push(e);
                 }
             }
         }
         if errors.is_empty() {
+            // Values Secrets go first: their versions mark the HelmReleases that read them,
+            // so that a changed sensitive value rolls the release at once.
+            let referenced = values_secrets(&rest);
+            let (secrets, mut rest): (Vec<Manifest>, Vec<Manifest>) =
+                rest.into_iter().partition(|m| m.kind == "Secret" && referenced.contains(&(m.namespace.clone(), m.name.clone())));
+            let mut versions = BTreeMap::new();
+            if !secrets.is_empty() {
+                let keys: Vec<ObjectKey> = secrets.iter().map(|m| ObjectKey::of(&component.name, m)).collect();
+                errors = self.apply_all(component, secrets, crd_kinds, &mut applied).await;
+                if !errors.is_empty() {
+                    return (applied, errors);
+                }
+                for key in keys {
+                    if let Some(entry) = applied.get(&key) {
+                        versions.insert((key.namespace.clone(), key.name.clone()), entry.resource_version.clone());
+                    }
+                }
+                for m in rest.iter_mut().filter(|m| m.kind == "HelmRelease") {
+                    mark_values_version(m, &versions);
+                }
+            }
             let waits: Vec<Manifest> =
                 rest.iter().filter(|m| readiness::needs_wait(m, component.wait, runs_workloads)).cloned().collect();
+            let all = rest.clone();
             errors = self.apply_all(component, rest, crd_kinds, &mut applied).await;
             if errors.is_empty() {
-                let results = concurrently(waits.iter().map(|m| self.wait_ready(m).boxed()).collect()).await;
+                let results = concurrently(waits.iter().map(|m| self.wait_ready(component, m).boxed()).collect()).await;
                 errors = results.into_iter().filter_map(Result::err).collect();
+            }
+            if errors.is_empty() {
+                let chosen: Vec<(&WaitFor, &Manifest)> =
+                    component.wait_for.iter().flat_map(|w| all.iter().filter(|m| w.selects(m)).map(move |m| (w, m))).collect();
+                let results = concurrently(chosen.into_iter().map(|(w, m)| self.wait_for(component, w, m).boxed()).collect()).await;
+                errors = results.into_iter().filter_map(Result::err).collect();
+                for w in component.wait_for.iter().filter(|w| !all.iter().any(|m| w.selects(m))) {
+                    errors.push(format!("wait_for {} selects no object of the component", w.describe()));
+                }
             }
         }
         (applied, errors)
@@ -149,7 +183,7 @@ impl StackOps<'_> {
                 }
                 Err(failure) => {
                     if let Some(key) = failure.uncertain {
-                        applied.insert(*key, Applied { digest: UNCERTAIN.to_string(), adopted: false });
+                        applied.insert(*key, Applied { digest: UNCERTAIN.to_string(), adopted: false, resource_version: String::new() });
                     }
                     errors.push(failure.error);
                 }
@@ -220,7 +254,8 @@ impl StackOps<'_> {
             }
         };
         let digest = fields::owned_digest(&written, FIELD_MANAGER).unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
-        Ok((key, Applied { digest, adopted }))
+        let resource_version = written["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+        Ok((key, Applied { digest, adopted, resource_version }))
     }
 
     /// The objects this plan would adopt, looked up without changing anything; refusals name
@@ -272,9 +307,11 @@ impl StackOps<'_> {
     }
 
     /// Waits until `m` is ready (see `readiness`), failed, the deadline or Ctrl-C.
-    async fn wait_ready(&self, m: &Manifest) -> Result<(), OpError> {
+    async fn wait_ready(&self, component: &Component, m: &Manifest) -> Result<(), OpError> {
         let info = self.kind_of(m, false).await?;
-        let namespace = m.object["metadata"]["namespace"].as_str().map(str::to_string);
+        let mut placed = m.clone();
+        Self::place(component, &info, &mut placed);
+        let namespace = placed.namespace.clone();
         let what = match &namespace {
             Some(ns) => format!("{} {ns}/{}", m.kind, m.name),
             None => format!("{} {}", m.kind, m.name),
@@ -291,6 +328,29 @@ impl StackOps<'_> {
                 let live = self.cluster.get_dynamic(&info, namespace.as_deref(), &m.name).await?;
                 Ok::<_, KubeError>(match live {
                     Some(live) => readiness::progress(&m.kind, &live),
+                    None => Progress::Pending("not found".into()),
+                })
+            })
+            .await
+            .map_err(String::from)
+    }
+
+    /// Waits until a `wait_for` holds for `m`.
+    async fn wait_for(&self, component: &Component, wait: &WaitFor, m: &Manifest) -> Result<(), OpError> {
+        let info = self.kind_of(m, false).await?;
+        let mut placed = m.clone();
+        Self::place(component, &info, &mut placed);
+        let namespace = placed.namespace.clone();
+        let what = match &namespace {
+            Some(ns) => format!("{} {ns}/{}", m.kind, m.name),
+            None => format!("{} {}", m.kind, m.name),
+        };
+        tracing::info!(object = %what, "waiting for {}", wait.describe());
+        self.deadline
+            .poll(&format!("{what}: {}", wait.describe()), POLL, || async {
+                let live = self.cluster.get_dynamic(&info, namespace.as_deref(), &m.name).await?;
+                Ok::<_, KubeError>(match live {
+                    Some(live) => wait.progress(&live),
                     None => Progress::Pending("not found".into()),
                 })
             })
@@ -434,6 +494,46 @@ pub struct LabelledObject {
     pub key: ObjectKey,
     pub digest: String,
     pub owner: Option<String>,
+}
+
+/// The annotation on a HelmRelease that asks Flux to reconcile it now, valued with the
+/// resourceVersions of the Secrets its values come from: it changes exactly when they do (no
+/// fingerprint of the values themselves), so new sensitive values roll the release at once
+/// rather than at Flux's next interval.
+const VALUES_VERSION_ANNOTATION: &str = flux::RECONCILE_REQUEST;
+
+/// (namespace, name) of the Secrets HelmReleases among `objects` take values from.
+fn values_secrets(objects: &[Manifest]) -> BTreeSet<(Option<String>, String)> {
+    objects
+        .iter()
+        .filter(|m| m.kind == "HelmRelease")
+        .flat_map(|m| {
+            let namespace = m.namespace.clone();
+            m.object["spec"]["valuesFrom"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["kind"] == "Secret")
+                .filter_map(move |r| Some((namespace.clone(), r["name"].as_str()?.to_string())))
+        })
+        .collect()
+}
+
+/// Writes [`VALUES_VERSION_ANNOTATION`] on a HelmRelease from its values Secrets' versions.
+fn mark_values_version(release: &mut Manifest, versions: &BTreeMap<(Option<String>, String), String>) {
+    let mut mine: Vec<String> = values_secrets(std::slice::from_ref(release))
+        .into_iter()
+        .filter_map(|secret| versions.get(&secret).map(|v| format!("{}={v}", secret.1)))
+        .collect();
+    if mine.is_empty() {
+        return;
+    }
+    mine.sort();
+    let Some(metadata) = release.object.get_mut("metadata").and_then(|m| m.as_object_mut()) else { return };
+    let annotations = metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
+    if let Some(annotations) = annotations.as_object_mut() {
+        annotations.insert(VALUES_VERSION_ANNOTATION.into(), serde_json::Value::String(mine.join(",")));
+    }
 }
 
 /// Writes the owner annotation into an object about to be applied.

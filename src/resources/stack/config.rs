@@ -8,6 +8,7 @@ use base64::Engine as _;
 use super::flux::{self, HelmChart, HelmComponent};
 use super::graph;
 use super::manifests::{self, Manifest};
+use super::readiness::{self, WaitFor};
 use crate::catalog;
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::value::Value;
@@ -40,6 +41,8 @@ pub struct Component {
     pub delete_adopted: bool,
     /// Field paths applied at create and then left to other managers.
     pub ignore_fields: Vec<Vec<String>>,
+    /// `wait_for` blocks: what must hold for its objects before the component is done.
+    pub wait_for: Vec<WaitFor>,
 }
 
 impl Component {
@@ -219,7 +222,28 @@ fn component(index: usize, block: &Value, diags: &mut Diagnostics) -> Option<Com
             ),
         }
     }
-    Some(Component { index, name, depends_on, namespace, source, sensitive_values, wait, adopt, delete_adopted, ignore_fields })
+    let mut wait_for = Vec::new();
+    for (i, block) in block.get_attr("wait_for").and_then(Value::as_slice).unwrap_or_default().iter().enumerate() {
+        let at = path.clone().attribute("wait_for").index(i as i64);
+        let expression = text(block, "for").unwrap_or_default();
+        match readiness::parse_expectation(&expression) {
+            Ok(expect) => wait_for.push(WaitFor { kind: text(block, "kind"), name: text(block, "name"), expect }),
+            Err(problem) => diags.error_at(at.attribute("for"), "Invalid wait_for", format!("Component {name:?}: {expression:?} {problem}.")),
+        }
+    }
+    Some(Component {
+        index,
+        name,
+        depends_on,
+        namespace,
+        source,
+        sensitive_values,
+        wait,
+        adopt,
+        delete_adopted,
+        ignore_fields,
+        wait_for,
+    })
 }
 
 /// Reads a field path: mapping keys joined by dots, a key holding dots or slashes in

@@ -34,6 +34,10 @@ const CRDS_POLICY: &str = "CreateReplace";
 /// Failed installs and upgrades are retried (with remediation in between) this many times
 /// before helm-controller gives up and marks the release Stalled.
 const REMEDIATION_RETRIES: u32 = 3;
+/// Flux's annotation asking a controller to reconcile now: helm-controller handles a changed
+/// value at once and records it in `status.lastHandledReconcileAt`.
+pub const RECONCILE_REQUEST: &str = "reconcile.fluxcd.io/requestedAt";
+
 /// Helm refuses release names longer than this.
 const RELEASE_NAME_MAX: usize = 53;
 const OCI_SCHEME: &str = "oci://";
@@ -429,11 +433,17 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
                 message: c.get("message").and_then(Value::as_str).unwrap_or(""),
             })
     };
-    let stale = match (generation, observed) {
-        (Some(current), Some(seen)) => seen < current,
-        (Some(_), None) => true,
-        (None, _) => false,
-    };
+    // A requested reconciliation (see `RECONCILE_REQUEST`) not handled yet: the status
+    // describes the release from before it.
+    let requested = object.get("metadata").and_then(|m| m.get("annotations")).and_then(|a| a.get(RECONCILE_REQUEST)).and_then(Value::as_str);
+    let handled = status.and_then(|s| s.get("lastHandledReconcileAt")).and_then(Value::as_str);
+    let request_pending = requested.is_some_and(|r| handled != Some(r));
+    let stale = request_pending
+        || match (generation, observed) {
+            (Some(current), Some(seen)) => seen < current,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
     let reconciling = condition("Reconciling").filter(|c| c.status == "True");
 
     let ready = condition("Ready");
@@ -466,6 +476,7 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
         _ => ReleaseStatus::Progressing {
             reason: "Pending".into(),
             message: match (generation, observed) {
+                _ if request_pending => "waiting for the controller to handle the requested reconciliation".into(),
                 (Some(current), Some(seen)) if seen < current => {
                     format!("waiting for the controller to reconcile generation {current} (it last finished generation {seen})")
                 }
@@ -937,6 +948,21 @@ mod tests {
             release_status(&dependency),
             progressing("DependencyNotReady", "dependency 'flux-system/crds' is not ready")
         );
+    }
+
+    #[test]
+    fn a_requested_reconciliation_counts_once_handled() {
+        let release = |handled: Option<&str>| {
+            let mut r = json!({"metadata": {"generation": 2, "annotations": {RECONCILE_REQUEST: "v=7"}},
+                "status": {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True", "reason": "UpgradeSucceeded"}]}});
+            if let Some(h) = handled {
+                r["status"]["lastHandledReconcileAt"] = json!(h);
+            }
+            r
+        };
+        assert!(matches!(release_status(&release(None)), ReleaseStatus::Progressing { .. }));
+        assert!(matches!(release_status(&release(Some("v=6"))), ReleaseStatus::Progressing { message, .. } if message.contains("requested")));
+        assert_eq!(release_status(&release(Some("v=7"))), ReleaseStatus::Ready);
     }
 
     #[test]

@@ -482,6 +482,18 @@ fn component_block() -> NestedBlock {
             ),
         ])
         .with_block(NestedBlock::single("helm", helm))
+        .with_block(NestedBlock::list(
+            "wait_for",
+            Block::new(vec![
+                Attribute::string("for").required().describe(
+                    "What must hold, as `kubectl wait --for` says it: `condition=Available`, `condition=Ready=False`, \
+                     `jsonpath={.status.phase}=Running`, or `jsonpath={.status.loadBalancer.ingress}` (set at all).",
+                ),
+                Attribute::string("kind").optional().describe("Only objects of this kind (default: every object of the component)."),
+                Attribute::string("name").optional().describe("Only the object of this name."),
+            ])
+            .describe("Waits after the component is applied (and rolled out) until this holds for the objects it selects, within the stack's timeouts."),
+        ))
         .describe("One component of the stack."),
     )
 }

@@ -138,6 +138,130 @@ fn job_progress(live: &serde_json::Value) -> Progress {
     ))
 }
 
+/// A `wait_for` block: objects of the component (all, or of one kind, or one name) and
+/// what must hold for them, in `kubectl wait --for` terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitFor {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub expect: Expectation,
+}
+
+/// What `kubectl wait --for` accepts, minus `delete`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expectation {
+    /// `condition=Available` (status True) or `condition=Ready=False`.
+    Condition { kind: String, status: String },
+    /// `jsonpath={.status.phase}=Running`, or `jsonpath={.status.loadBalancer.ingress}` (exists).
+    JsonPath { path: Vec<PathStep>, value: Option<String>, text: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathStep {
+    Field(String),
+    Index(usize),
+}
+
+impl WaitFor {
+    pub fn selects(&self, m: &Manifest) -> bool {
+        self.kind.as_deref().is_none_or(|k| k == m.kind) && self.name.as_deref().is_none_or(|n| n == m.name)
+    }
+
+    /// "condition Available" or "{.status.phase} = Running", for messages.
+    pub fn describe(&self) -> String {
+        match &self.expect {
+            Expectation::Condition { kind, status } => format!("condition {kind}={status}"),
+            Expectation::JsonPath { text, value: Some(v), .. } => format!("{text}={v}"),
+            Expectation::JsonPath { text, value: None, .. } => format!("{text} to be set"),
+        }
+    }
+
+    pub fn progress(&self, live: &serde_json::Value) -> Progress {
+        match &self.expect {
+            Expectation::Condition { kind, status } => match condition(live, kind) {
+                Some(s) if s.eq_ignore_ascii_case(status) => Progress::Done,
+                Some(s) => Progress::Pending(format!("condition {kind} is {s}")),
+                None => Progress::Pending(format!("no condition {kind} yet")),
+            },
+            Expectation::JsonPath { path, value, text } => {
+                let found = path.iter().try_fold(live, |node, step| match step {
+                    PathStep::Field(f) => node.get(f.as_str()),
+                    PathStep::Index(i) => node.get(*i),
+                });
+                match (found, value) {
+                    (None | Some(serde_json::Value::Null), _) => Progress::Pending(format!("{text} is not set")),
+                    (Some(_), None) => Progress::Done,
+                    (Some(v), Some(wanted)) => {
+                        let actual = match v {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        if &actual == wanted {
+                            Progress::Done
+                        } else {
+                            Progress::Pending(format!("{text} is {actual}"))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads a `for` expression: `condition=<type>[=<status>]` or `jsonpath={<path>}[=<value>]`,
+/// the path being fields and indexes (`.status.conditions[0].type`).
+pub fn parse_expectation(text: &str) -> Result<Expectation, String> {
+    if let Some(rest) = text.strip_prefix("condition=") {
+        let (kind, status) = rest.split_once('=').unwrap_or((rest, "True"));
+        if kind.is_empty() || status.is_empty() || kind.contains(char::is_whitespace) {
+            return Err("needs a condition type, as in `condition=Available` or `condition=Ready=False`".into());
+        }
+        return Ok(Expectation::Condition { kind: kind.to_string(), status: status.to_string() });
+    }
+    if let Some(rest) = text.strip_prefix("jsonpath=") {
+        let inner = rest.strip_prefix('{').ok_or("needs a path in braces, as in `jsonpath={.status.phase}=Running`")?;
+        let end = inner.find('}').ok_or("has no closing `}`")?;
+        let (path_text, after) = (&inner[..end], &inner[end + 1..]);
+        let value = match after {
+            "" => None,
+            _ => Some(after.strip_prefix('=').ok_or("must be followed by `=<value>` or nothing")?.to_string()),
+        };
+        let path = parse_json_path(path_text)?;
+        return Ok(Expectation::JsonPath { path, value, text: format!("{{{path_text}}}") });
+    }
+    Err("must start with `condition=` or `jsonpath=`".into())
+}
+
+fn parse_json_path(text: &str) -> Result<Vec<PathStep>, String> {
+    let mut steps = Vec::new();
+    let mut rest = text.strip_prefix('.').ok_or("a path starts with `.`, as in `.status.phase`")?;
+    while !rest.is_empty() {
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        if end > 0 {
+            steps.push(PathStep::Field(rest[..end].to_string()));
+        }
+        rest = &rest[end..];
+        while let Some(index) = rest.strip_prefix('[') {
+            let close = index.find(']').ok_or("has an unclosed `[`")?;
+            let n = index[..close].parse().map_err(|_| format!("index {:?} is not a number", &index[..close]))?;
+            steps.push(PathStep::Index(n));
+            rest = &index[close + 1..];
+        }
+        if let Some(next) = rest.strip_prefix('.') {
+            if next.is_empty() || next.starts_with('.') {
+                return Err("has an empty field name".into());
+            }
+            rest = next;
+        } else if !rest.is_empty() {
+            return Err(format!("cannot read {rest:?}"));
+        }
+    }
+    if steps.is_empty() {
+        return Err("names no field".into());
+    }
+    Ok(steps)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -230,5 +354,43 @@ mod tests {
         assert!(matches!(progress("CustomResourceDefinition", &json!({})), Progress::Pending(_)));
         let established = json!({"status": {"conditions": [{"type": "Established", "status": "True"}]}});
         assert_eq!(progress("CustomResourceDefinition", &established), Progress::Done);
+    }
+
+    #[test]
+    fn wait_for_expressions_parse_as_kubectl_wait_reads_them() {
+        assert_eq!(
+            parse_expectation("condition=Available").unwrap(),
+            Expectation::Condition { kind: "Available".into(), status: "True".into() }
+        );
+        assert_eq!(
+            parse_expectation("condition=Ready=False").unwrap(),
+            Expectation::Condition { kind: "Ready".into(), status: "False".into() }
+        );
+        let Expectation::JsonPath { path, value, .. } = parse_expectation("jsonpath={.status.conditions[1].type}=Ready").unwrap() else {
+            panic!("not a jsonpath")
+        };
+        assert_eq!(
+            path,
+            [PathStep::Field("status".into()), PathStep::Field("conditions".into()), PathStep::Index(1), PathStep::Field("type".into())]
+        );
+        assert_eq!(value.as_deref(), Some("Ready"));
+        for bad in ["delete", "condition=", "jsonpath=.status", "jsonpath={.status", "jsonpath={status}", "jsonpath={.a..b}", "jsonpath={.a[x]}", "jsonpath={.a}x"] {
+            assert!(parse_expectation(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn wait_for_checks_conditions_and_paths() {
+        let live = json!({"status": {"phase": "Running", "replicas": 2, "conditions": [{"type": "Available", "status": "True"}]}});
+        let wait = |text: &str| WaitFor { kind: None, name: None, expect: parse_expectation(text).unwrap() };
+        assert_eq!(wait("condition=Available").progress(&live), Progress::Done);
+        assert!(matches!(wait("condition=Available=False").progress(&live), Progress::Pending(_)));
+        assert!(matches!(wait("condition=Progressing").progress(&live), Progress::Pending(m) if m.contains("no condition")));
+        assert_eq!(wait("jsonpath={.status.phase}=Running").progress(&live), Progress::Done);
+        assert_eq!(wait("jsonpath={.status.replicas}=2").progress(&live), Progress::Done);
+        assert_eq!(wait("jsonpath={.status.conditions[0].type}=Available").progress(&live), Progress::Done);
+        assert!(matches!(wait("jsonpath={.status.phase}=Failed").progress(&live), Progress::Pending(m) if m.contains("Running")));
+        assert!(matches!(wait("jsonpath={.status.loadBalancer}").progress(&live), Progress::Pending(_)));
+        assert_eq!(wait("jsonpath={.status.phase}").progress(&live), Progress::Done);
     }
 }

@@ -363,9 +363,15 @@ fn reconcile_release(
     let (ns, name) = (meta["namespace"].as_str().unwrap_or(""), meta["name"].as_str().unwrap_or(""));
     let uid = meta["uid"].as_str().unwrap_or("").to_string();
     let generation = meta["generation"].as_i64().unwrap_or(1);
-    if release["status"]["observedGeneration"].as_i64() == Some(generation) || meta["deletionTimestamp"].is_string() {
+    // `reconcile.fluxcd.io/requestedAt` asks for a reconciliation even at the same generation.
+    let requested = meta["annotations"]["reconcile.fluxcd.io/requestedAt"].as_str().map(str::to_string);
+    let handled = release["status"]["lastHandledReconcileAt"].as_str().map(str::to_string);
+    let request_pending = requested.is_some() && requested != handled;
+    if (release["status"]["observedGeneration"].as_i64() == Some(generation) && !request_pending) || meta["deletionTimestamp"].is_string() {
         return;
     }
+    // One round per generation and request.
+    let uid = format!("{uid}/{}", requested.as_deref().unwrap_or(""));
     let path = format!("{HELM_RELEASES}/namespaces/{ns}/helmreleases/{name}");
     let fake = &release["spec"]["values"]["fake"];
 
@@ -439,6 +445,10 @@ fn reconcile_release(
     // A retrying release is reported once per generation.
     if outcome == "Retrying" && events_for(ns, name).iter().any(|e| e.generation == generation && e.outcome == "Retrying") {
         return;
+    }
+    let mut status = status;
+    if let (Some(requested), true) = (&requested, outcome != "Retrying") {
+        status["lastHandledReconcileAt"] = json!(requested);
     }
     if patch_status(&path, status) {
         record(release, generation, outcome);
