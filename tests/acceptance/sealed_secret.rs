@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::harness::secrets::{
-    assert_failure_mentions, ensure_sealed_secret_crd, hcl_map, live_object, provider_config, random_secret, sealing_python, skip_unless,
+    assert_failure_mentions, ensure_sealed_secret_crd, hcl_map, live_object, provider_config, random_secret, sealing_python, require,
     Evidence, SealingKeyPair, TestNamespace,
 };
 use crate::harness::{for_each_terraform, kubectl, TerraformBin, Workdir};
@@ -29,11 +29,11 @@ fn state_encrypted(work: &Workdir, address: &str) -> serde_json::Value {
     work.resource_values(address).unwrap_or_else(|| panic!("{address} not in state"))["encrypted_data"].clone()
 }
 
-/// The key pair and CRD every test needs, or `None` (after saying why) without Python.
-fn setup(work: &Workdir) -> Option<SealingKeyPair> {
-    let python = skip_unless(sealing_python())?;
+/// The key pair and CRD every test needs (Python with kubesealpy is required).
+fn setup(work: &Workdir) -> SealingKeyPair {
+    let python = require(sealing_python());
     ensure_sealed_secret_crd();
-    Some(SealingKeyPair::generate(&python, work.root()))
+    SealingKeyPair::generate(&python, work.root())
 }
 
 fn expected(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -69,7 +69,7 @@ fn every_scope_seals_for_its_binding_and_reseals_only_on_change() {
     for_each_terraform(|tf| {
         let ns = TestNamespace::create("acc-sealed");
         let work = Workdir::new(tf);
-        let Some(keys) = setup(&work) else { return };
+        let keys = setup(&work);
         let passwords: BTreeMap<&str, String> = SCOPES.iter().map(|(label, _)| (*label, random_secret(label))).collect();
         let config = |passwords: &BTreeMap<&str, String>| {
             let mut config = provider_config(None);
@@ -185,7 +185,7 @@ fn write_only_values_are_sealed_and_never_stored() {
         }
         let ns = TestNamespace::create("acc-sealed-wo");
         let work = Workdir::new(tf);
-        let Some(keys) = setup(&work) else { return };
+        let keys = setup(&work);
         let (first, unversioned, second) = (random_secret("first"), random_secret("unversioned"), random_secret("second"));
         let config = |value: &str, version: u32| {
             let mut config = provider_config(None);
@@ -238,7 +238,7 @@ fn refused_without_write_only_support(tf: &TerraformBin) {
     ));
     let out = work.plan();
     assert_failure_mentions(&out, "data_wo on old Terraform", &["needs Terraform 1.11 or later", "\"data_wo\" is write-only", "data_wo = {"]);
-    eprintln!("skipped with {tf}: write-only attributes need Terraform 1.11 (checked that data_wo is refused)");
+    eprintln!("with {tf}: data_wo refused as it must be (write-only attributes need Terraform 1.11)");
 }
 
 #[test]

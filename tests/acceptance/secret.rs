@@ -6,7 +6,7 @@
 use crate::harness::secrets::{
     assert_failure_mentions, base64, ensure_sealed_secret_crd, hcl_map, isolate_age_keys, live_object,
     patch_secret_value, platform_secret, provider_config, random_secret, sealing_python, secret_text, secret_values,
-    skip_unless, tamper_enc_data, AgeKey, Evidence, SampleYaml, SealingKeyPair, Sops, TestNamespace,
+    require, tamper_enc_data, AgeKey, Evidence, SampleYaml, SealingKeyPair, Sops, TestNamespace,
 };
 use crate::harness::{for_each_terraform, kubectl, Workdir};
 use sha2::{Digest, Sha256};
@@ -166,7 +166,7 @@ fn an_existing_secret_is_refused_then_adopted_and_released_on_destroy() {
 /// not manage (a binary one here) are left byte for byte.
 #[test]
 fn import_copies_no_values_into_state_and_destroy_releases() {
-    let Some(sops) = skip_unless(Sops::find()) else { return };
+    let sops = require(Sops::find());
     for_each_terraform(|tf| {
         let ns = TestNamespace::create("acc-sec-import");
         let (work, key) = sops.keyed_workdir(Workdir::new(tf));
@@ -321,7 +321,7 @@ impl SopsFixtures {
 
 #[test]
 fn sops_files_of_every_format_become_secrets_and_follow_file_and_live_changes() {
-    let Some(sops) = skip_unless(Sops::find()) else { return };
+    let sops = require(Sops::find());
     for_each_terraform(|tf| {
         let ns = TestNamespace::create("acc-sops");
         let (work, key) = sops.keyed_workdir(Workdir::new(tf));
@@ -419,7 +419,7 @@ fn sops_files_of_every_format_become_secrets_and_follow_file_and_live_changes() 
 
 #[test]
 fn tampered_foreign_and_unreadable_sops_files_are_clear_errors() {
-    let Some(sops) = skip_unless(Sops::find()) else { return };
+    let sops = require(Sops::find());
     for_each_terraform(|tf| {
         let (work, key) = sops.keyed_workdir(Workdir::without_cluster(tf));
         let stranger = sops.age_key(work.root(), "stranger.txt");
@@ -511,7 +511,7 @@ fn tampered_foreign_and_unreadable_sops_files_are_clear_errors() {
 
 #[test]
 fn age_keys_come_from_the_provider_block_the_environment_or_inline() {
-    let Some(sops) = skip_unless(Sops::find()) else { return };
+    let sops = require(Sops::find());
     for_each_terraform(|tf| {
         let (work, key) = sops.keyed_workdir(Workdir::without_cluster(tf));
         let stranger = sops.age_key(work.root(), "stranger.txt");
@@ -561,7 +561,7 @@ fn write_only_data_reaches_the_cluster_but_never_the_state() {
             let out = work.plan();
             // Named in the text, and attached to the attribute (Terraform quotes its line).
             assert_failure_mentions(&out, "data_wo on old Terraform", &["needs Terraform 1.11 or later", "\"data_wo\" is write-only", "data_wo = {"]);
-            eprintln!("skipped with {tf}: write-only attributes need Terraform 1.11 (checked that data_wo is refused)");
+            eprintln!("with {tf}: data_wo refused as it must be (write-only attributes need Terraform 1.11)");
             return;
         }
         let ns = TestNamespace::create("acc-wo");
@@ -610,8 +610,8 @@ fn write_only_data_reaches_the_cluster_but_never_the_state() {
 /// or the state file; `data` values appear only in state (sensitive, as documented).
 #[test]
 fn secret_values_never_reach_output_logs_or_state() {
-    let Some(sops) = skip_unless(Sops::find()) else { return };
-    let python = sealing_python().map_err(|reason| eprintln!("sealed secret part skipped: {reason}")).ok();
+    let sops = require(Sops::find());
+    let python = Some(require(sealing_python()));
     if python.is_some() {
         ensure_sealed_secret_crd();
     }

@@ -18,16 +18,11 @@ use base64::Engine as _;
 
 use super::{command_timeout, env_or_testenv, kubectl, kubectl_stdin, run_command, wait_until, CmdOutput, Workdir};
 
-/// Prints why a test is skipped and gives `None`; tests write
-/// `let Some(sops) = skip_unless(Sops::find()) else { return };`.
-pub fn skip_unless<T>(found: Result<T, String>) -> Option<T> {
-    match found {
-        Ok(value) => Some(value),
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
+/// The tool a test needs; a missing one fails the test, saying how to install it:
+/// `let sops = require(Sops::find());`.
+#[track_caller]
+pub fn require<T>(found: Result<T, String>) -> T {
+    found.unwrap_or_else(|reason| panic!("missing test tool: {reason}; {}", super::SETUP_HINT))
 }
 
 /// `ENV` (or what testenv recorded), else `fallback` on PATH.
