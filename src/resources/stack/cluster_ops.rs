@@ -15,7 +15,7 @@ use kube::api::{Api, ListParams};
 use super::claims::{self, Claim, Claimant};
 use super::config::Component;
 use super::flux;
-use super::inventory::{self, ObjectKey};
+use super::inventory::{self, Entry, ObjectKey};
 use super::manifests::{self, Manifest, COMPONENT_LABEL, STACK_LABEL};
 use super::readiness::{self, WaitFor};
 use crate::clients::deadline::{Deadline, Interrupted, Progress};
@@ -28,13 +28,6 @@ pub(super) const POLL: Duration = Duration::from_millis(500);
 /// How long a kind may stay unknown after its CRD is Established (discovery lags a little).
 const DISCOVERY_GRACE: Duration = Duration::from_secs(30);
 
-/// What Read records for an object that changed or vanished: anything but a digest makes
-/// the next plan re-apply the stack.
-pub const CHANGED: &str = "changed outside Terraform";
-pub const DELETED: &str = "deleted outside Terraform";
-/// What an apply records for an object whose write failed midway (timeout, dropped
-/// connection): it may exist, carrying our id; the next apply writes it again.
-pub const UNCERTAIN: &str = "outcome unknown";
 
 pub struct StackOps<'a> {
     pub cluster: &'a Cluster,
@@ -52,8 +45,8 @@ pub type OpError = String;
 /// One object written by an apply.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    /// Digest of the fields we own, or [`UNCERTAIN`].
-    pub digest: String,
+    /// Digest of the fields we own, or [`Entry::Uncertain`].
+    pub entry: Entry,
     pub adopted: bool,
     /// The object's resourceVersion after our write (not kept in state).
     pub resource_version: String,
@@ -183,7 +176,7 @@ impl StackOps<'_> {
                 }
                 Err(failure) => {
                     if let Some(key) = failure.uncertain {
-                        applied.insert(*key, Applied { digest: UNCERTAIN.to_string(), adopted: false, resource_version: String::new() });
+                        applied.insert(*key, Applied { entry: Entry::Uncertain, adopted: false, resource_version: String::new() });
                     }
                     errors.push(failure.error);
                 }
@@ -255,7 +248,7 @@ impl StackOps<'_> {
         };
         let digest = fields::owned_digest(&written, FIELD_MANAGER).unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
         let resource_version = written["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
-        Ok((key, Applied { digest, adopted, resource_version }))
+        Ok((key, Applied { entry: Entry::Digest(digest), adopted, resource_version }))
     }
 
     /// The objects this plan would adopt, looked up without changing anything; refusals name
@@ -371,9 +364,9 @@ impl StackOps<'_> {
     }
 
     /// Fresh digests for `entries` (one list per kind and namespace): unchanged entries keep
-    /// their digest, others become [`CHANGED`] or [`DELETED`]. An object that now carries
+    /// their digest, others become [`Entry::Changed`] or [`Entry::Deleted`]. An object that now carries
     /// another instance's id counts as deleted: it is no longer ours.
-    pub async fn refresh(&self, entries: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, OpError> {
+    pub async fn refresh(&self, entries: &BTreeMap<String, Entry>) -> Result<BTreeMap<String, Entry>, OpError> {
         let mut groups: BTreeMap<ListScope, Vec<(String, ObjectKey)>> = BTreeMap::new();
         for text in entries.keys() {
             let Ok(key) = text.parse::<ObjectKey>() else { continue };
@@ -410,12 +403,12 @@ impl StackOps<'_> {
                 let stored = &entries[&text];
                 let value = match live.get(&key.name) {
                     Some(object) if matches!(ownership::standing(object, self.claimant.id), Standing::OtherInstance(_)) => {
-                        DELETED.to_string()
+                        Entry::Deleted
                     }
-                    None => DELETED.to_string(),
-                    Some(object) => match fields::owned_digest(object, FIELD_MANAGER) {
-                        Some(digest) if &digest == stored => digest,
-                        _ => CHANGED.to_string(),
+                    None => Entry::Deleted,
+                    Some(object) => match (fields::owned_digest(object, FIELD_MANAGER), stored) {
+                        (Some(digest), Entry::Digest(stored)) if &digest == stored => Entry::Digest(digest),
+                        _ => Entry::Changed,
                     },
                 };
                 refreshed.insert(text, value);
@@ -457,7 +450,7 @@ impl StackOps<'_> {
                     namespace: meta["namespace"].as_str().map(str::to_string),
                     name: meta["name"].as_str().unwrap_or_default().to_string(),
                 };
-                let digest = fields::owned_digest(&object, FIELD_MANAGER).unwrap_or_else(|| CHANGED.to_string());
+                let digest = fields::owned_digest(&object, FIELD_MANAGER).map_or(Entry::Changed, Entry::Digest);
                 let owner = ownership::owner(&object).map(str::to_string);
                 let uid = meta["uid"].as_str().unwrap_or_default().to_string();
                 let keep_existing = by_uid.get(&uid).is_some_and(|existing| existing.key.group() != "extensions");
@@ -492,7 +485,7 @@ pub(super) fn forbidden(e: &KubeError) -> bool {
 #[derive(Debug, Clone)]
 pub struct LabelledObject {
     pub key: ObjectKey,
-    pub digest: String,
+    pub digest: Entry,
     pub owner: Option<String>,
 }
 

@@ -81,6 +81,50 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// What the inventory holds for an object beside its key: the digest of the fields we own,
+/// or why there is none. Its text is what the state, and so the plan, shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Digest(String),
+    /// A field we own was changed outside Terraform: the next apply writes it back.
+    Changed,
+    /// The object is gone, or belongs to another instance now.
+    Deleted,
+    /// A write whose outcome is unknown (a timeout, a dropped connection).
+    Uncertain,
+}
+
+const CHANGED_TEXT: &str = "changed outside Terraform";
+const DELETED_TEXT: &str = "deleted outside Terraform";
+const UNCERTAIN_TEXT: &str = "outcome unknown";
+
+impl Entry {
+    pub fn parse(text: &str) -> Entry {
+        match text {
+            CHANGED_TEXT => Entry::Changed,
+            DELETED_TEXT => Entry::Deleted,
+            UNCERTAIN_TEXT => Entry::Uncertain,
+            digest => Entry::Digest(digest.to_string()),
+        }
+    }
+
+    /// Whether an apply has something to repair for this object.
+    pub fn is_stale(&self) -> bool {
+        !matches!(self, Entry::Digest(_))
+    }
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Entry::Digest(digest) => digest,
+            Entry::Changed => CHANGED_TEXT,
+            Entry::Deleted => DELETED_TEXT,
+            Entry::Uncertain => UNCERTAIN_TEXT,
+        })
+    }
+}
+
 /// Text that is not an inventory entry (only identity is quoted: entries hold no values).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{0:?} is not an inventory entry of the form \"<component>: <apiVersion> <kind> [<namespace>/]<name>\"")]
@@ -375,5 +419,13 @@ mod tests {
         keys.sort();
         let texts: Vec<String> = keys.iter().map(ToString::to_string).collect();
         assert_eq!(texts, ["a: v1 ConfigMap x/a", "a: v1 ConfigMap x/b", "b: v1 ConfigMap x/a"]);
+    }
+
+    #[test]
+    fn entries_round_trip_through_their_text() {
+        for entry in [Entry::Digest("sha256:ab".into()), Entry::Changed, Entry::Deleted, Entry::Uncertain] {
+            assert_eq!(Entry::parse(&entry.to_string()), entry);
+        }
+        assert!(Entry::Changed.is_stale() && !Entry::Digest("x".into()).is_stale());
     }
 }

@@ -25,9 +25,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use self::claims::{Claimant, Identity, Refusal};
-use self::cluster_ops::{describe, Applied, StackOps, CHANGED, DELETED, UNCERTAIN};
+use self::cluster_ops::{describe, Applied, StackOps};
 use self::config::{Component, Source};
-use self::inventory::ObjectKey;
+use self::inventory::{Entry, ObjectKey};
 use self::manifests::{Manifest, STACK_LABEL};
 use self::teardown::LetGo;
 use super::metadata;
@@ -63,10 +63,9 @@ struct Past {
 
 impl Past {
     fn of(state: &Value) -> Past {
-        let objects = metadata::string_map(state.get_attr("objects")).unwrap_or_default();
-        let inventory = objects
+        let inventory = entries(state)
             .iter()
-            .filter(|(_, v)| v.as_str() != DELETED)
+            .filter(|(_, v)| **v != Entry::Deleted)
             .filter_map(|(k, _)| k.parse::<ObjectKey>().ok())
             .map(|k| k.owned_identity())
             .collect();
@@ -77,6 +76,15 @@ impl Past {
     fn claimant<'a>(&'a self, id: &'a str, planned_adoptions: Option<&'a BTreeSet<Identity>>) -> Claimant<'a> {
         Claimant { id, inventory: &self.inventory, adopted: &self.adopted, planned_adoptions }
     }
+}
+
+/// The inventory of a state: entry text by object key.
+fn entries(state: &Value) -> BTreeMap<String, Entry> {
+    metadata::string_map(state.get_attr("objects")).unwrap_or_default().into_iter().map(|(k, v)| (k, Entry::parse(&v))).collect()
+}
+
+fn entries_value(entries: &BTreeMap<String, Entry>) -> Value {
+    Value::Map(entries.iter().map(|(k, v)| (k.clone(), Value::string(v.to_string()))).collect())
 }
 
 fn string_set(value: Option<&Value>) -> Option<BTreeSet<String>> {
@@ -168,19 +176,18 @@ impl StackResource {
             }
         }
 
-        let applied_text: BTreeMap<String, String> = applied.iter().map(|(k, v)| (k.to_string(), v.digest.clone())).collect();
+        let applied_entries: BTreeMap<String, Entry> = applied.iter().map(|(k, v)| (k.to_string(), v.entry.clone())).collect();
         let adopted_now: BTreeSet<String> = applied.iter().filter(|(_, v)| v.adopted).map(|(k, _)| k.to_string()).collect();
         if failed {
             // Keep the prior configuration so the next plan tries again (a failed create is
             // tainted: replacing it deletes only what it created), and record both what was
             // applied now and what the previous apply left in place.
-            let prior_objects = metadata::string_map(prior.get_attr("objects")).unwrap_or_default();
-            let mut objects = prior_objects;
-            objects.extend(applied_text);
+            let mut objects = entries(prior);
+            objects.extend(applied_entries);
             let mut adopted = past.adopted_keys.clone();
             adopted.extend(adopted_now);
             let mut state = if prior.is_null() { planned.clone() } else { prior.clone() };
-            state.set_attr("objects", metadata::string_map_value(&objects));
+            state.set_attr("objects", entries_value(&objects));
             state.set_attr("adopted", string_list_value(&adopted));
             state.set_attr("id", Value::string(id.clone()));
             if prior.is_null() {
@@ -212,19 +219,19 @@ impl StackResource {
                 Err(e) => {
                     diags.error("Could not prune removed objects", format!("Stack {stack:?}: {e}"));
                     // Keep them in the inventory (as deleted, so the next apply tries again).
-                    let mut objects = applied_text.clone();
+                    let mut objects = applied_entries.clone();
                     for key in prune {
-                        objects.insert(key.to_string(), DELETED.to_string());
+                        objects.insert(key.to_string(), Entry::Deleted);
                     }
                     let mut adopted = adopted_now.clone();
                     adopted.extend(past.adopted_keys.iter().filter(|k| objects.contains_key(*k)).cloned());
-                    state.set_attr("objects", metadata::string_map_value(&objects));
+                    state.set_attr("objects", entries_value(&objects));
                     state.set_attr("adopted", string_list_value(&adopted));
                     return Some(state);
                 }
             }
         }
-        state.set_attr("objects", metadata::string_map_value(&applied_text));
+        state.set_attr("objects", entries_value(&applied_entries));
         Some(state)
     }
 
@@ -361,12 +368,20 @@ fn changes_cluster(prior: &Value, planned: &Value) -> bool {
     APPLIED_ATTRIBUTES.iter().any(|a| prior.get_attr(a) != planned.get_attr(a))
 }
 
+/// The planned inventory when Read recorded drift: stale entries become unknown (the apply
+/// writes them back), the others stay, so the plan names exactly the objects concerned.
+/// `None` when nothing drifted.
+fn repair_plan(objects: &BTreeMap<String, Value>) -> Option<BTreeMap<String, Value>> {
+    let stale = |v: &Value| v.as_str().is_some_and(|text| Entry::parse(text).is_stale());
+    objects
+        .values()
+        .any(stale)
+        .then(|| objects.iter().map(|(k, v)| (k.clone(), if stale(v) { Value::Unknown } else { v.clone() })).collect())
+}
+
 /// Whether Read recorded drift (or an apply an uncertain write) that an apply repairs.
 fn has_stale_entries(state: &Value) -> bool {
-    metadata::string_map(state.get_attr("objects"))
-        .unwrap_or_default()
-        .values()
-        .any(|v| v == CHANGED || v == DELETED || v == UNCERTAIN)
+    entries(state).values().any(Entry::is_stale)
 }
 
 /// Notes from letting go of objects, as one warning.
@@ -608,9 +623,7 @@ impl Resource for StackResource {
         // Unchanged configuration: only drift recorded by Read makes an update, and the
         // plan names the objects it concerns.
         if let Some(Value::Map(objects)) = plan.prior.get_attr("objects") {
-            let stale = |v: &Value| matches!(v.as_str(), Some(CHANGED) | Some(DELETED) | Some(UNCERTAIN));
-            if objects.values().any(stale) {
-                let planned = objects.iter().map(|(k, v)| (k.clone(), if stale(v) { Value::Unknown } else { v.clone() })).collect();
+            if let Some(planned) = repair_plan(objects) {
                 plan.planned.set_attr("objects", Value::Map(planned));
                 let adoptions = self.plan_adoptions(ctx, plan, diags).await;
                 plan.planned.set_attr("adopted", adoptions.as_ref().map_or(Value::Unknown, string_list_value));
@@ -626,7 +639,7 @@ impl Resource for StackResource {
     }
 
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
-        let objects = metadata::string_map(state.get_attr("objects")).unwrap_or_default();
+        let objects = entries(state);
         if objects.is_empty() {
             return Some(state.clone());
         }
@@ -643,12 +656,12 @@ impl Resource for StackResource {
         };
         match ops.deadline.run(ops.refresh(&objects)).await {
             Ok(refreshed) => {
-                let drifted: Vec<&String> = refreshed.iter().filter(|(_, v)| v.as_str() == CHANGED || v.as_str() == DELETED).map(|(k, _)| k).collect();
+                let drifted: Vec<&String> = refreshed.iter().filter(|(_, v)| v.is_stale()).map(|(k, _)| k).collect();
                 if !drifted.is_empty() {
                     tracing::info!(stack = %stack, objects = ?drifted, "objects changed outside Terraform");
                 }
                 let mut next = state.clone();
-                next.set_attr("objects", metadata::string_map_value(&refreshed));
+                next.set_attr("objects", entries_value(&refreshed));
                 Some(next)
             }
             Err(e) => {
@@ -777,11 +790,61 @@ impl Resource for StackResource {
             return None;
         }
         let owner = owners.first().map(|o| o.to_string()).unwrap_or_else(new_instance_id);
-        let objects: BTreeMap<String, String> = labelled.iter().map(|o| (o.key.to_string(), o.digest.clone())).collect();
+        let objects: BTreeMap<String, Entry> = labelled.iter().map(|o| (o.key.to_string(), o.digest.clone())).collect();
         let adopted: BTreeSet<String> = labelled.iter().filter(|o| o.owner.is_none()).map(|o| o.key.to_string()).collect();
-        state.set_attr("objects", metadata::string_map_value(&objects));
+        state.set_attr("objects", entries_value(&objects));
         state.set_attr("adopted", string_list_value(&adopted));
         state.set_attr("id", Value::string(owner));
         Some(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(objects: &[(&str, &str)]) -> Value {
+        let mut state = Value::null_object(&StackResource::new(Arc::default()).schema().implied_type());
+        state.set_attr("name", Value::string("apps"));
+        state.set_attr("objects", Value::Map(objects.iter().map(|(k, v)| (k.to_string(), Value::string(*v))).collect()));
+        state
+    }
+
+    #[test]
+    fn drift_plans_unknown_only_for_the_objects_concerned() {
+        let prior = state(&[
+            ("app: v1 ConfigMap apps/a", "sha256:aa"),
+            ("app: v1 ConfigMap apps/b", "changed outside Terraform"),
+            ("app: v1 ConfigMap apps/c", "deleted outside Terraform"),
+            ("app: v1 ConfigMap apps/d", "outcome unknown"),
+        ]);
+        let Some(Value::Map(objects)) = prior.get_attr("objects") else { panic!() };
+        let planned = repair_plan(objects).expect("drift makes a plan");
+        assert_eq!(planned["app: v1 ConfigMap apps/a"], Value::string("sha256:aa"));
+        for stale in ["b", "c", "d"] {
+            assert_eq!(planned[&format!("app: v1 ConfigMap apps/{stale}")], Value::Unknown, "{stale}");
+        }
+        let clean = state(&[("app: v1 ConfigMap apps/a", "sha256:aa")]);
+        let Some(Value::Map(objects)) = clean.get_attr("objects") else { panic!() };
+        assert_eq!(repair_plan(objects), None);
+        assert!(has_stale_entries(&prior) && !has_stale_entries(&clean));
+    }
+
+    #[test]
+    fn only_what_reaches_the_cluster_makes_an_apply() {
+        let prior = state(&[]);
+        let mut planned = prior.clone();
+        planned.set_attr("cluster", Value::Map([("config_context".to_string(), Value::string("other"))].into()));
+        planned.set_attr("force_delete", Value::Bool(true));
+        assert!(!changes_cluster(&prior, &planned), "the connection and force_delete change nothing in the cluster");
+        planned.set_attr("force_conflicts", Value::Bool(true));
+        assert!(changes_cluster(&prior, &planned));
+    }
+
+    #[test]
+    fn inventory_deleted_entries_are_not_ours_any_more() {
+        let past = Past::of(&state(&[("app: v1 ConfigMap apps/a", "sha256:aa"), ("app: v1 ConfigMap apps/gone", "deleted outside Terraform")]));
+        assert!(past.inventory.contains(&("".into(), "ConfigMap".into(), Some("apps".into()), "a".into())));
+        assert!(!past.inventory.contains(&("".into(), "ConfigMap".into(), Some("apps".into()), "gone".into())));
     }
 }
