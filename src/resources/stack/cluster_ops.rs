@@ -71,6 +71,13 @@ impl From<Interrupted> for ObjectFailure {
     }
 }
 
+impl<'a> StackOps<'a> {
+    /// Operations that keep fields other managers own as they are (all but apply's choice).
+    pub fn new(cluster: &'a Cluster, stack: &'a str, deadline: Deadline, claimant: Claimant<'a>) -> Self {
+        StackOps { cluster, stack, deadline, claimant, force_conflicts: false }
+    }
+}
+
 impl StackOps<'_> {
     pub(super) fn kube(&self, what: &str, e: KubeError) -> OpError {
         format!("{what}: {e}")
@@ -301,51 +308,42 @@ impl StackOps<'_> {
 
     /// Waits until `m` is ready (see `readiness`), failed, the deadline or Ctrl-C.
     async fn wait_ready(&self, component: &Component, m: &Manifest) -> Result<(), OpError> {
-        let info = self.kind_of(m, false).await?;
-        let mut placed = m.clone();
-        Self::place(component, &info, &mut placed);
-        let namespace = placed.namespace.clone();
-        let what = match &namespace {
-            Some(ns) => format!("{} {ns}/{}", m.kind, m.name),
-            None => format!("{} {}", m.kind, m.name),
-        };
         let goal = match m.kind.as_str() {
-            "HelmRelease" => "Ready",
-            "CustomResourceDefinition" => "Established",
-            "Job" => "complete",
-            _ => "rolled out",
+            "HelmRelease" => " to be Ready",
+            "CustomResourceDefinition" => " to be Established",
+            "Job" => " to complete",
+            _ => " to be rolled out",
         };
-        tracing::info!(object = %what, "waiting to be {goal}");
-        self.deadline
-            .poll(&format!("{what} to be {goal}"), POLL, || async {
-                let live = self.cluster.get_dynamic(&info, namespace.as_deref(), &m.name).await?;
-                Ok::<_, KubeError>(match live {
-                    Some(live) => readiness::progress(&m.kind, &live),
-                    None => Progress::Pending("not found".into()),
-                })
-            })
-            .await
-            .map_err(String::from)
+        self.wait_until(component, m, goal, |live| readiness::progress(&m.kind, live)).await
     }
 
     /// Waits until a `wait_for` holds for `m`.
     async fn wait_for(&self, component: &Component, wait: &WaitFor, m: &Manifest) -> Result<(), OpError> {
+        self.wait_until(component, m, &format!(": {}", wait.describe()), |live| wait.progress(live)).await
+    }
+
+    /// Polls `m` where the component puts it until `judge` says done or failed; messages
+    /// read "<Kind> <namespace>/<name><goal>".
+    async fn wait_until(
+        &self,
+        component: &Component,
+        m: &Manifest,
+        goal: &str,
+        judge: impl Fn(&serde_json::Value) -> Progress + Sync,
+    ) -> Result<(), OpError> {
         let info = self.kind_of(m, false).await?;
         let mut placed = m.clone();
         Self::place(component, &info, &mut placed);
         let namespace = placed.namespace.clone();
         let what = match &namespace {
-            Some(ns) => format!("{} {ns}/{}", m.kind, m.name),
-            None => format!("{} {}", m.kind, m.name),
+            Some(ns) => format!("{} {ns}/{}{goal}", m.kind, m.name),
+            None => format!("{} {}{goal}", m.kind, m.name),
         };
-        tracing::info!(object = %what, "waiting for {}", wait.describe());
+        tracing::info!("waiting for {what}");
         self.deadline
-            .poll(&format!("{what}: {}", wait.describe()), POLL, || async {
+            .poll(&what, POLL, || async {
                 let live = self.cluster.get_dynamic(&info, namespace.as_deref(), &m.name).await?;
-                Ok::<_, KubeError>(match live {
-                    Some(live) => wait.progress(&live),
-                    None => Progress::Pending("not found".into()),
-                })
+                Ok::<_, KubeError>(live.as_ref().map_or_else(|| Progress::Pending("not found".into()), &judge))
             })
             .await
             .map_err(String::from)

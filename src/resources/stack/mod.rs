@@ -146,11 +146,8 @@ impl StackResource {
         let past = Past::of(prior);
         let planned_adoptions = string_set(planned.get_attr("adopted")).map(|keys| identities(&keys));
         let ops = StackOps {
-            cluster: &cluster,
-            stack: &stack,
-            deadline,
-            claimant: past.claimant(&id, planned_adoptions.as_ref()),
             force_conflicts: flag(planned, "force_conflicts"),
+            ..StackOps::new(&cluster, &stack, deadline, past.claimant(&id, planned_adoptions.as_ref()))
         };
         if prior.is_null() && !self.name_is_free(&ops, &stack, diags).await {
             return None;
@@ -287,13 +284,7 @@ impl StackResource {
         let cluster = self.platform.cluster(cluster_value).await.ok()?;
         let id = plan.prior.get_attr("id").and_then(Value::as_str).unwrap_or_default().to_string();
         let past = Past::of(&plan.prior);
-        let ops = StackOps {
-            cluster: &cluster,
-            stack: &stack,
-            deadline: Deadline::after(PLAN_TIMEOUT, ctx.stop.clone()),
-            claimant: past.claimant(&id, None),
-            force_conflicts: false,
-        };
+        let ops = StackOps::new(&cluster, &stack, Deadline::after(PLAN_TIMEOUT, ctx.stop.clone()), past.claimant(&id, None));
         let looked = ops.deadline.run(ops.planned_adoptions(&components, &rendered)).await;
         match looked {
             Ok((keys, refusals)) => {
@@ -647,13 +638,7 @@ impl Resource for StackResource {
         let stack = text(state, "name");
         let id = text(state, "id");
         let past = Past::of(state);
-        let ops = StackOps {
-            cluster: &cluster,
-            stack: &stack,
-            deadline: Deadline::after(READ_TIMEOUT, ctx.stop.clone()),
-            claimant: past.claimant(&id, None),
-            force_conflicts: false,
-        };
+        let ops = StackOps::new(&cluster, &stack, Deadline::after(READ_TIMEOUT, ctx.stop.clone()), past.claimant(&id, None));
         match ops.deadline.run(ops.refresh(&objects)).await {
             Ok(refreshed) => {
                 let drifted: Vec<&String> = refreshed.iter().filter(|(_, v)| v.is_stale()).map(|(k, _)| k).collect();
@@ -705,13 +690,7 @@ impl Resource for StackResource {
         let id = text(prior, "id");
         let past = Past::of(prior);
         let deadline = Deadline::after(timeouts::timeout(prior, "delete", DEFAULT_DELETE_TIMEOUT), ctx.stop.clone());
-        let ops = StackOps {
-            cluster: &cluster,
-            stack: &stack,
-            deadline,
-            claimant: past.claimant(&id, None),
-            force_conflicts: false,
-        };
+        let ops = StackOps::new(&cluster, &stack, deadline, past.claimant(&id, None));
         let delete_adopted = |key: &ObjectKey| components.iter().any(|c| c.name == key.component && c.delete_adopted);
         let how = LetGo { delete_adopted: &delete_adopted, force_delete: flag(prior, "force_delete") };
         // Objects of components no longer configured go first.
@@ -758,13 +737,7 @@ impl Resource for StackResource {
         state.set_attr("component", Value::List(Vec::new()));
         let cluster = self.cluster(&state, diags).await?;
         let past = Past::default();
-        let ops = StackOps {
-            cluster: &cluster,
-            stack: id,
-            deadline: Deadline::after(READ_TIMEOUT, ctx.stop.clone()),
-            claimant: past.claimant("", None),
-            force_conflicts: false,
-        };
+        let ops = StackOps::new(&cluster, id, Deadline::after(READ_TIMEOUT, ctx.stop.clone()), past.claimant("", None));
         let labelled = match ops.deadline.run(ops.labelled_objects()).await {
             Ok(objects) => objects,
             Err(e) => {
