@@ -16,6 +16,10 @@
 // the host's connection.
 #![deny(clippy::print_stdout)]
 
+/// This build's version: Cargo.toml's `version`, the one place it is set. `scripts/release.sh`
+/// refuses to build a tag `vX.Y.Z` that disagrees with it, so release names and the binary match.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod catalog;
 pub mod clients;
 pub mod data_sources;

@@ -24,7 +24,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.iter().any(|a| a == "--version") {
-        eprintln!("terraform-provider-platform {}", env!("CARGO_PKG_VERSION"));
+        // Not plugin mode: stdout carries no handshake here, and scripts read the version from it.
+        println!("terraform-provider-platform {}", platform_provider::VERSION);
         return ExitCode::SUCCESS;
     }
     let mode = if args.iter().any(|a| a == "--debug") {
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
     };
 
     logging::init();
+    tracing::info!(version = platform_provider::VERSION, pid = std::process::id(), "terraform-provider-platform starting");
     std::panic::set_hook(Box::new(|info| {
         tracing::error!(panic = %info, "provider panicked; please report this issue");
     }));

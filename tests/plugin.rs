@@ -643,3 +643,38 @@ async fn sops_file_ephemeral_resource_opens_renews_and_closes() {
     assert_eq!(steps[0].selector, Some(Selector::AttributeName("path".into())));
     assert!(missing.diagnostics.iter().all(|d| !d.detail.contains(&password)));
 }
+
+#[test]
+fn version_flag_prints_the_cargo_version() {
+    let output = Command::new(BINARY).arg("--version").env_remove(MAGIC_COOKIE_KEY).output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.trim(), format!("terraform-provider-platform {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(platform_provider::VERSION, env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn start_up_log_carries_the_version() {
+    let mut child = Command::new(BINARY)
+        .env(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+        .env("TF_LOG_PROVIDER", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut handshake = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut handshake).unwrap();
+    assert!(handshake.starts_with("1|6|"), "{handshake:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let start = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["@message"] == "terraform-provider-platform starting")
+        .unwrap_or_else(|| panic!("no start-up line in:\n{stderr}"));
+    assert_eq!(start["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(start["@level"], "info");
+}
