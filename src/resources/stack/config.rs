@@ -7,6 +7,7 @@ use base64::Engine as _;
 
 use super::flux::{self, HelmChart, HelmComponent};
 use super::graph;
+use super::helm_values;
 use super::manifests::{self, Manifest};
 use super::readiness::{self, WaitFor};
 use crate::catalog;
@@ -385,7 +386,7 @@ pub fn render(
             None => return Ok(Vec::new()),
         },
         Source::Helm { repository, chart, version, values, interval } => {
-            let values_secret = flux::values_secret_name(stack, &component.name);
+            let values_secret = helm_values::values_secret_name(stack, &component.name);
             let helm = HelmComponent {
                 stack,
                 component: &component.name,
@@ -416,7 +417,7 @@ pub fn render(
 
 fn values_secret_object(name: &str, namespace: &str, values: &BTreeMap<String, String>) -> serde_json::Value {
     let data: BTreeMap<&str, String> =
-        values.iter().map(|(k, v)| (k.as_str(), base64::engine::general_purpose::STANDARD.encode(flux::secret_value_for_target_path(v)))).collect();
+        values.iter().map(|(k, v)| (k.as_str(), base64::engine::general_purpose::STANDARD.encode(helm_values::secret_value_for_target_path(v)))).collect();
     serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",

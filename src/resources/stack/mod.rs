@@ -13,6 +13,7 @@ mod config;
 mod documents;
 mod flux;
 mod graph;
+mod helm_values;
 mod inventory;
 mod manifests;
 mod readiness;

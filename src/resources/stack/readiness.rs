@@ -1,7 +1,9 @@
 //! When an applied object is ready, judged as `kubectl rollout status` and `kubectl wait`
 //! judge it: pure functions of the live object, so every rule has a unit test.
 
-use super::flux;
+use serde_json::Value;
+
+use super::flux::RECONCILE_REQUEST;
 use super::manifests::Manifest;
 use crate::clients::deadline::Progress;
 
@@ -26,10 +28,10 @@ fn find_condition<'a>(object: &'a serde_json::Value, kind: &str) -> Option<&'a s
 /// Readiness of any object we wait for.
 pub fn progress(kind: &str, live: &serde_json::Value) -> Progress {
     match kind {
-        "HelmRelease" => match flux::release_status(live) {
-            flux::ReleaseStatus::Ready => Progress::Done,
-            flux::ReleaseStatus::Failed { reason, message } => Progress::Failed(format!("{reason}: {message}")),
-            flux::ReleaseStatus::Progressing { reason, message } => Progress::Pending(format!("{reason}: {message}")),
+        "HelmRelease" => match release_status(live) {
+            ReleaseStatus::Ready => Progress::Done,
+            ReleaseStatus::Failed { reason, message } => Progress::Failed(format!("{reason}: {message}")),
+            ReleaseStatus::Progressing { reason, message } => Progress::Pending(format!("{reason}: {message}")),
         },
         "Job" => job_progress(live),
         "CustomResourceDefinition" => match condition(live, "Established") {
@@ -262,11 +264,112 @@ fn parse_json_path(text: &str) -> Result<Vec<PathStep>, String> {
     Ok(steps)
 }
 
+/// A HelmRelease's readiness (also right for HelmRepository and OCIRepository, which report
+/// the same kstatus conditions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseStatus {
+    /// Reconciled at its current generation and Ready.
+    Ready,
+    /// helm-controller gave up (Stalled, for instance after the remediation retries), or the
+    /// object is suspended and will not be reconciled: waiting longer will not help.
+    Failed { reason: String, message: String },
+    /// Not there yet: not yet reconciled at its current generation, being reconciled, or
+    /// failing in a way helm-controller retries (a dependency not Ready, a chart not yet
+    /// fetched). The reason and message are the latest ones, for a timeout's explanation.
+    Progressing { reason: String, message: String },
+}
+
+/// Reads readiness from `status` as helm-controller writes it: `observedGeneration` below
+/// `metadata.generation` means the status describes an older spec (so it is not Ready, and
+/// a Stalled from then no longer counts); `Stalled=True` is a final failure; `Reconciling=True`
+/// or `Ready` other than True is progress; `Ready=True` at the current generation is ready.
+/// Conditions that carry an older `observedGeneration` than the object's are ignored.
+pub fn release_status(object: &Value) -> ReleaseStatus {
+    let generation = object.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64);
+    let status = object.get("status");
+    let observed = status.and_then(|s| s.get("observedGeneration")).and_then(Value::as_i64);
+    let conditions: &[Value] =
+        status.and_then(|s| s.get("conditions")).and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    let condition = |kind: &str| {
+        conditions
+            .iter()
+            .filter(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+            .find(|c| match (c.get("observedGeneration").and_then(Value::as_i64), generation) {
+                (Some(seen), Some(current)) => seen >= current,
+                _ => true,
+            })
+            .map(|c| Condition {
+                status: c.get("status").and_then(Value::as_str).unwrap_or("Unknown"),
+                reason: c.get("reason").and_then(Value::as_str).unwrap_or(""),
+                message: c.get("message").and_then(Value::as_str).unwrap_or(""),
+            })
+    };
+    // A requested reconciliation (see `RECONCILE_REQUEST`) not handled yet: the status
+    // describes the release from before it.
+    let requested = object.get("metadata").and_then(|m| m.get("annotations")).and_then(|a| a.get(RECONCILE_REQUEST)).and_then(Value::as_str);
+    let handled = status.and_then(|s| s.get("lastHandledReconcileAt")).and_then(Value::as_str);
+    let request_pending = requested.is_some_and(|r| handled != Some(r));
+    let stale = request_pending
+        || match (generation, observed) {
+            (Some(current), Some(seen)) => seen < current,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+    let reconciling = condition("Reconciling").filter(|c| c.status == "True");
+
+    let ready = condition("Ready");
+    if let Some(stalled) = condition("Stalled").filter(|c| c.status == "True") {
+        // Stalled says that Flux gave up; Ready=False usually says why.
+        let mut message = stalled.message.to_string();
+        if let Some(why) = ready.as_ref().filter(|c| c.status == "False" && !c.message.is_empty() && c.message != stalled.message) {
+            message = format!("{message} (Ready=False, {}: {})", why.reason, why.message);
+        }
+        return ReleaseStatus::Failed { reason: stalled.reason.into(), message };
+    }
+    let is_ready = ready.as_ref().is_some_and(|c| c.status == "True");
+    if is_ready && !stale && reconciling.is_none() {
+        return ReleaseStatus::Ready;
+    }
+    let suspended = object.get("spec").and_then(|s| s.get("suspend")).and_then(Value::as_bool) == Some(true);
+    if suspended {
+        return ReleaseStatus::Failed {
+            reason: "Suspended".into(),
+            message: "reconciliation is suspended (spec.suspend is true), so the current spec will not be applied"
+                .into(),
+        };
+    }
+    // The most telling explanation first: a failure being retried, then what is running.
+    let failing = ready.as_ref().filter(|c| c.status == "False");
+    match failing.or(reconciling.as_ref()).or(ready.as_ref().filter(|c| c.status != "True")) {
+        Some(c) if !c.reason.is_empty() || !c.message.is_empty() => {
+            ReleaseStatus::Progressing { reason: c.reason.into(), message: c.message.into() }
+        }
+        _ => ReleaseStatus::Progressing {
+            reason: "Pending".into(),
+            message: match (generation, observed) {
+                _ if request_pending => "waiting for the controller to handle the requested reconciliation".into(),
+                (Some(current), Some(seen)) if seen < current => {
+                    format!("waiting for the controller to reconcile generation {current} (it last finished generation {seen})")
+                }
+                (Some(current), _) => format!("waiting for the controller to reconcile generation {current}"),
+                (None, _) => "waiting for the controller to report readiness".into(),
+            },
+        },
+    }
+}
+
+struct Condition<'a> {
+    status: &'a str,
+    reason: &'a str,
+    message: &'a str,
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::resources::stack::flux::{HELM_RELEASE_API, HELM_RELEASE_KIND};
 
     fn deployment(status: serde_json::Value) -> serde_json::Value {
         json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": status})
@@ -392,5 +495,190 @@ mod tests {
         assert!(matches!(wait("jsonpath={.status.phase}=Failed").progress(&live), Progress::Pending(m) if m.contains("Running")));
         assert!(matches!(wait("jsonpath={.status.loadBalancer}").progress(&live), Progress::Pending(_)));
         assert_eq!(wait("jsonpath={.status.phase}").progress(&live), Progress::Done);
+    }
+
+    fn release(generation: i64, observed: Option<i64>, conditions: Value) -> Value {
+        let mut status = json!({"conditions": conditions});
+        if let Some(observed) = observed {
+            status["observedGeneration"] = json!(observed);
+        }
+        json!({"apiVersion": HELM_RELEASE_API, "kind": HELM_RELEASE_KIND, "metadata": {"name": "x", "generation": generation}, "spec": {}, "status": status})
+    }
+
+    fn progressing(reason: &str, message: &str) -> ReleaseStatus {
+        ReleaseStatus::Progressing { reason: reason.into(), message: message.into() }
+    }
+
+    #[test]
+    fn ready_at_the_current_generation() {
+        let object = release(
+            2,
+            Some(2),
+            json!([
+                {"type": "Ready", "status": "True", "reason": "UpgradeSucceeded", "message": "Helm upgrade succeeded", "observedGeneration": 2},
+                {"type": "Released", "status": "True", "reason": "UpgradeSucceeded", "observedGeneration": 2}
+            ]),
+        );
+        assert_eq!(release_status(&object), ReleaseStatus::Ready);
+    }
+
+    #[test]
+    fn ready_from_an_older_generation_is_progressing() {
+        let object = release(
+            3,
+            Some(2),
+            json!([
+                {"type": "Ready", "status": "True", "reason": "UpgradeSucceeded", "message": "done", "observedGeneration": 2}
+            ]),
+        );
+        assert_eq!(
+            release_status(&object),
+            progressing(
+                "Pending",
+                "waiting for the controller to reconcile generation 3 (it last finished generation 2)"
+            )
+        );
+    }
+
+    #[test]
+    fn no_status_yet_is_progressing() {
+        let object = json!({"metadata": {"generation": 1}});
+        assert_eq!(
+            release_status(&object),
+            progressing("Pending", "waiting for the controller to reconcile generation 1")
+        );
+        assert_eq!(
+            release_status(&json!({})),
+            progressing("Pending", "waiting for the controller to report readiness")
+        );
+        assert_eq!(
+            release_status(&json!("garbage")),
+            progressing("Pending", "waiting for the controller to report readiness")
+        );
+    }
+
+    #[test]
+    fn reconciling_is_progressing_with_its_message() {
+        let object = release(
+            1,
+            None,
+            json!([
+                {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "Running 'install' action with timeout of 5m0s", "observedGeneration": 1},
+                {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "Running 'install' action with timeout of 5m0s", "observedGeneration": 1}
+            ]),
+        );
+        assert_eq!(
+            release_status(&object),
+            progressing("Progressing", "Running 'install' action with timeout of 5m0s")
+        );
+    }
+
+    #[test]
+    fn a_failure_being_retried_is_progressing_with_the_failure() {
+        let object = release(
+            1,
+            None,
+            json!([
+                {"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry", "message": "retrying", "observedGeneration": 1},
+                {"type": "Ready", "status": "False", "reason": "InstallFailed", "message": "Helm install failed: timed out", "observedGeneration": 1},
+                {"type": "Released", "status": "False", "reason": "InstallFailed", "observedGeneration": 1}
+            ]),
+        );
+        assert_eq!(release_status(&object), progressing("InstallFailed", "Helm install failed: timed out"));
+        let dependency = release(
+            1,
+            Some(1),
+            json!([
+                {"type": "Ready", "status": "False", "reason": "DependencyNotReady", "message": "dependency 'flux-system/crds' is not ready", "observedGeneration": 1}
+            ]),
+        );
+        assert_eq!(
+            release_status(&dependency),
+            progressing("DependencyNotReady", "dependency 'flux-system/crds' is not ready")
+        );
+    }
+
+    #[test]
+    fn a_requested_reconciliation_counts_once_handled() {
+        let release = |handled: Option<&str>| {
+            let mut r = json!({"metadata": {"generation": 2, "annotations": {RECONCILE_REQUEST: "v=7"}},
+                "status": {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True", "reason": "UpgradeSucceeded"}]}});
+            if let Some(h) = handled {
+                r["status"]["lastHandledReconcileAt"] = json!(h);
+            }
+            r
+        };
+        assert!(matches!(release_status(&release(None)), ReleaseStatus::Progressing { .. }));
+        assert!(matches!(release_status(&release(Some("v=6"))), ReleaseStatus::Progressing { message, .. } if message.contains("requested")));
+        assert_eq!(release_status(&release(Some("v=7"))), ReleaseStatus::Ready);
+    }
+
+    #[test]
+    fn stalled_is_failed() {
+        let object = release(
+            1,
+            Some(1),
+            json!([
+                {"type": "Stalled", "status": "True", "reason": "RetriesExceeded", "message": "Failed to install after 3 attempt(s)", "observedGeneration": 1},
+                {"type": "Ready", "status": "False", "reason": "InstallFailed", "message": "Helm install failed", "observedGeneration": 1}
+            ]),
+        );
+        assert_eq!(
+            release_status(&object),
+            ReleaseStatus::Failed {
+                reason: "RetriesExceeded".into(),
+                message: "Failed to install after 3 attempt(s) (Ready=False, InstallFailed: Helm install failed)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_stall_from_an_older_generation_no_longer_counts() {
+        let object = release(
+            2,
+            Some(1),
+            json!([
+                {"type": "Stalled", "status": "True", "reason": "RetriesExceeded", "message": "old", "observedGeneration": 1},
+                {"type": "Ready", "status": "False", "reason": "InstallFailed", "message": "old failure", "observedGeneration": 1}
+            ]),
+        );
+        assert_eq!(
+            release_status(&object),
+            progressing(
+                "Pending",
+                "waiting for the controller to reconcile generation 2 (it last finished generation 1)"
+            )
+        );
+    }
+
+    #[test]
+    fn ready_while_reconciling_again_is_progressing() {
+        let object = release(
+            1,
+            Some(1),
+            json!([
+                {"type": "Ready", "status": "True", "reason": "InstallSucceeded", "message": "ok", "observedGeneration": 1},
+                {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "detecting drift", "observedGeneration": 1}
+            ]),
+        );
+        assert_eq!(release_status(&object), progressing("Progressing", "detecting drift"));
+    }
+
+    #[test]
+    fn suspended_and_not_ready_is_failed() {
+        let mut object = release(2, Some(1), json!([]));
+        object["spec"]["suspend"] = json!(true);
+        assert!(matches!(release_status(&object), ReleaseStatus::Failed { reason, .. } if reason == "Suspended"));
+        let mut ready = release(1, Some(1), json!([{"type": "Ready", "status": "True", "observedGeneration": 1}]));
+        ready["spec"]["suspend"] = json!(true);
+        assert_eq!(release_status(&ready), ReleaseStatus::Ready);
+    }
+
+    #[test]
+    fn conditions_without_generations_are_taken_at_their_word() {
+        // Older controllers did not set observedGeneration on conditions.
+        let object =
+            release(1, Some(1), json!([{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded"}]));
+        assert_eq!(release_status(&object), ReleaseStatus::Ready);
     }
 }
