@@ -39,8 +39,7 @@ pub struct StackOps<'a> {
     pub force_conflicts: bool,
 }
 
-/// A failure while changing the cluster, in words for the user.
-pub type OpError = String;
+pub use super::errors::OpError;
 
 /// One object written by an apply.
 #[derive(Debug, Clone)]
@@ -67,7 +66,7 @@ impl ObjectFailure {
 
 impl From<Interrupted> for ObjectFailure {
     fn from(e: Interrupted) -> Self {
-        ObjectFailure::refused(e.to_string())
+        ObjectFailure::refused(e.into())
     }
 }
 
@@ -80,7 +79,7 @@ impl<'a> StackOps<'a> {
 
 impl StackOps<'_> {
     pub(super) fn kube(&self, what: &str, e: KubeError) -> OpError {
-        format!("{what}: {e}")
+        OpError::kube(what, e)
     }
 
     /// Discovery for one manifest, waiting a little when a CRD of this stack defines it.
@@ -90,6 +89,8 @@ impl StackOps<'_> {
             match self.cluster.kind(&manifest.api_version, &manifest.kind).await {
                 Ok(Some(info)) => return Ok(info),
                 Ok(None) if defined_here && started.elapsed() < DISCOVERY_GRACE => self.deadline.sleep(POLL).await?,
+                // A group whose CRD was just made may be listed before its version answers.
+                Err(e) if defined_here && gone_kind(&e) && started.elapsed() < DISCOVERY_GRACE => self.deadline.sleep(POLL).await?,
                 Ok(None) => return Err(unknown_kind(manifest)),
                 Err(e) => return Err(self.kube(&format!("discovering {} {}", manifest.api_version, manifest.kind), e)),
             }
@@ -153,7 +154,7 @@ impl StackOps<'_> {
                 let results = concurrently(chosen.into_iter().map(|(w, m)| self.wait_for(component, w, m).boxed()).collect()).await;
                 errors = results.into_iter().filter_map(Result::err).collect();
                 for w in component.wait_for.iter().filter(|w| !all.iter().any(|m| w.selects(m))) {
-                    errors.push(format!("wait_for {} selects no object of the component", w.describe()));
+                    errors.push(OpError::WaitSelectsNothing(w.describe()));
                 }
             }
         }
@@ -216,7 +217,7 @@ impl StackOps<'_> {
             .await
             .map_err(|e| ObjectFailure::refused(self.kube(&format!("reading {}", describe(&key)), e)))?;
         let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt)
-            .map_err(|refusal| ObjectFailure::refused(format!("{} cannot be applied: {refusal}", describe(&key))))?;
+            .map_err(|refusal| ObjectFailure::refused(OpError::Refused { object: describe(&key), refusal }))?;
         let adopted = matches!(claim, Claim::Adopt | Claim::Ours { adopted: true });
         if matches!(claim, Claim::Adopt) {
             tracing::info!(object = %key, "adopting an existing object");
@@ -237,17 +238,12 @@ impl StackOps<'_> {
                     self.deadline.sleep(POLL).await?;
                 }
                 Err(e) => {
-                    let refused = answered(&e);
                     let error = if e.is_conflict() {
-                        format!(
-                            "applying {}: {e}. Another field manager owns these fields: set `force_conflicts = true` on the stack to \
-                             take them over, or list them in `ignore_fields` of component {:?} to leave them to it",
-                            describe(&key),
-                            component.name
-                        )
+                        OpError::Conflict { object: describe(&key), component: component.name.clone(), source: e }
                     } else {
-                        self.kube(&format!("applying {}", describe(&key)), e)
+                        OpError::kube(format!("applying {}", describe(&key)), e)
                     };
+                    let refused = error.surely_not_written();
                     // Refused by the server: nothing was written. Otherwise it may have been.
                     return Err(ObjectFailure { uncertain: (!refused).then(|| Box::new(key.clone())), error });
                 }
@@ -346,7 +342,7 @@ impl StackOps<'_> {
                 Ok::<_, KubeError>(live.as_ref().map_or_else(|| Progress::Pending("not found".into()), &judge))
             })
             .await
-            .map_err(String::from)
+            .map_err(OpError::from)
     }
 
     /// Whether pods can run at all: a control plane without nodes never rolls anything out.
@@ -466,11 +462,6 @@ fn namespace_missing(e: &KubeError) -> bool {
     matches!(e, KubeError::NotFound { resource, .. } if resource == "namespaces")
 }
 
-/// Whether the API server refused the request, so that the write surely did not happen.
-fn answered(e: &KubeError) -> bool {
-    e.is_permanent() || e.is_not_found()
-}
-
 pub(super) fn gone_kind(e: &KubeError) -> bool {
     matches!(e, KubeError::Api { code: 404, .. })
 }
@@ -562,17 +553,11 @@ pub(super) async fn concurrently<'a, T: Send + 'a>(work: Vec<BoxFuture<'a, T>>) 
 type ListScope = (String, String, Option<String>);
 
 fn unknown_kind(m: &Manifest) -> OpError {
-    if m.api_version.starts_with("helm.toolkit.fluxcd.io/") || m.api_version.starts_with("source.toolkit.fluxcd.io/") {
-        format!(
-            "the cluster does not serve {} {}: Flux is not installed. Add a component installing Flux (for example \
-             `manifests_url` of Flux's install.yaml, or `catalog = \"flux\"` in another stack) and list it in `depends_on`.",
-            m.api_version, m.kind
-        )
+    let (api_version, kind) = (m.api_version.clone(), m.kind.clone());
+    if api_version.starts_with("helm.toolkit.fluxcd.io/") || api_version.starts_with("source.toolkit.fluxcd.io/") {
+        OpError::FluxMissing { api_version, kind }
     } else {
-        format!(
-            "the cluster does not serve {} {} (document {}): install its CustomResourceDefinition in this or an earlier component",
-            m.api_version, m.kind, m.document_index
-        )
+        OpError::KindMissing { api_version, kind, document: m.document_index }
     }
 }
 

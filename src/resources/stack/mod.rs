@@ -11,6 +11,7 @@ mod claims;
 mod cluster_ops;
 mod config;
 mod documents;
+mod errors;
 mod flux;
 mod graph;
 mod helm_values;
@@ -166,7 +167,7 @@ impl StackResource {
                 applied.extend(entries);
                 for error in errors {
                     failed = true;
-                    diags.error_at(components[i].path(), format!("Component {:?} failed", components[i].name), error);
+                    diags.error_at(components[i].path(), format!("Component {:?} failed", components[i].name), error.to_string());
                 }
             }
             if failed {
@@ -742,7 +743,7 @@ impl Resource for StackResource {
         let labelled = match ops.deadline.run(ops.labelled_objects()).await {
             Ok(objects) => objects,
             Err(e) => {
-                diags.error("Could not import stack", e);
+                diags.error("Could not import stack", e.to_string());
                 return None;
             }
         };

@@ -57,13 +57,11 @@ impl StackOps<'_> {
     ) -> Result<(Option<(&'k ObjectKey, KindInfo)>, Option<String>), OpError> {
         let info = self.cluster.kind(&key.api_version, &key.kind).await.map_err(|e| self.kube("discovery", e))?;
         let Some(info) = info else {
-            return Err(format!(
-                "the cluster no longer serves {} {}, so {} cannot be confirmed gone. If it really is, remove the stack from the \
-                 state with `terraform state rm`",
-                key.api_version,
-                key.kind,
-                describe(key)
-            ));
+            return Err(OpError::NoLongerServed {
+                api_version: key.api_version.clone(),
+                kind: key.kind.clone(),
+                object: describe(key),
+            });
         };
         let namespace = key.namespace.as_deref();
         let live = self
@@ -131,12 +129,7 @@ impl StackOps<'_> {
         }
         let total: usize = by_namespace.values().sum();
         let counts: Vec<String> = by_namespace.iter().map(|(place, n)| format!("{n} in {place}")).collect();
-        Err(format!(
-            "{} not deleted: {total} {kind} object(s) that this stack does not own still exist ({}). Deleting the CRD would delete \
-             them all. Remove them first, or set `force_delete = true` on the stack",
-            describe(key),
-            counts.join(", ")
-        ))
+        Err(OpError::CrdInUse { crd: describe(key), kind: kind.to_string(), total, counts: counts.join(", ") })
     }
 
     /// Fails when the namespace holds objects this stack does not own (beyond what
@@ -167,12 +160,7 @@ impl StackOps<'_> {
         foreign.sort();
         let shown = foreign.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", ");
         let more = if foreign.len() > LISTED { format!(" and {} more", foreign.len() - LISTED) } else { String::new() };
-        Err(format!(
-            "{} not deleted: it holds {} object(s) this stack does not own ({shown}{more}). Deleting the namespace would delete them. \
-             Move or remove them first, or set `force_delete = true` on the stack",
-            describe(key),
-            foreign.len()
-        ))
+        Err(OpError::NamespaceInUse { namespace: describe(key), count: foreign.len(), listed: format!("{shown}{more}") })
     }
 
     /// Waits until every deleted object is gone; a timeout names those still there and the
@@ -204,7 +192,7 @@ impl StackOps<'_> {
                 })
             })
             .await
-            .map_err(String::from)
+            .map_err(OpError::from)
     }
 }
 
