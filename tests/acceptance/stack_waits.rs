@@ -1,6 +1,6 @@
-//! `platform_stack` `wait_for`: the apply waits until what the user asked for holds (set
-//! here by another writer, as a controller would), and a wait that never ends times out
-//! quoting the last status.
+//! `platform_stack` and other writers: `wait_for` holds the apply until what the user asked
+//! for holds (set here by another writer, as a controller would), and a wait that never ends
+//! times out quoting the last status; `ignore_fields` leaves fields to other managers.
 
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,42 @@ fn wait_for_holds_the_apply_until_the_condition_is_met() {
         work.write_main_tf(&config("jsonpath={.data.ready}=yes", "1m"));
         work.apply().assert_success();
         destroy_and_check_gone(&work, &[configmap_path(&ns, "gate")]);
+        kubectl(&["delete", "namespace", &ns, "--wait=false"]).assert_success();
+    });
+}
+
+/// `ignore_fields`: a field applied at create and then left to another manager (as an
+/// autoscaler owns `spec.replicas`) is neither drift nor a conflict.
+#[test]
+fn ignored_fields_are_left_to_other_managers() {
+    for_each_terraform(|tf| {
+        let stack = unique_name("acc-ignore");
+        let ns = unique_name("acc-ignore-ns");
+        kubectl(&["create", "namespace", &ns]).assert_success();
+        let work = Workdir::new(tf);
+        let config = |a: &str| {
+            stack_tf(
+                &stack,
+                "",
+                &[Component::new("app")
+                    .namespace(&ns)
+                    .attr("ignore_fields", "[\"data.replicas\"]")
+                    .manifests(&docs(&[configmap("scaled", None, &[("a", a), ("replicas", "3")])]))],
+            )
+        };
+        work.write_main_tf(&config("1"));
+        work.apply().assert_success();
+        // Another manager takes the field over.
+        kubectl(&["patch", "configmap", "scaled", "-n", &ns, "--type=merge", "-p", r#"{"data":{"replicas":"5"}}"#]).assert_success();
+        work.assert_plan_empty();
+        // An unrelated change applies without a conflict and leaves the field alone.
+        work.write_main_tf(&config("2"));
+        work.apply().assert_success();
+        let cm = crate::stack::live(&configmap_path(&ns, "scaled"));
+        assert_eq!(cm["data"]["a"], "2");
+        assert_eq!(cm["data"]["replicas"], "5", "an ignored field was written back");
+        work.assert_plan_empty();
+        destroy_and_check_gone(&work, &[configmap_path(&ns, "scaled")]);
         kubectl(&["delete", "namespace", &ns, "--wait=false"]).assert_success();
     });
 }

@@ -190,7 +190,16 @@ fn write_scalar(scalar: &serde_json::Value, out: &mut String) {
 /// [`keyed_digest`]) with the Secret's `metadata.uid`: whoever can read the uid can read
 /// the Secret, and a digest kept in state is no plaintext fingerprint to test guesses on.
 pub fn owned_digest(object: &serde_json::Value, manager: &str) -> Option<String> {
-    let projected = project(object, &owned_fields(object, manager)?);
+    owned_digest_except(object, manager, &[])
+}
+
+/// [`owned_digest`] without the fields at `ignored` (paths of mapping keys): fields applied
+/// once and then left to other managers, whose changes are no drift.
+pub fn owned_digest_except(object: &serde_json::Value, manager: &str, ignored: &[Vec<String>]) -> Option<String> {
+    let mut projected = project(object, &owned_fields(object, manager)?);
+    for path in ignored {
+        remove_path(&mut projected, path);
+    }
     Some(if is_secret(object) {
         // API server objects always have a uid; a bare manifest without one is keyed by "".
         let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
@@ -198,6 +207,21 @@ pub fn owned_digest(object: &serde_json::Value, manager: &str) -> Option<String>
     } else {
         digest(&projected)
     })
+}
+
+/// Removes the field at `path` (keys of nested mappings) from `value`, if it is there.
+pub fn remove_path(value: &mut serde_json::Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut node = value;
+    for step in parents {
+        match node.get_mut(step.as_str()) {
+            Some(next) => node = next,
+            None => return,
+        }
+    }
+    if let Some(map) = node.as_object_mut() {
+        map.remove(last.as_str());
+    }
 }
 
 /// What keys derived from a Secret's uid are for (so the uid keys nothing else the same way).

@@ -225,7 +225,7 @@ impl StackOps<'_> {
         annotate_owner(&mut m.object, self.claimant.id);
         if live.is_some() {
             for path in &component.ignore_fields {
-                remove_path(&mut m.object, path);
+                fields::remove_path(&mut m.object, path);
             }
         }
         tracing::debug!(object = %key, "server-side apply");
@@ -249,7 +249,8 @@ impl StackOps<'_> {
                 }
             }
         };
-        let digest = fields::owned_digest(&written, FIELD_MANAGER).unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
+        let digest = fields::owned_digest_except(&written, FIELD_MANAGER, &component.ignore_fields)
+            .unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
         let resource_version = written["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
         Ok((key, Applied { entry: Entry::Digest(digest), adopted, resource_version }))
     }
@@ -360,7 +361,12 @@ impl StackOps<'_> {
     /// Fresh digests for `entries` (one list per kind and namespace): unchanged entries keep
     /// their digest, others become [`Entry::Changed`] or [`Entry::Deleted`]. An object that now carries
     /// another instance's id counts as deleted: it is no longer ours.
-    pub async fn refresh(&self, entries: &BTreeMap<String, Entry>) -> Result<BTreeMap<String, Entry>, OpError> {
+    /// `ignored`: each component's `ignore_fields`, left out of the digests.
+    pub async fn refresh(
+        &self,
+        entries: &BTreeMap<String, Entry>,
+        ignored: &BTreeMap<String, Vec<Vec<String>>>,
+    ) -> Result<BTreeMap<String, Entry>, OpError> {
         let mut groups: BTreeMap<ListScope, Vec<(String, ObjectKey)>> = BTreeMap::new();
         for text in entries.keys() {
             let Ok(key) = text.parse::<ObjectKey>() else { continue };
@@ -400,7 +406,7 @@ impl StackOps<'_> {
                         Entry::Deleted
                     }
                     None => Entry::Deleted,
-                    Some(object) => match (fields::owned_digest(object, FIELD_MANAGER), stored) {
+                    Some(object) => match (fields::owned_digest_except(object, FIELD_MANAGER, ignored.get(&key.component).map_or(&[], Vec::as_slice)), stored) {
                         (Some(digest), Entry::Digest(stored)) if &digest == stored => Entry::Digest(digest),
                         _ => Entry::Changed,
                     },
@@ -528,21 +534,6 @@ fn annotate_owner(object: &mut serde_json::Value, id: &str) {
     annotations[OWNER_ANNOTATION] = serde_json::Value::String(id.to_string());
 }
 
-/// Removes the field at `path` (keys of nested mappings) from `object`, if there.
-fn remove_path(object: &mut serde_json::Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
-    let mut node = object;
-    for step in parents {
-        match node.get_mut(step.as_str()) {
-            Some(next) => node = next,
-            None => return,
-        }
-    }
-    if let Some(map) = node.as_object_mut() {
-        map.remove(last.as_str());
-    }
-}
-
 /// Runs `work` at most [`CONCURRENCY`] at a time. (Boxed: unboxed closures over borrowed
 /// state trip the compiler's Send inference inside async traits.)
 pub(super) async fn concurrently<'a, T: Send + 'a>(work: Vec<BoxFuture<'a, T>>) -> Vec<T> {
@@ -587,8 +578,8 @@ mod tests {
     #[test]
     fn ignored_fields_are_removed_where_present() {
         let mut object = json!({"spec": {"replicas": 3, "template": {}}});
-        remove_path(&mut object, &["spec".into(), "replicas".into()]);
-        remove_path(&mut object, &["spec".into(), "absent".into(), "x".into()]);
+        fields::remove_path(&mut object, &["spec".into(), "replicas".into()]);
+        fields::remove_path(&mut object, &["spec".into(), "absent".into(), "x".into()]);
         assert_eq!(object, json!({"spec": {"template": {}}}));
     }
 }

@@ -641,7 +641,13 @@ impl Resource for StackResource {
         let id = text(state, "id");
         let past = Past::of(state);
         let ops = StackOps::new(&cluster, &stack, Deadline::after(READ_TIMEOUT, ctx.stop.clone()), past.claimant(&id, None));
-        match ops.deadline.run(ops.refresh(&objects)).await {
+        let mut scratch = Diagnostics::new();
+        let ignored: BTreeMap<String, Vec<Vec<String>>> = stack_components(state, &mut scratch)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.name, c.ignore_fields))
+            .collect();
+        match ops.deadline.run(ops.refresh(&objects, &ignored)).await {
             Ok(refreshed) => {
                 let drifted: Vec<&String> = refreshed.iter().filter(|(_, v)| v.is_stale()).map(|(k, _)| k).collect();
                 if !drifted.is_empty() {
@@ -814,6 +820,31 @@ mod tests {
         assert!(!changes_cluster(&prior, &planned), "the connection and force_delete change nothing in the cluster");
         planned.set_attr("force_conflicts", Value::Bool(true));
         assert!(changes_cluster(&prior, &planned));
+    }
+
+    #[test]
+    fn secret_values_written_in_manifests_get_a_warning() {
+        let component = |yaml: &str| {
+            let block = Value::object([
+                ("name".to_string(), Value::string("app")),
+                ("manifests".to_string(), Value::string(yaml)),
+            ]);
+            let mut diags = Diagnostics::new();
+            let component = config::components(&Value::object([("component".to_string(), Value::List(vec![block]))]), &mut diags);
+            component.and_then(|mut c| c.pop()).expect("component")
+        };
+        let with_data = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n";
+        let c = component(with_data);
+        let objects = config::render("s", "flux-system", &c, &[], None).unwrap();
+        let mut diags = Diagnostics::new();
+        warn_literal_secrets(&c, &objects, &mut diags);
+        let warning = diags.iter().next().expect("a warning");
+        assert!(warning.detail.contains("platform_secret") && !warning.detail.contains("hunter2"), "{}", warning.detail);
+        let empty = component("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n");
+        let objects = config::render("s", "flux-system", &empty, &[], None).unwrap();
+        let mut diags = Diagnostics::new();
+        warn_literal_secrets(&empty, &objects, &mut diags);
+        assert!(diags.is_empty());
     }
 
     #[test]
