@@ -261,3 +261,33 @@ fn crds_and_namespaces_holding_foreign_objects_are_kept_unless_forced() {
         assert!(gone.is_none() || !gone.unwrap()["metadata"]["deletionTimestamp"].is_null(), "forced delete left the namespace");
     });
 }
+
+/// Objects annotated to be kept (ours, and Helm's resource policy) outlive destroy, and the
+/// destroy says so.
+#[test]
+fn objects_annotated_to_be_kept_survive_destroy_and_are_reported() {
+    for_each_terraform(|tf| {
+        let ns = unique_name("acc-keep-ns");
+        kubectl(&["create", "namespace", &ns]).assert_success();
+        let mut ours = configmap("kept-ours", None, &[("a", "1")]);
+        ours["metadata"]["annotations"] = json!({"platform.terraform.io/keep": "true"});
+        let mut helms = configmap("kept-helm", None, &[("a", "1")]);
+        helms["metadata"]["annotations"] = json!({"helm.sh/resource-policy": "keep"});
+        let work = Workdir::new(tf);
+        work.write_main_tf(&stack_tf(
+            &unique_name("acc-keep"),
+            "",
+            &[Component::new("app").namespace(&ns).manifests(&docs(&[ours, helms, configmap("gone", None, &[])]))],
+        ));
+        work.apply().assert_success();
+        let out = work.destroy();
+        out.assert_success();
+        let text = folded(&out);
+        for name in ["kept-ours", "kept-helm"] {
+            assert!(text.contains(&format!("ConfigMap {ns}/{name} kept")), "{name} not reported: {}", out.describe());
+            live(&configmap_path(&ns, name));
+        }
+        assert_absent(&configmap_path(&ns, "gone"));
+        kubectl(&["delete", "namespace", &ns, "--wait=false"]).assert_success();
+    });
+}
