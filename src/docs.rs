@@ -11,12 +11,17 @@ use crate::framework::resource::Provider;
 use crate::framework::schema::{Attribute, AttributeType, Block, Nesting, Schema};
 use crate::provider::PlatformProvider;
 
+/// The Terraform versions the acceptance tests run with (scripts/testenv.sh installs 1.0.3,
+/// the oldest client of protocol 6; the other is the one on the test machine's PATH). The
+/// acceptance tests fail when they run a version missing here, so the docs cannot overstate.
+pub const TESTED_TERRAFORM_VERSIONS: &[&str] = &["1.0.3", "1.11.4"];
+
 /// Every generated file, keyed by its path relative to the repository root.
 pub fn generate(repo: &Path) -> BTreeMap<PathBuf, String> {
     let provider = PlatformProvider::new();
     let mut files = BTreeMap::new();
     let examples = repo.join("examples");
-    files.insert(PathBuf::from("docs/index.md"), index_page(&provider, &examples));
+    files.insert(PathBuf::from("docs/index.md"), index_page(&provider, &examples, &installation(repo)));
     for resource in provider.resources() {
         let name = resource.type_name();
         let dir = examples.join("resources").join(name);
@@ -46,7 +51,26 @@ fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-fn index_page(provider: &PlatformProvider, examples: &Path) -> String {
+/// `templates/installation.md` with the release's protocol versions (from
+/// `terraform-registry-manifest.json`, the file every release publishes) and the tested
+/// Terraform versions filled in.
+fn installation(repo: &Path) -> String {
+    let Some(template) = read(&repo.join("templates/installation.md")) else { return String::new() };
+    let manifest: serde_json::Value = read(&repo.join("terraform-registry-manifest.json"))
+        .and_then(|m| serde_json::from_str(&m).ok())
+        .unwrap_or_default();
+    let protocols: Vec<&str> = manifest["metadata"]["protocol_versions"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|p| p.as_str()).collect())
+        .unwrap_or_default();
+    let minor = crate::VERSION.rsplit_once('.').map_or(crate::VERSION, |(minor, _)| minor);
+    template
+        .replace("{{minor}}", minor)
+        .replace("{{protocols}}", &protocols.join(", "))
+        .replace("{{terraform}}", &TESTED_TERRAFORM_VERSIONS.join(" and "))
+}
+
+fn index_page(provider: &PlatformProvider, examples: &Path, installation: &str) -> String {
     let schema = provider.schema();
     let mut out = String::new();
     let _ = writeln!(out, "---\npage_title: \"platform Provider\"\ndescription: |-\n  {}\n---\n", schema.block.description);
@@ -54,6 +78,7 @@ fn index_page(provider: &PlatformProvider, examples: &Path) -> String {
     if let Some(example) = read(&examples.join("provider").join("provider.tf")) {
         let _ = writeln!(out, "## Example Usage\n\n```terraform\n{}```\n", example);
     }
+    out.push_str(installation);
     out.push_str(&schema_section(&schema.block));
     out
 }

@@ -26,3 +26,17 @@ fn every_type_has_an_example_and_a_page() {
     assert!(files.keys().any(|p| p.ends_with("resources/namespace.md")));
     assert!(files.keys().any(|p| p.ends_with("data-sources/namespace.md")));
 }
+
+#[test]
+fn index_explains_installation_with_protocol_and_tested_versions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = platform_provider::docs::generate(root);
+    let index = &files[Path::new("docs/index.md")];
+    for needle in ["## Installation", "filesystem_mirror", "network_mirror", "dev_overrides", "Plugin protocol: 6.0"] {
+        assert!(index.contains(needle), "docs/index.md lacks {needle:?}");
+    }
+    for version in platform_provider::docs::TESTED_TERRAFORM_VERSIONS {
+        assert!(index.contains(version), "docs/index.md does not name Terraform {version}");
+    }
+    assert!(!index.contains("{{"), "an unfilled placeholder in docs/index.md");
+}

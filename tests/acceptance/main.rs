@@ -21,3 +21,4 @@ mod stack_ownership;
 mod stack_waits;
 mod catalog;
 mod faults;
+mod install;

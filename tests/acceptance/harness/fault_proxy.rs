@@ -126,7 +126,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of `cluster`'s API server (its own runtime on a thread).
     pub fn start(cluster: &Cluster, schedule: Schedule, rules: Vec<Rule>) -> FaultProxy {
-        let (ca_pem, server_config) = server_tls().expect("proxy TLS material");
+        let (ca_pem, server_config) = server_tls("tf-acc-fault-proxy").expect("proxy TLS material");
         let client = upstream_client(cluster.ca_pem()).expect("upstream client");
         let state = Arc::new(State::default());
         let config = Arc::new(Config { upstream: cluster.server().to_string(), client, schedule, rules, state: state.clone() });
@@ -375,20 +375,21 @@ fn json_response(code: u16, body: String, retry_after: Option<u64>) -> Response<
     response
 }
 
-/// A CA and a serving certificate for 127.0.0.1 signed by it: (CA PEM, server config).
-fn server_tls() -> Result<(String, Arc<rustls::ServerConfig>), String> {
+/// A throwaway CA and a serving certificate for 127.0.0.1 and localhost signed by it, both
+/// named after `name`: (CA PEM, server config).
+pub(super) fn server_tls(name: &str) -> Result<(String, Arc<rustls::ServerConfig>), String> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
     let e = |e: rcgen::Error| e.to_string();
     let ca_key = KeyPair::generate().map_err(e)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
-    ca_params.distinguished_name.push(DnType::CommonName, "tf-acc-fault-proxy-ca");
+    ca_params.distinguished_name.push(DnType::CommonName, format!("{name}-ca"));
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca_params.self_signed(&ca_key).map_err(e)?;
     let issuer = Issuer::new(ca_params, &ca_key);
     let key = KeyPair::generate().map_err(e)?;
     let mut params = CertificateParams::new(vec!["localhost".to_string()]).map_err(e)?;
     params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    params.distinguished_name.push(DnType::CommonName, "tf-acc-fault-proxy");
+    params.distinguished_name.push(DnType::CommonName, name);
     let cert = params.signed_by(&key, &issuer).map_err(e)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)

@@ -22,6 +22,7 @@ pub mod fault_proxy;
 pub mod http;
 pub mod kubectl;
 pub mod manifests_server;
+pub mod registry;
 pub mod secrets;
 pub mod terraform;
 

@@ -201,7 +201,7 @@ impl Workdir {
         cmd.args(args).current_dir(&self.dir);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
-            if k.starts_with("TF_CLI_ARGS") || k == "TF_WORKSPACE" || k == "TF_DATA_DIR" || k == "KUBE_CONFIG_PATH" {
+            if k.starts_with("TF_CLI_ARGS") || k == "TF_WORKSPACE" || k == "TF_DATA_DIR" || k == "TF_PLUGIN_CACHE_DIR" || k == "KUBE_CONFIG_PATH" {
                 cmd.env_remove(k.as_ref());
             }
         }
