@@ -65,9 +65,11 @@ done
 
 # --- build ------------------------------------------------------------------------------
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
-# Paths of this checkout and of the crate sources end up in panic messages: make them the
-# same on every machine.
-export RUSTFLAGS="--remap-path-prefix=$root=/build/$project --remap-path-prefix=$cargo_home=/cargo"
+# Paths of this checkout, of the crate sources and of generated code (OUT_DIR, under the
+# target directory) end up in panic messages: make them the same on every machine. The
+# target directory may lie inside the checkout, so its rule comes last (rustc applies the
+# last matching one).
+export RUSTFLAGS="--remap-path-prefix=$root=/build/$project --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$target_dir=/build/target"
 export CARGO_TARGET_DIR=$target_dir
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct HEAD)}
 log "building $project $version for ${os}_$arch (profile release, target dir $target_dir)"
