@@ -47,7 +47,9 @@ use crate::platform::{cluster_attribute, validate_cluster_attribute, Platform};
 const DEFAULT_APPLY_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
-const PLAN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a plan may spend looking at the cluster for objects to adopt: a cluster that
+/// does not answer by then leaves `adopted` unknown (the apply still checks every object).
+const PLAN_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct StackResource {
     platform: Arc<Platform>,
