@@ -25,6 +25,14 @@ fn lock_file(work: &Workdir) -> String {
     std::fs::read_to_string(work.path().join(".terraform.lock.hcl")).expect("terraform init wrote .terraform.lock.hcl")
 }
 
+/// `terraform init` installs the release: binary, schema and lock file checked.
+#[track_caller]
+fn assert_installs(work: &Workdir, release: &Release, with_zip_hash: bool) {
+    init(work).assert_success();
+    assert_installed(work, release);
+    assert_locked(work, release, with_zip_hash);
+}
+
 /// The release's binary is what terraform unpacked, and its schema loads through it.
 #[track_caller]
 fn assert_installed(work: &Workdir, release: &Release) {
@@ -90,9 +98,7 @@ fn installs_from_the_registry_with_hashes_in_the_lock_file() {
     for_each_terraform(|tf| {
         let server = RegistryServer::start(release);
         let work = installing_workdir(tf, &server.registry_cli_config(), Some(&server));
-        init(&work).assert_success();
-        assert_installed(&work, release);
-        assert_locked(&work, release, true);
+        assert_installs(&work, release, true);
         create_namespace(&work);
     });
 }
@@ -126,15 +132,11 @@ fn installs_from_a_filesystem_mirror_and_a_network_mirror() {
     let release = release();
     for_each_terraform(|tf| {
         let work = installing_workdir(tf, &filesystem_mirror_cli_config(&release.mirror_dir()), None);
-        init(&work).assert_success();
-        assert_installed(&work, release);
-        assert_locked(&work, release, false);
+        assert_installs(&work, release, false);
 
         let server = RegistryServer::start(release);
         let work = installing_workdir(tf, &server.network_mirror_cli_config(), Some(&server));
-        init(&work).assert_success();
-        assert_installed(&work, release);
-        assert_locked(&work, release, false);
+        assert_installs(&work, release, false);
         create_namespace(&work);
     });
 }

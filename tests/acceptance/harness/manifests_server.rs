@@ -82,24 +82,9 @@ fn serve(stream: TcpStream, files: &Mutex<HashMap<String, Vec<u8>>>, requests: &
         Ok(s) => s,
         Err(_) => return,
     });
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    // Skip the headers: nothing in them matters here.
-    loop {
-        let mut header = String::new();
-        match reader.read_line(&mut header) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if header.trim().is_empty() => break,
-            Ok(_) => {}
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-    let path = target.split('?').next().unwrap_or("/");
-    requests.lock().unwrap().push(format!("{method} {path}"));
-    let body = (method == "GET").then(|| files.lock().unwrap().get(path.trim_start_matches('/')).cloned()).flatten();
+    let Some((method, path)) = super::read_request_head(&mut reader) else { return };
+    requests.lock().unwrap().push(format!("{method} /{path}"));
+    let body = (method == "GET").then(|| files.lock().unwrap().get(&path).cloned()).flatten();
     let mut stream = stream;
     let response = match body {
         Some(body) => {

@@ -249,6 +249,25 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{run}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Reads an HTTP/1.1 request head from a test server's connection and returns its method and
+/// path (query dropped, no leading `/`); headers are skipped. `None` when the client went away.
+pub fn read_request_head(reader: &mut impl std::io::BufRead) -> Option<(String, String)> {
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) if header.trim().is_empty() => break,
+            Ok(_) => {}
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next()?, parts.next().unwrap_or("/"));
+    let path = target.split('?').next().unwrap_or_default().trim_start_matches('/');
+    Some((method.to_string(), path.to_string()))
+}
+
 /// The last `lines` lines of a file, for failure messages.
 pub fn tail_file(path: &Path, lines: usize) -> String {
     match std::fs::read(path) {

@@ -4,7 +4,7 @@
 //! trusts through `SSL_CERT_FILE`. Files can be replaced while it runs (tampering tests).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -263,22 +263,8 @@ fn serve(tcp: TcpStream, tls: Arc<rustls::ServerConfig>, files: &Mutex<HashMap<S
     let Ok(conn) = rustls::ServerConnection::new(tls) else { return };
     let mut stream = rustls::StreamOwned::new(conn, tcp);
     let mut reader = BufReader::new(&mut stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    loop {
-        let mut header = String::new();
-        match reader.read_line(&mut header) {
-            Ok(0) | Err(_) => return,
-            Ok(_) if header.trim().is_empty() => break,
-            Ok(_) => {}
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let path = target.split('?').next().unwrap_or_default().trim_start_matches('/');
-    let body = if method == "GET" { files.lock().unwrap().get(path).cloned() } else { None };
+    let Some((method, path)) = super::read_request_head(&mut reader) else { return };
+    let body = if method == "GET" { files.lock().unwrap().get(&path).cloned() } else { None };
     let (status, content_type, body) = match body {
         Some(b) if path.ends_with(".zip") || path.starts_with("files/") => ("200 OK", "application/octet-stream", b),
         Some(b) => ("200 OK", "application/json", b),
