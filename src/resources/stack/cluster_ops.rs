@@ -37,6 +37,8 @@ pub struct StackOps<'a> {
     pub claimant: Claimant<'a>,
     /// Take over fields other managers own instead of failing on conflicts.
     pub force_conflicts: bool,
+    /// Every listable kind, discovered once per operation (a teardown asks for each namespace).
+    kinds: tokio::sync::OnceCell<Vec<KindInfo>>,
 }
 
 pub use super::errors::OpError;
@@ -73,13 +75,19 @@ impl From<Interrupted> for ObjectFailure {
 impl<'a> StackOps<'a> {
     /// Operations that keep fields other managers own as they are (all but apply's choice).
     pub fn new(cluster: &'a Cluster, stack: &'a str, deadline: Deadline, claimant: Claimant<'a>) -> Self {
-        StackOps { cluster, stack, deadline, claimant, force_conflicts: false }
+        StackOps { cluster, stack, deadline, claimant, force_conflicts: false, kinds: tokio::sync::OnceCell::new() }
     }
 }
 
 impl StackOps<'_> {
     pub(super) fn kube(&self, what: &str, e: KubeError) -> OpError {
         OpError::kube(what, e)
+    }
+
+    /// Every kind the cluster serves that can be listed, discovered once per operation.
+    pub(super) async fn listable_kinds(&self) -> Result<&[KindInfo], OpError> {
+        let kinds = self.kinds.get_or_try_init(|| self.cluster.listable_kinds()).await.map_err(|e| self.kube("discovery", e))?;
+        Ok(kinds)
     }
 
     /// Discovery for one manifest, waiting a little when a CRD of this stack defines it.
@@ -422,7 +430,7 @@ impl StackOps<'_> {
     /// API groups (Ingress under `extensions` too, on old clusters) is counted once.
     pub async fn labelled_objects(&self) -> Result<Vec<LabelledObject>, OpError> {
         let selector = format!("{STACK_LABEL}={}", self.stack);
-        let kinds = self.cluster.listable_kinds().await.map_err(|e| self.kube("discovery", e))?;
+        let kinds = self.listable_kinds().await?;
         let work = kinds
             .iter()
             .map(|info| {

@@ -149,10 +149,8 @@ impl StackResource {
         let cluster = self.cluster(planned, diags).await?;
         let past = Past::of(prior);
         let planned_adoptions = string_set(planned.get_attr("adopted")).map(|keys| identities(&keys));
-        let ops = StackOps {
-            force_conflicts: flag(planned, "force_conflicts"),
-            ..StackOps::new(&cluster, &stack, deadline, past.claimant(&id, planned_adoptions.as_ref()))
-        };
+        let mut ops = StackOps::new(&cluster, &stack, deadline, past.claimant(&id, planned_adoptions.as_ref()));
+        ops.force_conflicts = flag(planned, "force_conflicts");
         if prior.is_null() && !self.name_is_free(&ops, &stack, diags).await {
             return None;
         }

@@ -135,7 +135,7 @@ impl StackOps<'_> {
     /// Fails when the namespace holds objects this stack does not own (beyond what
     /// Kubernetes puts in every namespace and what controllers derive from other objects).
     async fn refuse_namespace_in_use(&self, key: &ObjectKey) -> Result<(), OpError> {
-        let kinds = self.cluster.listable_kinds().await.map_err(|e| self.kube("discovery", e))?;
+        let kinds = self.listable_kinds().await?;
         let work = kinds
             .iter()
             .filter(|k| k.namespaced && !is_derived_kind(&k.resource.kind))
