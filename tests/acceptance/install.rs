@@ -3,7 +3,7 @@
 //! `make mirror` makes, as a filesystem mirror and as a network mirror. The release comes
 //! from `dist/` (`make release`), built by the harness when missing.
 
-use crate::harness::registry::{filesystem_mirror_cli_config, release, signature_by_another_key, RegistryServer, Release};
+use crate::harness::registry::{filesystem_mirror_cli_config, gpg, release, signature_by_another_key, RegistryServer, Release};
 use crate::harness::{for_each_terraform, kubectl, unique_name, CmdOutput, TerraformBin, Workdir};
 
 /// A workdir that installs with `cli_config` (no dev_overrides) and trusts the server's CA.
@@ -151,4 +151,55 @@ fn docs_name_every_terraform_under_test() {
             tf.version_string
         );
     });
+}
+
+/// The entries of a zip's central directory: (name, Unix mode, made on Unix).
+fn zip_entries(zip: &[u8]) -> Vec<(String, u32, bool)> {
+    let u16_at = |i: usize| u16::from_le_bytes([zip[i], zip[i + 1]]) as usize;
+    let u32_at = |i: usize| u32::from_le_bytes([zip[i], zip[i + 1], zip[i + 2], zip[i + 3]]);
+    // No archive comment: the end-of-central-directory record is the last 22 bytes.
+    let end = zip.len() - 22;
+    assert_eq!(u32_at(end), 0x0605_4b50, "no end-of-central-directory record where expected");
+    let (count, mut at) = (u16_at(end + 10), u32_at(end + 16) as usize);
+    let mut entries = Vec::new();
+    for _ in 0..count {
+        assert_eq!(u32_at(at), 0x0201_4b50, "bad central directory header");
+        let made_on_unix = zip[at + 5] == 3;
+        let (name_len, extra_len, comment_len) = (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
+        let mode = u32_at(at + 38) >> 16;
+        let name = String::from_utf8_lossy(&zip[at + 46..at + 46 + name_len]).into_owned();
+        entries.push((name, mode, made_on_unix));
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    entries
+}
+
+/// dist/ is laid out as goreleaser lays out a Terraform provider release.
+#[test]
+fn release_layout_is_goreleasers() {
+    let release = release();
+    let entries = zip_entries(&release.read("zip"));
+    assert_eq!(entries, vec![(release.name("binary").to_string(), 0o100755, true)], "zip entries");
+
+    let sums = String::from_utf8(release.read("checksums")).unwrap();
+    let listed: Vec<(&str, &str)> = sums.lines().filter_map(|l| l.split_once("  ")).collect();
+    let manifest_sha = hex_sha256(&release.read("manifest"));
+    let zip_sha = release.zip_sha256();
+    assert_eq!(listed, vec![(zip_sha.as_str(), release.name("zip")), (manifest_sha.as_str(), release.name("manifest"))]);
+    let manifest: serde_json::Value = serde_json::from_slice(&release.read("manifest")).unwrap();
+    assert_eq!(manifest["metadata"]["protocol_versions"], serde_json::json!(["6.0"]));
+
+    // The signature is binary OpenPGP, by the published key, over SHA256SUMS.
+    let sig = release.read("signature");
+    assert_ne!(sig.first(), Some(&b'-'), "SHA256SUMS.sig is ASCII-armored; Terraform expects binary");
+    let home = tempfile::Builder::new().prefix("tf-acc-gpg-").tempdir().unwrap();
+    gpg(Some(home.path()), &["--import", &release.file("public_key").to_string_lossy()]).assert_success();
+    let verify = gpg(
+        Some(home.path()),
+        &["--status-fd", "1", "--verify", &release.file("signature").to_string_lossy(), &release.file("checksums").to_string_lossy()],
+    );
+    verify.assert_success();
+    assert!(verify.stdout.contains("[GNUPG:] GOODSIG"), "{}", verify.describe());
+    assert!(verify.stdout.contains("[GNUPG:] VALIDSIG"), "{}", verify.describe());
+    let _ = std::process::Command::new("gpgconf").env("GNUPGHOME", home.path()).args(["--kill", "gpg-agent"]).status();
 }
