@@ -160,8 +160,11 @@ impl Cluster {
         for (api_version, found) in api_versions.iter().zip(fetched) {
             match found {
                 Ok(found) => kinds.extend(found.into_values().filter(|k| k.listable)),
-                // An unavailable aggregated API (metrics.k8s.io, say) holds nothing of ours.
-                Err(e) if e.is_not_served() || matches!(e, KubeError::Api { code: 503, .. }) => {
+                // An unavailable aggregated API (metrics.k8s.io, say) holds nothing of ours, nor
+                // does a group whose CRD went away since the list of groups was read (its
+                // version then answers 404). Skipping one errs on the safe side: what is not
+                // listed is neither imported nor deleted.
+                Err(e) if e.is_not_served() || matches!(e, KubeError::Api { code: 404 | 503, .. }) => {
                     tracing::warn!(api_version = %api_version, error = %e, "skipping an API version discovery could not read")
                 }
                 Err(e) => return Err(e),
