@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TESTENV_DIR ?= $(HOME)/.cache/terraform-provider-platform/testenv
 export PLATFORM_TESTENV_DIR := $(TESTENV_DIR)
 
-.PHONY: all build release mirror testenv test lint demo demo-down docs bench bench-stack clean
+.PHONY: all build release mirror testenv test test-release lint demo demo-down docs bench bench-stack clean
 
 all: build
 
@@ -23,9 +23,17 @@ mirror:
 testenv:
 	bash scripts/testenv.sh
 
+# The release the install tests use, built before the tests when dist/ has none of this
+# version (a release build beside running tests would slow them down).
+test-release:
+	@zip=$$(bash scripts/release.sh --names | sed -n 's/^zip=//p'); \
+	if [ -f "dist/$$zip" ] && [ -f dist/mirror/registry.terraform.io/platform/platform/index.json ]; then \
+	  echo "dist/ holds $$zip"; \
+	else bash scripts/release.sh && bash scripts/mirror.sh; fi
+
 # Unit tests, docs freshness, and acceptance tests with every Terraform found.
 # The last line totals every test binary's results.
-test: testenv lint
+test: testenv lint test-release
 	mkdir -p target; set -o pipefail; source $(TESTENV_DIR)/env.sh && \
 	cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=4 2>&1 | tee target/test.log; \
 	status=$$?; \
