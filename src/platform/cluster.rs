@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::clients::kube::ConnectionSpec;
+use crate::clients::kube::{ConnectionSpec, ExecSpec};
 use crate::framework::diagnostics::{AttributePath, Diagnostic};
 use crate::framework::schema::Attribute;
 use crate::framework::value::Value;
@@ -18,8 +18,26 @@ pub const CLUSTER_FIELDS: &[(&str, &str)] = &[
     ("client_key", "PEM private key of `client_certificate`"),
     ("insecure", "skip verification of the API server's certificate (bool)"),
     ("kubeconfig", "a whole kubeconfig document"),
-    ("context", "context of `kubeconfig` to use"),
+    ("config_path", "path of a kubeconfig file, read when the resource connects"),
+    ("context", "context of `kubeconfig` or `config_path` to use"),
+    ("exec_command", "credential plugin run for a token, as kubectl runs one, so that no token is kept in state"),
+    ("exec_args", "its arguments, as `jsonencode([...])`"),
+    ("exec_env", "its environment, as `jsonencode({...})`"),
+    ("exec_api_version", "its `client.authentication.k8s.io` version (default v1beta1)"),
 ];
+
+const DEFAULT_EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
+
+/// `exec_args` / `exec_env` arrive as JSON text in the map.
+fn parse_json<T: serde::de::DeserializeOwned>(value: Option<&str>, name: &str, what: &str, path: &AttributePath) -> Result<Option<T>, Diagnostic> {
+    match value {
+        None => Ok(None),
+        Some(text) => serde_json::from_str(text).map(Some).map_err(|_| {
+            Diagnostic::error("Invalid cluster connection", format!("`{name}` must be {what}, e.g. written with `jsonencode(...)`."))
+                .at(path.clone().key(name))
+        }),
+    }
+}
 
 /// The optional `cluster` attribute of Kubernetes-backed resources and data sources.
 ///
@@ -80,6 +98,22 @@ pub fn validate_cluster_attribute(config: &Value, diags: &mut crate::framework::
     if let Err(diagnostic) = require_host_or_kubeconfig(fields, &path) {
         diags.push(diagnostic);
     }
+    let known = |name: &str| match fields.get(name) {
+        Some(Value::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    if let Err(diagnostic) = parse_json::<Vec<String>>(known("exec_args"), "exec_args", "a JSON list of strings", &path) {
+        diags.push(diagnostic);
+    }
+    if let Err(diagnostic) =
+        parse_json::<BTreeMap<String, String>>(known("exec_env"), "exec_env", "a JSON object of strings", &path)
+    {
+        diags.push(diagnostic);
+    }
+    let exec_set = ["exec_args", "exec_env", "exec_api_version"].iter().any(|f| fields.get(*f).is_some_and(|v| !v.is_null()));
+    if exec_set && fields.get("exec_command").is_none_or(Value::is_null) {
+        diags.error_at(path.clone().key("exec_command"), "Incomplete cluster connection", "`exec_args`, `exec_env` and `exec_api_version` need `exec_command`.");
+    }
 }
 
 /// A field's text; an unknown value cannot be used yet.
@@ -107,10 +141,10 @@ fn parse_insecure(value: Option<&str>, path: &AttributePath) -> Result<bool, Dia
 /// Present means set, known or not: an unknown `host` will have a value at apply.
 fn require_host_or_kubeconfig(fields: &BTreeMap<String, Value>, path: &AttributePath) -> Result<(), Diagnostic> {
     let present = |name: &str| fields.get(name).is_some_and(|v| !v.is_null());
-    if present("host") || present("kubeconfig") {
+    if present("host") || present("kubeconfig") || present("config_path") {
         Ok(())
     } else {
-        Err(Diagnostic::error("Incomplete cluster connection", "`cluster` needs at least `host` or `kubeconfig`.")
+        Err(Diagnostic::error("Incomplete cluster connection", "`cluster` needs at least `host`, `kubeconfig` or `config_path`.")
             .at(path.clone()))
     }
 }
@@ -155,8 +189,17 @@ pub fn connection_from_attribute(cluster: Option<&Value>) -> Result<Option<Conne
         client_key: get("client_key")?,
         insecure: parse_insecure(get("insecure")?.as_deref(), &path)?,
         kubeconfig: get("kubeconfig")?,
+        config_paths: get("config_path")?.map(std::path::PathBuf::from).into_iter().collect(),
         config_context: get("context")?,
-        ..Default::default()
+        exec: match get("exec_command")? {
+            None => None,
+            Some(command) => Some(ExecSpec {
+                api_version: get("exec_api_version")?.unwrap_or_else(|| DEFAULT_EXEC_API_VERSION.to_string()),
+                command,
+                args: parse_json(get("exec_args")?.as_deref(), "exec_args", "a JSON list of strings", &path)?.unwrap_or_default(),
+                env: parse_json(get("exec_env")?.as_deref(), "exec_env", "a JSON object of strings", &path)?.unwrap_or_default(),
+            }),
+        },
     };
     Ok(Some(spec))
 }
@@ -195,5 +238,37 @@ mod tests {
         assert!(connection_from_attribute(Some(&Value::Null)).unwrap().is_none());
         let unknown = config_with_cluster(&[("host", Value::Unknown)]);
         assert!(connection_from_attribute(unknown.get_attr("cluster")).is_err());
+    }
+
+    #[test]
+    fn a_cluster_reached_through_a_kubeconfig_file_and_a_credential_plugin_keeps_no_token() {
+        let cluster = Value::Map(BTreeMap::from([
+            ("host".to_string(), Value::string("https://k:6443")),
+            ("config_path".to_string(), Value::string("~/.kube/config")),
+            ("context".to_string(), Value::string("homelab")),
+            ("exec_command".to_string(), Value::string("aws")),
+            ("exec_args".to_string(), Value::string(r#"["eks","get-token"]"#)),
+            ("exec_env".to_string(), Value::string(r#"{"AWS_PROFILE":"lab"}"#)),
+        ]));
+        let spec = connection_from_attribute(Some(&cluster)).unwrap().unwrap();
+        assert_eq!(spec.config_paths, [std::path::PathBuf::from("~/.kube/config")]);
+        assert_eq!(spec.config_context.as_deref(), Some("homelab"));
+        let exec = spec.exec.expect("exec");
+        assert_eq!((exec.command.as_str(), exec.args.as_slice()), ("aws", ["eks".to_string(), "get-token".to_string()].as_slice()));
+        assert_eq!(exec.env["AWS_PROFILE"], "lab");
+        assert_eq!(exec.api_version, "client.authentication.k8s.io/v1beta1");
+        assert!(spec.token.is_none());
+
+        let mut diags = Diagnostics::new();
+        validate_cluster_attribute(
+            &config_with_cluster(&[("host", Value::string("https://k")), ("exec_args", Value::string("eks get-token"))]),
+            &mut diags,
+        );
+        let texts: Vec<String> = diags.iter().map(|d| d.detail.clone()).collect();
+        assert!(texts.iter().any(|t| t.contains("`exec_args` must be a JSON list")), "{texts:?}");
+        assert!(texts.iter().any(|t| t.contains("need `exec_command`")), "{texts:?}");
+        let mut diags = Diagnostics::new();
+        validate_cluster_attribute(&config_with_cluster(&[("config_path", Value::string("/k"))]), &mut diags);
+        assert!(diags.is_empty(), "a kubeconfig path alone is a connection");
     }
 }

@@ -168,3 +168,54 @@ fn a_context_that_does_not_exist_is_named_in_the_error() {
         work.apply().assert_failure_contains("nope");
     });
 }
+
+/// A resource's own `cluster` reaches the cluster through a kubeconfig file and context, or a
+/// credential plugin: no token is written in the configuration or kept in state.
+#[test]
+fn a_resource_cluster_via_kubeconfig_path_or_credential_plugin_keeps_no_token_in_state() {
+    for_each_terraform(|tf| {
+        let work = Workdir::without_cluster(tf);
+        let kubeconfig = work.write_file("two-contexts.kubeconfig", &two_context_kubeconfig());
+        let ca = work.write_file("ca.pem", cluster().ca_pem());
+        let exec = work.write_file(
+            "credential.sh",
+            &format!(
+                "#!/bin/sh\n[ \"$1\" = get-token ] && [ \"$LAB\" = yes ] || exit 3\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
+                cluster().token()
+            ),
+        );
+        Command::new("chmod").arg("+x").arg(&exec).status().unwrap();
+        let (by_file, by_exec) = (unique_name("acc-cfgpath"), unique_name("acc-execattr"));
+        work.write_main_tf(&format!(
+            r#"{required}
+provider "platform" {{}}
+resource "platform_namespace" "file" {{
+  name    = "{by_file}"
+  cluster = {{ config_path = "{kubeconfig}", context = "good" }}
+}}
+resource "platform_namespace" "exec" {{
+  name    = "{by_exec}"
+  cluster = {{
+    host                   = "{server}"
+    cluster_ca_certificate = file("{ca}")
+    exec_command           = "{exec}"
+    exec_args              = jsonencode(["get-token"])
+    exec_env               = jsonencode({{ LAB = "yes" }})
+  }}
+}}
+"#,
+            required = required_providers!(),
+            kubeconfig = kubeconfig.display(),
+            server = cluster().server(),
+            ca = ca.display(),
+            exec = exec.display(),
+        ));
+        work.apply().assert_success();
+        assert!(namespace_exists(&by_file) && namespace_exists(&by_exec));
+        let state = work.state_json().to_string();
+        assert!(!state.contains(cluster().token()), "a token reached the state");
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert!(!namespace_exists(&by_file) && !namespace_exists(&by_exec));
+    });
+}
