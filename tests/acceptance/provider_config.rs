@@ -55,20 +55,27 @@ fn admin_client_certificate(work: &Workdir) -> Option<(String, String)> {
     ok.then(|| (std::fs::read_to_string(crt).unwrap(), std::fs::read_to_string(key).unwrap()))
 }
 
+/// An executable credential plugin in `work` that prints the cluster's token as an
+/// ExecCredential, after `guard` (shell lines that may `exit` non-zero).
+fn credential_plugin(work: &Workdir, guard: &str) -> std::path::PathBuf {
+    let exec = work.write_file(
+        "credential.sh",
+        &format!(
+            "#!/bin/sh\n{guard}echo '{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
+            cluster().token()
+        ),
+    );
+    Command::new("chmod").arg("+x").arg(&exec).status().unwrap();
+    exec
+}
+
 #[test]
 fn every_connection_method_reaches_the_cluster() {
     for_each_terraform(|tf| {
         let work = Workdir::without_cluster(tf);
         let kubeconfig = work.write_file("two-contexts.kubeconfig", &two_context_kubeconfig());
         let ca = work.write_file("ca.pem", cluster().ca_pem());
-        let exec = work.write_file(
-            "credential.sh",
-            &format!(
-                "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
-                cluster().token()
-            ),
-        );
-        Command::new("chmod").arg("+x").arg(&exec).status().unwrap();
+        let exec = credential_plugin(&work, "");
         let names: Vec<String> = ["ctx", "token", "exec", "cert"].iter().map(|m| unique_name(&format!("acc-{m}"))).collect();
         let client = admin_client_certificate(&work);
         let (cert_provider, cert_resource) = match &client {
@@ -177,14 +184,7 @@ fn a_resource_cluster_via_kubeconfig_path_or_credential_plugin_keeps_no_token_in
         let work = Workdir::without_cluster(tf);
         let kubeconfig = work.write_file("two-contexts.kubeconfig", &two_context_kubeconfig());
         let ca = work.write_file("ca.pem", cluster().ca_pem());
-        let exec = work.write_file(
-            "credential.sh",
-            &format!(
-                "#!/bin/sh\n[ \"$1\" = get-token ] && [ \"$LAB\" = yes ] || exit 3\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
-                cluster().token()
-            ),
-        );
-        Command::new("chmod").arg("+x").arg(&exec).status().unwrap();
+        let exec = credential_plugin(&work, "[ \"$1\" = get-token ] && [ \"$LAB\" = yes ] || exit 3\n");
         let (by_file, by_exec) = (unique_name("acc-cfgpath"), unique_name("acc-execattr"));
         work.write_main_tf(&format!(
             r#"{required}
