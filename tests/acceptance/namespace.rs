@@ -325,7 +325,7 @@ fn bad_input_gets_diagnostics_naming_the_attribute() {
             (r#"name = "ok"
   cluster = { hots = "https://127.0.0.1:6443" }"#, "has no field \"hots\""),
             (r#"name = "ok"
-  cluster = { token = "t" }"#, "needs at least `host` or `kubeconfig`"),
+  cluster = { token = "t" }"#, "needs at least `host`, `kubeconfig` or `config_path`"),
             (r#"name = ["a"]"#, "Incorrect attribute value type"),
             (r#"name = "ok"
   on_destroy = "orphan""#, r#"on_destroy must be "delete" or "release", not "orphan""#),
