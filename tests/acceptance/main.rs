@@ -22,3 +22,4 @@ mod stack_waits;
 mod catalog;
 mod faults;
 mod install;
+mod dns_servers;

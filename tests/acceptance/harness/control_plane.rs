@@ -46,10 +46,10 @@ pub fn cluster() -> &'static Cluster {
 }
 
 /// A process of the local control plane.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
+pub(crate) struct Proc {
+    pub(crate) name: &'static str,
+    pub(crate) child: Child,
+    pub(crate) log: PathBuf,
 }
 
 pub struct Cluster {
@@ -316,7 +316,7 @@ pub fn kube_bin_dir() -> Result<PathBuf, String> {
     }
 }
 
-fn is_executable(p: &Path) -> bool {
+pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
@@ -352,7 +352,7 @@ fn mint_admin_token(kubeconfig: &Path) -> Result<String, String> {
 
 /// The bash reaper: waits for EOF on stdin (this process exiting), then kills every pid
 /// listed in `$dir/pids` and removes `$dir` unless asked to keep it.
-fn spawn_reaper(dir: &Path, keep: bool) -> Result<ChildStdin, String> {
+pub(crate) fn spawn_reaper(dir: &Path, keep: bool) -> Result<ChildStdin, String> {
     const SCRIPT: &str = r#"
 trap '' INT HUP TERM PIPE
 dir=$1 keep=$2
@@ -460,20 +460,20 @@ impl Pki {
     }
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("read /dev/urandom");
     hex::encode(buf)
 }
 
 /// The last lines of a process log, without the kube components' flag dump.
-fn tail_log(path: &Path, lines: usize) -> String {
+pub(crate) fn tail_log(path: &Path, lines: usize) -> String {
     let text = tail_file(path, lines + 400);
     let kept: Vec<&str> = text.lines().filter(|l| !l.contains("] FLAG: --")).collect();
     kept[kept.len().saturating_sub(lines)..].join("\n")
 }
 
-fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, String> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()
@@ -481,7 +481,13 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
     listeners.iter().map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())).collect()
 }
 
-fn spawn(name: &'static str, program: &Path, args: &[String], dir: &Path, procs: &mut Vec<Proc>) -> Result<(), String> {
+pub(crate) fn spawn(
+    name: &'static str,
+    program: &Path,
+    args: &[String],
+    dir: &Path,
+    procs: &mut Vec<Proc>,
+) -> Result<(), String> {
     let log = dir.join(format!("{name}.log"));
     let out = OpenOptions::new().create(true).append(true).open(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
@@ -501,7 +507,7 @@ fn spawn(name: &'static str, program: &Path, args: &[String], dir: &Path, procs:
 
 /// Polls `check` until Ok, failing early (with the log tail) if `procs` has an exited
 /// process, or after `timeout`.
-fn wait_for(
+pub(crate) fn wait_for(
     what: &str,
     timeout: Duration,
     procs: &mut [Proc],

@@ -17,6 +17,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod control_plane;
+pub mod dns;
 pub mod fake_flux;
 pub mod fault_proxy;
 pub mod http;
