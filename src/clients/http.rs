@@ -26,7 +26,8 @@ pub enum FetchError {
     NotText { url: String },
 }
 
-fn client() -> Result<reqwest::Client, String> {
+/// An HTTP client that trusts the system's CA certificates, with an overall request timeout.
+pub(crate) fn client() -> Result<reqwest::Client, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {

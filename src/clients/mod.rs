@@ -2,6 +2,7 @@
 //! these modules speak Kubernetes (and DNS, SOPS, sealing, HTTP downloads) and report plain errors.
 
 pub mod deadline;
+pub mod dns;
 pub mod http;
 pub mod keyed;
 pub mod kube;

@@ -2,5 +2,6 @@
 //! `provider` lists them. They share [`crate::platform`] and know nothing of `provider`.
 
 pub mod catalog;
+pub mod dns_record;
 pub mod namespace;
 pub mod sops_file;

@@ -7,14 +7,19 @@
 //! never on `provider`. It knows no resource type.
 
 mod cluster;
+pub mod dns;
 mod secrets;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use cluster::{cluster_attribute, connection_from_attribute, connection_not_known, validate_cluster_attribute, DefaultConnection};
 pub use secrets::{sops_format, SecretsConfig};
+pub use dns::DnsTarget;
 
+use crate::clients::dns::DnsError;
 use crate::clients::kube::{ClientCache, Cluster, KubeError};
+use dns::{DnsClients, DnsDefaults, DEFAULT_DNS_NAME};
 use crate::clients::sops::{Decrypted, Format, Keys};
 use crate::framework::diagnostics::{AttributePath, Diagnostic};
 use crate::framework::value::Value;
@@ -27,6 +32,8 @@ pub struct Platform {
     secrets: RwLock<SecretsConfig>,
     /// Loaded on first use, then shared: one key file read per run.
     sops_keys: Mutex<Option<Result<Arc<Keys>, Diagnostic>>>,
+    dns_defaults: RwLock<DnsDefaults>,
+    dns_clients: DnsClients,
 }
 
 impl Platform {
@@ -75,6 +82,71 @@ impl Platform {
 }
 
 impl Platform {
+    /// Sets the provider's `dns` blocks.
+    pub fn set_dns_defaults(&self, defaults: DnsDefaults) {
+        *self.dns_defaults.write().expect("dns lock") = defaults;
+    }
+
+    /// The DNS server of a record: its own `connection` when set, else the provider's `dns`
+    /// block named `dns_name` (the only block when there is one and no name is given).
+    pub fn dns(&self, dns_name: Option<&Value>, connection: Option<&Value>) -> Result<DnsTarget, Diagnostic> {
+        let chosen = match dns::connection_from_attribute(connection)? {
+            Some(Some(connection)) => connection,
+            Some(None) => return Ok(DnsTarget::NotKnown),
+            None => {
+                let name = match dns_name {
+                    Some(Value::Unknown) => return Ok(DnsTarget::NotKnown),
+                    Some(Value::String(name)) => Some(name.clone()),
+                    _ => None,
+                };
+                let defaults = self.dns_defaults.read().expect("dns lock").clone();
+                let blocks = match defaults {
+                    DnsDefaults::Unknown => return Ok(DnsTarget::NotKnown),
+                    DnsDefaults::NotConfigured => BTreeMap::new(),
+                    DnsDefaults::Known(blocks) => blocks,
+                };
+                let names = || blocks.keys().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+                let found = match &name {
+                    Some(name) => blocks.get(name).ok_or_else(|| {
+                        let detail = if blocks.is_empty() {
+                            format!("The provider has no `dns` block; add one named {name:?}, or give this record a `connection`.")
+                        } else {
+                            format!("The provider has no `dns` block named {name:?}; its `dns` blocks are {}.", names())
+                        };
+                        Diagnostic::error("Unknown DNS server", detail).at(AttributePath::root("dns"))
+                    })?,
+                    None if blocks.len() == 1 => blocks.values().next().expect("one block"),
+                    None => {
+                        let detail = if blocks.is_empty() {
+                            "The provider has no `dns` block: add one, or give this record a `connection`.".to_string()
+                        } else if let Some(default) = blocks.get(DEFAULT_DNS_NAME) {
+                            return Ok(match default {
+                                Some(connection) => self.dns_target(connection)?,
+                                None => DnsTarget::NotKnown,
+                            });
+                        } else {
+                            format!("The provider has several `dns` blocks ({}): say which with `dns`.", names())
+                        };
+                        return Err(Diagnostic::error("Which DNS server?", detail).at(AttributePath::root("dns")));
+                    }
+                };
+                match found {
+                    Some(connection) => connection.clone(),
+                    None => return Ok(DnsTarget::NotKnown),
+                }
+            }
+        };
+        self.dns_target(&chosen)
+    }
+
+    fn dns_target(&self, connection: &dns::DnsConnection) -> Result<DnsTarget, Diagnostic> {
+        let backend = self
+            .dns_clients
+            .get(connection)
+            .map_err(|e| Diagnostic::error("Invalid DNS connection", e))?;
+        Ok(DnsTarget::Ready { backend, owner_id: connection.owner_id.clone() })
+    }
+
     /// Decrypts the SOPS file at `path` with the provider's age keys; errors point at `at`.
     pub fn decrypt_sops_file(&self, path: &str, format: Format, at: AttributePath) -> Result<Decrypted, Diagnostic> {
         let keys = self
@@ -113,6 +185,20 @@ pub fn kube_diagnostic(summary: &str, error: &KubeError) -> Diagnostic {
         }
         KubeError::Timeout(_) => "\n\nRaise this resource's `timeouts` if the cluster is just slow.".to_string(),
         _ => String::new(),
+    };
+    Diagnostic::error(summary, format!("{error}{hint}"))
+}
+
+/// A diagnostic for a DNS failure, with a hint for the failures users hit most. The one
+/// place a [`DnsError`] becomes something Terraform shows.
+pub fn dns_diagnostic(summary: &str, error: &DnsError) -> Diagnostic {
+    let hint = match error {
+        DnsError::Unreachable { .. } => "\n\nCheck that the server runs and that `server` or `url` points at it; raise `timeouts` if it is just slow.",
+        DnsError::Credentials { .. } => "\n\nCheck the TSIG key (`key_name`, `key_algorithm`, `key_secret`) or the API key/token of the `dns` block or `connection`.",
+        DnsError::ZoneNotServed { .. } => "\n\nCheck `zone`: the server must be the zone's primary (authoritative) server.",
+        DnsError::Changed { .. } => "\n\nSomeone changed the record set meanwhile. Run `terraform apply -refresh-only` to see it, then plan again.",
+        DnsError::Partial { .. } => "\n\nThe next `terraform apply` reads the records and finishes the change.",
+        _ => "",
     };
     Diagnostic::error(summary, format!("{error}{hint}"))
 }

@@ -2,6 +2,7 @@
 //! of its types. What the types share lives in [`crate::platform`], which this module fills
 //! in; nothing under `resources` or `data_sources` depends on this module.
 
+mod dns;
 mod kubernetes;
 mod secrets;
 
@@ -43,6 +44,7 @@ impl Provider for PlatformProvider {
             Block::new(vec![])
                 .with_block(kubernetes::kubernetes_block())
                 .with_block(secrets::secrets_block())
+                .with_block(dns::dns_block())
                 .describe("Plans and applies a whole self-hosted Kubernetes platform: clusters, namespaces, component stacks, DNS, backups and secrets."),
         )
     }
@@ -59,6 +61,13 @@ impl Provider for PlatformProvider {
         let secrets = secrets::secrets_config_from_block(config.get_attr("secrets").filter(|b| !b.is_null()));
         tracing::debug!(secrets = ?secrets, "secrets configured");
         self.shared.set_secrets(secrets);
+        let dns = dns::dns_defaults_from_config(config.get_attr("dns"), diags);
+        tracing::debug!(dns = ?dns, "dns configured");
+        self.shared.set_dns_defaults(dns);
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        dns::dns_defaults_from_config(config.get_attr("dns"), diags);
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
@@ -68,6 +77,7 @@ impl Provider for PlatformProvider {
             Arc::new(resources::secret::SecretResource::new(platform.clone())),
             Arc::new(resources::sealed_secret::SealedSecretResource::new(platform.clone())),
             Arc::new(resources::stack::StackResource::new(platform.clone())),
+            Arc::new(resources::dns_record::DnsRecordResource::new(platform.clone())),
         ]
     }
 
@@ -75,6 +85,7 @@ impl Provider for PlatformProvider {
         let platform = &self.shared;
         vec![
             Arc::new(data_sources::catalog::CatalogDataSource),
+            Arc::new(data_sources::dns_record::DnsRecordDataSource::new(platform.clone())),
             Arc::new(data_sources::namespace::NamespaceDataSource::new(platform.clone())),
             Arc::new(data_sources::sops_file::SopsFile::new(platform.clone())),
         ]

@@ -23,3 +23,5 @@ mod catalog;
 mod faults;
 mod install;
 mod dns_servers;
+mod dns_cloudflare_standin;
+mod dns_record;

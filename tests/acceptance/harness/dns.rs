@@ -213,7 +213,8 @@ impl DnsServer {
     }
 
     /// What the server really holds: `dig +tcp +norecurse @127.0.0.1 -p PORT <fqdn> <TYPE>`,
-    /// the answer section's rdata (records of that name and type only), sorted; an empty Vec
+    /// the rdata of the answer (and, for a delegation's NS, authority) section's records of
+    /// that name and type, sorted; an empty Vec
     /// on NXDOMAIN/NODATA. TXT as dig prints it (quoted chunks). Panics on other statuses.
     #[track_caller]
     pub fn dig(&self, name: &str, rtype: &str) -> Vec<String> {
@@ -709,7 +710,8 @@ fn soa_answers(dig: &Path, port: u16) -> Result<(), String> {
 
 fn dig_query(dig: &Path, port: u16, fqdn: &str, rtype: &str, time: u32, tries: u32) -> CmdOutput {
     let mut cmd = Command::new(dig);
-    cmd.args(["+tcp", "+norecurse", "+noall", "+comments", "+answer"])
+    // The authority section too: NS records below the apex come back as a referral there.
+    cmd.args(["+tcp", "+norecurse", "+noall", "+comments", "+answer", "+authority"])
         .arg(format!("+time={time}"))
         .arg(format!("+tries={tries}"))
         .args(["@127.0.0.1", "-p", &port.to_string(), fqdn, rtype]);

@@ -1,0 +1,223 @@
+//! `platform_dns_record` (resource and data source) with real Terraform against real BIND 9,
+//! Knot DNS (RFC 2136 with TSIG) and PowerDNS (HTTP API) on loopback. Every check of what
+//! the server holds asks it directly with `dig`, not only through the provider.
+
+use crate::harness::dns::{self, DnsKind, DnsServer};
+use crate::harness::{for_each_terraform, unique_name, Workdir};
+
+/// The provider block with one `dns` block named "lan" for `server`.
+fn provider(server: &DnsServer) -> String {
+    provider_with(server, "")
+}
+
+fn provider_with(server: &DnsServer, extra: &str) -> String {
+    let backend = match server.kind() {
+        DnsKind::Bind | DnsKind::Knot => format!(
+            "rfc2136 {{\n      server = \"{}\"\n      key_name = \"{}\"\n      key_algorithm = \"{}\"\n      key_secret = \"{}\"\n    }}",
+            server.address(),
+            server.tsig_key_name(),
+            server.tsig_algorithm(),
+            server.tsig_secret()
+        ),
+        DnsKind::PowerDns => format!(
+            "powerdns {{\n      url = \"{}\"\n      api_key = \"{}\"\n      server_id = \"localhost\"\n    }}",
+            server.api_url(),
+            server.api_key()
+        ),
+    };
+    format!(
+        "{}provider \"platform\" {{\n  dns {{\n    name = \"lan\"\n{extra}    {backend}\n  }}\n}}\n",
+        required_providers!()
+    )
+}
+
+fn record(name: &str, zone: &str, rtype: &str, ttl: Option<u32>, records: &[&str], extra: &str) -> String {
+    let records: Vec<String> = records.iter().map(|r| format!("{r:?}")).collect();
+    let ttl = ttl.map(|t| format!("  ttl = {t}\n")).unwrap_or_default();
+    format!(
+        "resource \"platform_dns_record\" \"this\" {{\n  dns = \"lan\"\n  zone = \"{zone}\"\n  name = \"{name}\"\n  type = \"{rtype}\"\n{ttl}  records = [{}]\n{extra}}}\n",
+        records.join(", ")
+    )
+}
+
+/// A DNS label unique to this run.
+fn label(prefix: &str) -> String {
+    unique_name(prefix)
+}
+
+fn lifecycle(server: &DnsServer) {
+    for_each_terraform(|tf| {
+        let name = label("life");
+        let zone = server.zone();
+        let work = Workdir::without_cluster(tf);
+        let config = |ttl: u32, records: &[&str]| format!("{}{}", provider(server), record(&name, zone, "A", Some(ttl), records, ""));
+
+        // Create: the server holds both records with the TTL; the next plan is empty.
+        work.write_main_tf(&config(300, &["10.11.0.2", "10.11.0.1"]));
+        work.apply().assert_success();
+        assert_eq!(server.dig(&name, "A"), vec!["10.11.0.1", "10.11.0.2"]);
+        assert_eq!(server.dig_ttl(&name, "A"), Some(300));
+        let state = work.resource_values("platform_dns_record.this").unwrap();
+        assert_eq!(state["id"], format!("{zone}/{name}/A"));
+        assert_eq!(state["fqdn"], format!("{name}.{zone}."));
+        assert_eq!(state["adopted"], false);
+        work.assert_plan_empty();
+
+        // Update of the set: one kept, one replaced, a new TTL, in one change.
+        work.write_main_tf(&config(120, &["10.11.0.1", "10.11.0.3"]));
+        work.apply().assert_success();
+        assert_eq!(server.dig(&name, "A"), vec!["10.11.0.1", "10.11.0.3"]);
+        assert_eq!(server.dig_ttl(&name, "A"), Some(120));
+        work.assert_plan_empty();
+
+        // Drift: someone changes the set out of band; the plan shows it, apply puts it back.
+        server.set_rrset(&name, "A", 120, &["10.11.0.1", "10.11.0.99"]);
+        let plan = work.assert_plan_has_changes();
+        assert!(plan.stdout.contains("10.11.0.99"), "plan does not show the drift:\n{}", plan.stdout);
+        work.apply().assert_success();
+        assert_eq!(server.dig(&name, "A"), vec!["10.11.0.1", "10.11.0.3"]);
+        work.assert_plan_empty();
+
+        // Deleted out of band: planned for re-creation, and re-created.
+        server.delete_rrset(&name, "A");
+        let plan = work.assert_plan_has_changes();
+        assert!(plan.stdout.contains("will be created"), "plan does not re-create the set:\n{}", plan.stdout);
+        work.apply().assert_success();
+        assert_eq!(server.dig(&name, "A"), vec!["10.11.0.1", "10.11.0.3"]);
+
+        // Destroy: the server no longer answers the name.
+        work.destroy().assert_success();
+        assert!(server.dig(&name, "A").is_empty(), "the set is still there after destroy");
+    });
+}
+
+#[test]
+fn dns_record_lifecycle_bind() {
+    lifecycle(dns::bind());
+}
+
+#[test]
+fn dns_record_lifecycle_knot() {
+    lifecycle(dns::knot());
+}
+
+#[test]
+fn dns_record_lifecycle_powerdns() {
+    lifecycle(dns::powerdns());
+}
+
+/// Every type, written in spellings that differ from the server's, plans empty after apply.
+fn every_type_without_perpetual_diff(server: &DnsServer) {
+    for_each_terraform(|tf| {
+        let base = label("types");
+        let zone = server.zone();
+        let long_txt = format!("v=DKIM1; k=rsa; p={}", "A".repeat(400));
+        let resources = [
+            ("aaaa", "AAAA", vec!["2001:DB8:0:0::1", "2001:db8::2"]),
+            ("cname", "CNAME", vec!["Ingress.Example.COM"]),
+            ("txt", "TXT", vec!["v=spf1 include:_spf.example.com ~all", long_txt.as_str(), "\"quoted\" \"chunks\""]),
+            ("mx", "MX", vec!["10  Mail.example.com", "20 mail2.example.com."]),
+            ("srv", "SRV", vec!["0 5 5060 sip.example.com"]),
+            ("caa", "CAA", vec!["0 issue letsencrypt.org", "0 iodef \"mailto:sec@example.com\""]),
+            ("ns", "NS", vec!["ns1.example.com", "ns2.example.com."]),
+            ("ptr", "PTR", vec!["host.example.com"]),
+        ];
+        let mut config = provider(server);
+        for (suffix, rtype, records) in &resources {
+            let block = record(&format!("{base}-{suffix}"), zone, rtype, None, records, "")
+                .replace("\"platform_dns_record\" \"this\"", &format!("\"platform_dns_record\" \"{suffix}\""));
+            config.push_str(&block);
+        }
+        let work = Workdir::without_cluster(tf);
+        work.write_main_tf(&config);
+        work.apply().assert_success();
+        work.assert_plan_empty();
+
+        let dig = |suffix: &str, rtype: &str| server.dig(&format!("{base}-{suffix}"), rtype);
+        assert_eq!(dig("aaaa", "AAAA"), vec!["2001:db8::1", "2001:db8::2"]);
+        assert_eq!(dig("cname", "CNAME"), vec!["ingress.example.com."]);
+        assert_eq!(dig("mx", "MX"), vec!["10 mail.example.com.", "20 mail2.example.com."]);
+        assert_eq!(dig("srv", "SRV"), vec!["0 5 5060 sip.example.com."]);
+        assert_eq!(dig("ns", "NS"), vec!["ns1.example.com.", "ns2.example.com."]);
+        assert_eq!(dig("ptr", "PTR"), vec!["host.example.com."]);
+        let caa = dig("caa", "CAA");
+        assert!(caa.contains(&"0 issue \"letsencrypt.org\"".to_string()), "{caa:?}");
+        let txt = dig("txt", "TXT");
+        assert!(txt.contains(&"\"v=spf1 include:_spf.example.com ~all\"".to_string()), "{txt:?}");
+        assert!(txt.contains(&"\"quotedchunks\"".to_string()), "{txt:?}");
+        // The long TXT value went out as 255-byte strings.
+        let long = txt.iter().find(|t| t.contains("DKIM1")).expect("long TXT record");
+        assert_eq!(long.matches("\" \"").count(), long_txt.len() / 255, "{long}");
+
+        work.destroy().assert_success();
+        assert!(dig("mx", "MX").is_empty());
+    });
+}
+
+#[test]
+fn dns_record_every_type_bind() {
+    every_type_without_perpetual_diff(dns::bind());
+}
+
+#[test]
+fn dns_record_every_type_knot() {
+    every_type_without_perpetual_diff(dns::knot());
+}
+
+#[test]
+fn dns_record_every_type_powerdns() {
+    every_type_without_perpetual_diff(dns::powerdns());
+}
+
+/// A set that exists is refused without `adopt`, adopted with it (the plan shows what it
+/// replaces), and released on destroy. Import adopts too.
+fn adopt_refuse_import(server: &DnsServer) {
+    for_each_terraform(|tf| {
+        let name = label("adopt");
+        let zone = server.zone();
+        server.set_rrset(&name, "A", 600, &["10.12.0.1"]);
+        let work = Workdir::without_cluster(tf);
+        work.write_main_tf(&format!("{}{}", provider(server), record(&name, zone, "A", None, &["10.12.0.7"], "")));
+        let out = work.apply();
+        out.assert_failure_contains("already exists");
+        assert!(out.combined().contains("10.12.0.1"), "the refusal does not name the records found:\n{}", out.describe());
+        assert_eq!(server.dig(&name, "A"), vec!["10.12.0.1"], "the refused create changed the set");
+
+        // With adopt: the plan shows the records it replaces; destroy leaves the set.
+        work.write_main_tf(&format!("{}{}", provider(server), record(&name, zone, "A", None, &["10.12.0.7"], "  adopt = true\n")));
+        let plan = work.plan();
+        plan.assert_success();
+        assert!(plan.stdout.contains("10.12.0.1"), "the plan does not show the adopted records:\n{}", plan.stdout);
+        work.apply().assert_success();
+        assert_eq!(server.dig(&name, "A"), vec!["10.12.0.7"]);
+        let state = work.resource_values("platform_dns_record.this").unwrap();
+        assert_eq!(state["adopted"], true);
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert_eq!(server.dig(&name, "A"), vec!["10.12.0.7"], "an adopted set was deleted on destroy");
+
+        // Import by zone/name/type (with the dns block's name), then nothing to do.
+        let imported = Workdir::without_cluster(tf);
+        imported.write_main_tf(&format!("{}{}", provider(server), record(&name, zone, "A", Some(300), &["10.12.0.7"], "")));
+        imported.import("platform_dns_record.this", &format!("lan:{zone}/{name}/A")).assert_success();
+        imported.assert_plan_empty();
+        imported.destroy().assert_success();
+        assert_eq!(server.dig(&name, "A"), vec!["10.12.0.7"], "an imported set was deleted on destroy");
+        server.delete_rrset(&name, "A");
+    });
+}
+
+#[test]
+fn dns_record_adopt_refuse_import_bind() {
+    adopt_refuse_import(dns::bind());
+}
+
+#[test]
+fn dns_record_adopt_refuse_import_knot() {
+    adopt_refuse_import(dns::knot());
+}
+
+#[test]
+fn dns_record_adopt_refuse_import_powerdns() {
+    adopt_refuse_import(dns::powerdns());
+}
