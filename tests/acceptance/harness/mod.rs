@@ -16,6 +16,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod cloudflare_standin;
 pub mod control_plane;
 pub mod dns;
 pub mod fake_flux;
