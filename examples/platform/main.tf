@@ -6,7 +6,32 @@ terraform {
   }
 }
 
-provider "platform" {}
+provider "platform" {
+  # The LAN's authoritative server, for the names of the platform's services.
+  dns {
+    name = "lan"
+    rfc2136 {
+      server     = var.dns_server
+      key_name   = "tf-key."
+      key_secret = var.tsig_secret
+    }
+  }
+}
+
+variable "dns_server" {
+  type        = string
+  description = "The zone's primary server, host:port"
+}
+
+variable "tsig_secret" {
+  type      = string
+  sensitive = true
+}
+
+variable "ingress_address" {
+  type        = string
+  description = "The address ingress-nginx's LoadBalancer service answers on"
+}
 
 variable "flux_install_sha256" {
   type        = string
@@ -83,4 +108,13 @@ resource "platform_stack" "apps" {
       values     = yamlencode({ replicaCount = 2 })
     }
   }
+}
+
+# The name podinfo is reached by, through ingress-nginx.
+resource "platform_dns_record" "podinfo" {
+  dns     = "lan"
+  zone    = "home.example.com"
+  name    = "podinfo"
+  type    = "A"
+  records = [var.ingress_address]
 }

@@ -267,7 +267,8 @@ pub fn connection_attribute() -> crate::framework::schema::Attribute {
         .collect();
     crate::framework::schema::Attribute::string_map("connection").optional().sensitive().describe(&format!(
         "The DNS server, given on the record instead of a provider `dns` block: a map with the keys of one backend: {}. \
-         May refer to a server created in the same apply: while it is unknown, planning contacts nothing.",
+         May refer to a server created in the same apply: while it is unknown, planning contacts nothing. Its \
+         values are kept in state (marked sensitive), credentials included; a provider `dns` block keeps them out.",
         fields.join(", ")
     ))
 }

@@ -40,7 +40,7 @@ pub fn dns_block() -> NestedBlock {
         Attribute::string("name").optional().describe(&format!(
             "Name records pick this server by (`dns = \"...\"`); `{DEFAULT_DNS_NAME}` when omitted."
         )),
-        Attribute::string(OWNER_ID_FIELD.0).optional().describe(&format!("Optional: {}.", OWNER_ID_FIELD.1)),
+        Attribute::string(OWNER_ID_FIELD.0).optional().describe(&sentence(OWNER_ID_FIELD.1)),
     ]);
     for (name, fields, description) in BACKENDS {
         let attributes = fields

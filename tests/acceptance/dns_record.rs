@@ -221,3 +221,117 @@ fn dns_record_adopt_refuse_import_knot() {
 fn dns_record_adopt_refuse_import_powerdns() {
     adopt_refuse_import(dns::powerdns());
 }
+
+/// A record with its own `connection` (no provider `dns` block) whose server is known only
+/// at apply: planning contacts nothing, apply writes it; the data source reads it back.
+#[test]
+fn dns_record_own_connection_unknown_at_plan_and_data_source() {
+    let server = dns::bind();
+    for_each_terraform(|tf| {
+        let name = label("conn");
+        let namespace = label("acc-dnsconn");
+        let zone = server.zone();
+        let work = Workdir::new(tf);
+        // `substr(uid, 0, 0)` is "" but unknown until the namespace exists.
+        work.write_main_tf(&format!(
+            r#"{providers}provider "platform" {{}}
+
+resource "platform_namespace" "gate" {{
+  name = "{namespace}"
+}}
+
+resource "platform_dns_record" "this" {{
+  zone    = "{zone}"
+  name    = "{name}"
+  type    = "TXT"
+  records = ["written through its own connection"]
+  connection = {{
+    server     = "{address}${{substr(platform_namespace.gate.uid, 0, 0)}}"
+    key_name   = "{key_name}"
+    key_secret = "{secret}"
+  }}
+}}
+
+data "platform_dns_record" "read" {{
+  zone       = "{zone}"
+  name       = "{name}"
+  type       = "TXT"
+  connection = {{
+    server     = "{address}"
+    key_name   = "{key_name}"
+    key_secret = "{secret}"
+  }}
+  depends_on = [platform_dns_record.this]
+}}
+
+output "read" {{
+  value = {{ records = data.platform_dns_record.read.records, ttl = data.platform_dns_record.read.ttl, fqdn = data.platform_dns_record.read.fqdn, owner = data.platform_dns_record.read.owner }}
+}}
+"#,
+            providers = required_providers!(),
+            address = server.address(),
+            key_name = server.tsig_key_name(),
+            secret = server.tsig_secret(),
+        ));
+        let plan = work.plan();
+        plan.assert_success();
+        work.apply().assert_success();
+        assert_eq!(server.dig(&name, "TXT"), vec!["\"written through its own connection\""]);
+        let read = &work.output_json()["read"]["value"];
+        assert_eq!(read["records"], serde_json::json!(["written through its own connection"]));
+        assert_eq!(read["ttl"], 300);
+        assert_eq!(read["fqdn"], format!("{name}.{zone}."));
+        assert!(read["owner"].is_null(), "{read}");
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert!(server.dig(&name, "TXT").is_empty());
+    });
+}
+
+/// With `owner_id`, sets are claimed with external-dns's TXT registry record; a set another
+/// external-dns owner claims is refused without `adopt` and taken over with it.
+#[test]
+fn dns_record_external_dns_registry_powerdns() {
+    let server = dns::powerdns();
+    for_each_terraform(|tf| {
+        let zone = server.zone();
+        let ours = label("reg-ours");
+        let theirs = label("reg-theirs");
+        let heritage = |owner: &str| format!("\"heritage=external-dns,external-dns/owner={owner},external-dns/resource=ingress/default/web\"");
+        server.set_rrset(&theirs, "A", 300, &["10.13.0.1"]);
+        server.set_rrset(&format!("a-{theirs}"), "TXT", 300, &[&heritage("default")]);
+        let provider = provider_with(server, "    owner_id = \"terraform\"\n");
+        let work = Workdir::without_cluster(tf);
+
+        // Ours: the set and its registry record naming us; destroy removes both.
+        work.write_main_tf(&format!("{provider}{}", record(&ours, zone, "A", None, &["10.13.0.9"], "")));
+        work.apply().assert_success();
+        assert_eq!(server.dig(&ours, "A"), vec!["10.13.0.9"]);
+        let claim = server.dig(&format!("a-{ours}"), "TXT");
+        assert_eq!(claim.len(), 1, "{claim:?}");
+        assert!(claim[0].contains("heritage=external-dns,external-dns/owner=terraform"), "{claim:?}");
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert!(server.dig(&ours, "A").is_empty());
+        assert!(server.dig(&format!("a-{ours}"), "TXT").is_empty(), "our registry record outlived the set");
+
+        // Theirs: refused, naming the owner, and left alone.
+        work.write_main_tf(&format!("{provider}{}", record(&theirs, zone, "A", None, &["10.13.0.2"], "")));
+        work.apply().assert_failure_contains("external-dns owner \"default\"");
+        assert_eq!(server.dig(&theirs, "A"), vec!["10.13.0.1"]);
+        assert_eq!(server.dig(&format!("a-{theirs}"), "TXT"), vec![heritage("default")]);
+
+        // Adopted: the set is ours, and so is its registry record.
+        work.write_main_tf(&format!("{provider}{}", record(&theirs, zone, "A", None, &["10.13.0.2"], "  adopt = true\n")));
+        work.apply().assert_success();
+        assert_eq!(server.dig(&theirs, "A"), vec!["10.13.0.2"]);
+        let claim = server.dig(&format!("a-{theirs}"), "TXT");
+        assert!(claim[0].contains("external-dns/owner=terraform"), "{claim:?}");
+        work.assert_plan_empty();
+        // Released on destroy: the set stays, our claim goes.
+        work.destroy().assert_success();
+        assert_eq!(server.dig(&theirs, "A"), vec!["10.13.0.2"]);
+        assert!(server.dig(&format!("a-{theirs}"), "TXT").is_empty());
+        server.delete_rrset(&theirs, "A");
+    });
+}

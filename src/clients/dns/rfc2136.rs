@@ -139,6 +139,10 @@ impl Rfc2136 {
         if let Some(mut verifier) = verifier {
             if response.signature.is_none() {
                 let code = response.metadata.response_code;
+                // Failures some servers (and middleboxes) answer unsigned: worth another try.
+                if code == ResponseCode::ServFail {
+                    return Err(DnsError::Busy { server: self.server.clone(), what: "SERVFAIL (unsigned)".to_string() });
+                }
                 if code == ResponseCode::NotAuth {
                     return Err(DnsError::Credentials {
                         server: self.server.clone(),
