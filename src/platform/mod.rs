@@ -139,6 +139,16 @@ impl Platform {
         self.dns_target(&chosen)
     }
 
+    /// The name of the `dns` block a record without `dns` uses: the only block, or the one
+    /// named `default`; `None` when that is not decided.
+    pub fn implied_dns_name(&self) -> Option<String> {
+        match &*self.dns_defaults.read().expect("dns lock") {
+            DnsDefaults::Known(blocks) if blocks.len() == 1 => blocks.keys().next().cloned(),
+            DnsDefaults::Known(blocks) if blocks.contains_key(DEFAULT_DNS_NAME) => Some(DEFAULT_DNS_NAME.to_string()),
+            _ => None,
+        }
+    }
+
     fn dns_target(&self, connection: &dns::DnsConnection) -> Result<DnsTarget, Diagnostic> {
         let backend = self
             .dns_clients

@@ -335,3 +335,128 @@ fn dns_record_external_dns_registry_powerdns() {
         server.delete_rrset(&theirs, "A");
     });
 }
+
+/// Cloudflare's API cannot be reached from the tests: these drive the resource through
+/// Terraform against the Cloudflare API stand-in of the harness.
+mod cloudflare_standin {
+    use super::*;
+    use crate::harness::cloudflare_standin::CloudflareStandIn;
+
+    fn provider(standin: &CloudflareStandIn) -> String {
+        format!(
+            "{}provider \"platform\" {{\n  dns {{\n    name = \"lan\"\n    cloudflare {{\n      api_token = \"{}\"\n      base_url = \"{}\"\n    }}\n  }}\n}}\n",
+            required_providers!(),
+            standin.token(),
+            standin.base_url()
+        )
+    }
+
+    /// The contents the stand-in holds for a name and type, sorted.
+    fn contents(standin: &CloudflareStandIn, zone: &str, name: &str, rtype: &str) -> Vec<String> {
+        let mut values: Vec<String> =
+            standin.records(zone, name, rtype).iter().map(|r| r["content"].as_str().unwrap_or_default().to_string()).collect();
+        values.sort();
+        values
+    }
+
+    #[test]
+    fn dns_record_cloudflare_standin_lifecycle() {
+        let standin = CloudflareStandIn::start_with_max_per_page("cf-token-lifecycle-0123456789", 2);
+        let zone = "example.com";
+        standin.add_zone(zone);
+        for_each_terraform(|tf| {
+            let name = label("cf");
+            let work = Workdir::without_cluster(tf);
+            let config = |records: &[&str]| format!("{}{}", provider(&standin), record(&name, zone, "A", Some(300), records, ""));
+
+            work.write_main_tf(&config(&["10.14.0.1", "10.14.0.2", "10.14.0.3"]));
+            work.apply().assert_success();
+            assert_eq!(contents(&standin, zone, &name, "A"), vec!["10.14.0.1", "10.14.0.2", "10.14.0.3"]);
+            work.assert_plan_empty();
+
+            // An update of the set changes only what differs.
+            standin.clear_requests();
+            work.write_main_tf(&config(&["10.14.0.1", "10.14.0.4"]));
+            work.apply().assert_success();
+            assert_eq!(contents(&standin, zone, &name, "A"), vec!["10.14.0.1", "10.14.0.4"]);
+            let changes: Vec<String> = standin.requests().iter().filter(|r| r.is_change()).map(|r| r.route()).collect();
+            assert_eq!(changes.len(), 2, "one update in place and one delete, not {changes:?}");
+            work.assert_plan_empty();
+
+            // Drift and re-creation.
+            standin.put_record(zone, &name, "A", "10.14.0.99", 300);
+            let plan = work.assert_plan_has_changes();
+            assert!(plan.stdout.contains("10.14.0.99"), "{}", plan.stdout);
+            work.apply().assert_success();
+            assert_eq!(contents(&standin, zone, &name, "A"), vec!["10.14.0.1", "10.14.0.4"]);
+            standin.delete_records(zone, &name, "A");
+            work.assert_plan_has_changes();
+            work.apply().assert_success();
+            assert_eq!(contents(&standin, zone, &name, "A"), vec!["10.14.0.1", "10.14.0.4"]);
+
+            // Import, then nothing to do; an imported set is released on destroy.
+            let imported = Workdir::without_cluster(tf);
+            imported.write_main_tf(&config(&["10.14.0.4", "10.14.0.1"]));
+            imported.import("platform_dns_record.this", &format!("{zone}/{name}/A")).assert_success();
+            imported.assert_plan_empty();
+            imported.destroy().assert_success();
+            assert_eq!(contents(&standin, zone, &name, "A").len(), 2, "an imported set was deleted");
+
+            // Destroy of the set this resource created removes every record.
+            work.destroy().assert_success();
+            assert!(contents(&standin, zone, &name, "A").is_empty());
+        });
+    }
+
+    #[test]
+    fn dns_record_cloudflare_standin_types_adopt_and_errors() {
+        let standin = CloudflareStandIn::start("cf-token-types-0123456789");
+        let zone = "example.net";
+        standin.add_zone(zone);
+        for_each_terraform(|tf| {
+            let base = label("cft");
+            let work = Workdir::without_cluster(tf);
+            let mut config = provider(&standin);
+            for (suffix, rtype, records) in [
+                ("mx", "MX", vec!["10 Mail.example.net", "20 mail2.example.net."]),
+                ("srv", "SRV", vec!["0 5 5060 sip.example.net"]),
+                ("caa", "CAA", vec!["0 issue letsencrypt.org"]),
+                ("txt", "TXT", vec!["v=spf1 -all"]),
+            ] {
+                config.push_str(
+                    &record(&format!("{base}-{suffix}"), zone, rtype, None, &records, "")
+                        .replace("\"platform_dns_record\" \"this\"", &format!("\"platform_dns_record\" \"{suffix}\"")),
+                );
+            }
+            work.write_main_tf(&config);
+            work.apply().assert_success();
+            work.assert_plan_empty();
+            let mx = standin.records(zone, &format!("{base}-mx"), "MX");
+            assert_eq!(mx.len(), 2);
+            assert!(mx.iter().any(|r| r["content"] == "mail.example.net" && r["priority"] == 10), "{mx:?}");
+            let caa = standin.records(zone, &format!("{base}-caa"), "CAA");
+            assert_eq!(caa[0]["data"]["value"], "letsencrypt.org", "{caa:?}");
+            work.destroy().assert_success();
+
+            // An existing set is refused, then adopted.
+            let name = label("cfa");
+            standin.put_record(zone, &name, "A", "10.15.0.1", 300);
+            let work = Workdir::without_cluster(tf);
+            work.write_main_tf(&format!("{}{}", provider(&standin), record(&name, zone, "A", None, &["10.15.0.2"], "")));
+            work.apply().assert_failure_contains("10.15.0.1");
+            work.write_main_tf(&format!("{}{}", provider(&standin), record(&name, zone, "A", None, &["10.15.0.2"], "  adopt = true\n")));
+            work.apply().assert_success();
+            assert_eq!(contents(&standin, zone, &name, "A"), vec!["10.15.0.2"]);
+            work.destroy().assert_success();
+            standin.delete_records(zone, &name, "A");
+
+            // A wrong token quotes Cloudflare's error code; a zone it has not is named.
+            let bad = Workdir::without_cluster(tf);
+            let wrong = provider(&standin).replace(standin.token(), "not-the-token");
+            bad.write_main_tf(&format!("{wrong}{}", record(&label("cfb"), zone, "A", None, &["10.15.0.3"], "")));
+            bad.apply().assert_failure_contains("10000");
+            bad.write_main_tf(&format!("{}{}", provider(&standin), record(&label("cfz"), "not-there.test", "A", None, &["10.15.0.3"], "")));
+            bad.apply().assert_failure_contains("does not serve the zone");
+        });
+    }
+}

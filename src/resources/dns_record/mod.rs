@@ -415,8 +415,18 @@ impl Resource for DnsRecordResource {
             state.set_attr("zone", Value::from(*zone));
             state.set_attr("name", Value::from(*name));
             state.set_attr("type", Value::from(rtype.to_ascii_uppercase().as_str()));
-            if let Some(dns) = dns {
-                state.set_attr("dns", Value::from(dns));
+            // The block is recorded by name, so a configuration naming it plans no change.
+            match dns.map(str::to_string).or_else(|| self.platform.implied_dns_name()) {
+                Some(dns) => state.set_attr("dns", Value::String(dns)),
+                None => {
+                    return Err(Diagnostic::error(
+                        "Which DNS server?",
+                        format!(
+                            "Import with `<dns block>:{address}` when the provider has several `dns` blocks. Import \
+                             reads through a provider `dns` block; a record's own `connection` is not known to it."
+                        ),
+                    ))
+                }
             }
             let id = address_of(&state)?;
             let server = self.server_for_apply(&state)?;
