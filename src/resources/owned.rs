@@ -33,7 +33,7 @@ pub enum OnDestroy {
 }
 
 impl OnDestroy {
-    fn parse(text: &str) -> Option<OnDestroy> {
+    pub fn parse(text: &str) -> Option<OnDestroy> {
         match text {
             "delete" => Some(OnDestroy::Delete),
             "release" => Some(OnDestroy::Release),

@@ -374,7 +374,7 @@ impl Resource for DnsRecordResource {
             let expected = held(prior, &id)?;
             let server = self.server_for_apply(prior)?;
             let timeout = timeouts::timeout(prior, "delete", DEFAULT_TIMEOUT);
-            let on_destroy = OnDestroy::of(prior);
+            let on_destroy = ownership::on_destroy(prior);
             within(ctx, timeout, async {
                 let backend = server.backend.as_ref();
                 let claim = ownership::claim(backend, &id, server.owner_id.as_deref()).await?;

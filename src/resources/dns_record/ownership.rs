@@ -6,7 +6,7 @@
 //! record ([`Registry`]): a set another owner claims is never changed without `adopt`.
 
 use crate::clients::dns::{Backend, Registry, Rrset, RrsetId};
-use crate::framework::diagnostics::{AttributePath, Diagnostic, Diagnostics};
+use crate::framework::diagnostics::Diagnostic;
 use crate::framework::value::Value;
 
 use super::{describe, Doing, Failure};
@@ -14,43 +14,13 @@ use super::{describe, Doing, Failure};
 /// The `resource` label our registry records carry.
 const RESOURCE_LABEL: &str = "terraform/platform_dns_record";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnDestroy {
-    Delete,
-    Release,
-}
+pub use crate::resources::owned::{adopt_requested, validate, OnDestroy};
+use crate::resources::owned::Ownership;
 
-impl OnDestroy {
-    /// What destroy does for this state: `on_destroy` when set, else release what was adopted.
-    pub fn of(state: &Value) -> OnDestroy {
-        match state.get_attr("on_destroy").and_then(Value::as_str) {
-            Some("delete") => OnDestroy::Delete,
-            Some("release") => OnDestroy::Release,
-            _ if state.get_attr("adopted").and_then(Value::as_bool) == Some(true) => OnDestroy::Release,
-            _ => OnDestroy::Delete,
-        }
-    }
-}
-
-pub fn validate(config: &Value, diags: &mut Diagnostics) {
-    if let Some(text) = config.get_attr("on_destroy").and_then(Value::as_str) {
-        if !matches!(text, "delete" | "release") {
-            diags.error_at(
-                AttributePath::root("on_destroy"),
-                "Invalid on_destroy",
-                format!("on_destroy must be \"delete\" or \"release\", not {text:?}."),
-            );
-        }
-    }
-}
-
-/// `Some(true)`/`Some(false)` as configured, `None` while unknown.
-pub fn adopt_requested(config: &Value) -> Option<bool> {
-    match config.get_attr("adopt") {
-        Some(Value::Unknown) => None,
-        Some(value) => Some(value.as_bool().unwrap_or(false)),
-        None => Some(false),
-    }
+/// What destroy does for this state: `on_destroy` when set, else release what was adopted.
+pub fn on_destroy(state: &Value) -> OnDestroy {
+    let ownership = Ownership::of(state);
+    ownership.on_destroy.unwrap_or(if ownership.adopted { OnDestroy::Release } else { OnDestroy::Delete })
 }
 
 /// The registry's view of one set: our owner id (when the registry is on), the registry

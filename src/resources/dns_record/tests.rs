@@ -36,10 +36,10 @@ fn a_read_shows_drift_in_records_and_ttl() {
 #[test]
 fn adopted_sets_are_released_unless_told_to_delete() {
     let mut s = state(&["2001:db8::1"], None);
-    assert_eq!(OnDestroy::of(&s), OnDestroy::Delete);
+    assert_eq!(ownership::on_destroy(&s), OnDestroy::Delete);
     s.set_attr("adopted", Value::Bool(true));
-    assert_eq!(OnDestroy::of(&s), OnDestroy::Release);
+    assert_eq!(ownership::on_destroy(&s), OnDestroy::Release);
     s.set_attr("on_destroy", Value::from("delete"));
-    assert_eq!(OnDestroy::of(&s), OnDestroy::Delete);
+    assert_eq!(ownership::on_destroy(&s), OnDestroy::Delete);
     assert_eq!(held(&s, &address_of(&s).unwrap()).unwrap().ttl, config::DEFAULT_TTL);
 }
