@@ -460,3 +460,22 @@ mod cloudflare_standin {
         });
     }
 }
+
+/// BIND drops a CNAME added beside other records of the name without an error (RFC 2136
+/// 3.4.2.2); the read-back after the write reports it instead of a false success.
+#[test]
+fn dns_record_cname_beside_other_records_bind() {
+    let server = dns::bind();
+    for_each_terraform(|tf| {
+        let name = label("beside");
+        let zone = server.zone();
+        server.set_rrset(&name, "A", 300, &["10.16.0.1"]);
+        let work = Workdir::without_cluster(tf);
+        work.write_main_tf(&format!("{}{}", provider(server), record(&name, zone, "CNAME", None, &["target.example.com"], "")));
+        let out = work.apply();
+        out.assert_failure_contains("CNAME beside other records");
+        assert!(server.dig(&name, "CNAME").is_empty());
+        assert_eq!(server.dig(&name, "A"), vec!["10.16.0.1"], "the A record was touched");
+        server.delete_rrset(&name, "A");
+    });
+}
