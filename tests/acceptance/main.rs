@@ -25,3 +25,4 @@ mod install;
 mod dns_servers;
 mod dns_cloudflare_standin;
 mod dns_record;
+mod s3_rig;

@@ -19,8 +19,8 @@
 //! `sqlite3`, `dig`, `nsupdate`) fails the test with [`SETUP_HINT`]. `TF_ACC_KEEP` keeps the
 //! temp dirs (configs, logs, zone files).
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::io::Write;
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command};
 use std::sync::{Mutex, OnceLock};
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use super::control_plane::{free_ports, is_executable, random_hex, spawn, spawn_reaper, tail_log, wait_for, Proc};
+use super::plain_http;
 use super::{run_command, CmdOutput, SETUP_HINT};
 
 /// The zone every server serves.
@@ -771,50 +772,8 @@ fn http_request(
     api_key: &str,
     body: Option<&str>,
 ) -> Result<(u16, String), String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
-    stream.set_read_timeout(Some(CALL_TIMEOUT)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(CALL_TIMEOUT)).map_err(|e| e.to_string())?;
-    let body = body.unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-API-Key: {api_key}\r\nAccept: application/json\r\nContent-Type: application/json\r\nUser-Agent: tf-acc-harness\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes())).map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| format!("reading the response: {e}"))?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("response without a header end")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut payload = raw[split + 4..].to_vec();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line: {head:?}"))?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if chunked {
-        payload = dechunk(&payload)?;
-    }
-    Ok((status, String::from_utf8_lossy(&payload).into_owned()))
-}
-
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunked body")?;
-        let size_text = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or_default().trim(), 16)
-            .map_err(|e| format!("bad chunk size {size_text:?}: {e}"))?;
-        data = &data[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if data.len() < size {
-            return Err("truncated chunk".into());
-        }
-        out.extend_from_slice(&data[..size]);
-        data = data.get(size + 2..).unwrap_or_default();
-    }
+    let headers = [("X-API-Key", api_key), ("Accept", "application/json"), ("Content-Type", "application/json")];
+    let body = body.unwrap_or_default().as_bytes();
+    let response = plain_http::request("127.0.0.1", port, method, path, &headers, body, CALL_TIMEOUT)?;
+    Ok((response.status, response.text()))
 }

@@ -24,7 +24,9 @@ pub mod fault_proxy;
 pub mod http;
 pub mod kubectl;
 pub mod manifests_server;
+pub mod plain_http;
 pub mod registry;
+pub mod s3;
 pub mod secrets;
 pub mod terraform;
 
