@@ -25,4 +25,5 @@ mod install;
 mod dns_servers;
 mod dns_cloudflare_standin;
 mod dns_record;
+mod dns_faults;
 mod s3_rig;

@@ -19,6 +19,7 @@
 pub mod cloudflare_standin;
 pub mod control_plane;
 pub mod dns;
+pub mod dns_fault_proxy;
 pub mod fake_flux;
 pub mod fault_proxy;
 pub mod http;
