@@ -208,6 +208,9 @@ pub fn dns_diagnostic(summary: &str, error: &DnsError) -> Diagnostic {
         DnsError::ZoneNotServed { .. } => "\n\nCheck `zone`: the server must be the zone's primary (authoritative) server.",
         DnsError::Changed { .. } => "\n\nSomeone changed the record set meanwhile. Run `terraform apply -refresh-only` to see it, then plan again.",
         DnsError::Partial { .. } => "\n\nThe next `terraform apply` reads the records and finishes the change.",
+        DnsError::Interrupted(crate::clients::deadline::Interrupted::Expired { .. }) => {
+            "\n\nThe server did not answer in time: check that it runs, or raise this resource's `timeouts`."
+        }
         _ => "",
     };
     Diagnostic::error(summary, format!("{error}{hint}"))

@@ -7,7 +7,8 @@ use crate::framework::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use crate::framework::schema::{Attribute, Block, NestedBlock};
 use crate::framework::value::Value;
 use crate::platform::dns::{
-    connection_from_fields, DnsDefaults, CLOUDFLARE_FIELDS, DEFAULT_DNS_NAME, OWNER_ID_FIELD, POWERDNS_FIELDS, RFC2136_FIELDS,
+    connection_from_fields, DnsDefaults, CLOUDFLARE_FIELDS, DEFAULT_DNS_NAME, OWNER_ID_FIELD, POWERDNS_FIELDS,
+    RFC2136_FIELDS,
 };
 
 /// A field of a backend and what it means.
@@ -15,7 +16,11 @@ type Field = (&'static str, &'static str);
 
 /// The backends, each a sub-block of `dns`: its name, fields and description.
 const BACKENDS: [(&str, &[Field], &str); 3] = [
-    ("rfc2136", RFC2136_FIELDS, "A primary server that takes RFC 2136 dynamic updates signed with TSIG (BIND, Knot, PowerDNS with dnsupdate)."),
+    (
+        "rfc2136",
+        RFC2136_FIELDS,
+        "A primary server that takes RFC 2136 dynamic updates signed with TSIG (BIND, Knot, PowerDNS with dnsupdate).",
+    ),
     ("powerdns", POWERDNS_FIELDS, "A PowerDNS Authoritative server's HTTP API."),
     ("cloudflare", CLOUDFLARE_FIELDS, "Cloudflare's v4 API."),
 ];
@@ -61,7 +66,8 @@ pub fn dns_block() -> NestedBlock {
         "dns",
         block.describe(
             "A DNS server or API that holds zones for `platform_dns_record`; give exactly one of `rfc2136`, `powerdns` \
-             or `cloudflare`. Repeat the block, each with its own `name`, for several servers.",
+             or `cloudflare`. Repeat the block, each with its own `name`, for several servers. Credentials set here stay out \
+             of state; give them through variables, since Terraform copies literal provider settings into saved plans.",
         ),
     )
 }
@@ -81,8 +87,11 @@ pub fn dns_defaults_from_config(blocks: Option<&Value>, diags: &mut Diagnostics)
             Some(Value::String(name)) => name.clone(),
             Some(Value::Unknown) => {
                 diags.push(
-                    Diagnostic::error("DNS block name not known", "The `name` of a `dns` block must be known when planning.")
-                        .at(path.attribute("name")),
+                    Diagnostic::error(
+                        "DNS block name not known",
+                        "The `name` of a `dns` block must be known when planning.",
+                    )
+                    .at(path.attribute("name")),
                 );
                 continue;
             }
@@ -90,8 +99,11 @@ pub fn dns_defaults_from_config(blocks: Option<&Value>, diags: &mut Diagnostics)
         };
         if servers.contains_key(&name) {
             diags.push(
-                Diagnostic::error("Duplicate DNS block", format!("Two `dns` blocks are named {name:?}; give each its own `name`."))
-                    .at(path.attribute("name")),
+                Diagnostic::error(
+                    "Duplicate DNS block",
+                    format!("Two `dns` blocks are named {name:?}; give each its own `name`."),
+                )
+                .at(path.attribute("name")),
             );
             continue;
         }
@@ -106,8 +118,11 @@ pub fn dns_defaults_from_config(blocks: Option<&Value>, diags: &mut Diagnostics)
             [one] => *one,
             [] => {
                 diags.push(
-                    Diagnostic::error("Incomplete DNS block", format!("The `dns` block {name:?} needs one of `rfc2136`, `powerdns` or `cloudflare`."))
-                        .at(path),
+                    Diagnostic::error(
+                        "Incomplete DNS block",
+                        format!("The `dns` block {name:?} needs one of `rfc2136`, `powerdns` or `cloudflare`."),
+                    )
+                    .at(path),
                 );
                 continue;
             }

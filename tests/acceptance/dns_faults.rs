@@ -322,7 +322,7 @@ fn dns_faults_unreachable_server_gives_up_within_the_timeout() {
         ));
         let (out, took) = timed(|| work.apply());
         assert_failed_saying(&out, &format!("cannot reach {address}"));
-        assert_failed_saying(&out, "timed out after 6s");
+        assert_failed_saying(&out, "outlast the 6s timeout");
         let text = collapsed(&out.combined());
         let attempts: u32 = regex::Regex::new(r"gave up after (\d+) attempts")
             .unwrap()
@@ -351,6 +351,7 @@ fn dns_faults_silent_server_times_out() {
         ));
         let (out, took) = timed(|| work.apply());
         assert_failed_saying(&out, "timed out after 6s");
+        assert_failed_saying(&out, "raise this resource's `timeouts`");
         assert!(took < Duration::from_secs(60), "apply with a 6 s create timeout took {took:?}");
         assert!(proxy.counts().stalls >= 1, "the proxy swallowed nothing: {:?}", proxy.counts());
         assert!(server.dig(&name, "A").is_empty());

@@ -198,23 +198,38 @@ where
         deadline.note_retry();
         // Give up before a sleep that would outlast the deadline, quoting the last error.
         let pause = backoff(tries);
-        let gave_up = |why: Interrupted| DnsError::Unreachable {
+        let gave_up = || DnsError::Unreachable {
             server: error.server().to_string(),
-            message: format!("{what}: gave up after {} attempts ({why}); last error: {error}", tries + 1),
+            message: format!(
+                "{what}: gave up after {} attempts in {}s, the next would outlast the {} timeout; last error: {}",
+                tries + 1,
+                (deadline.budget() - deadline.remaining()).as_secs(),
+                humantime::format_duration(deadline.budget()),
+                error.detail()
+            ),
         };
         if deadline.remaining() <= pause {
-            return Err(gave_up(Interrupted::Expired { budget: deadline.budget() }));
+            return Err(gave_up());
         }
         match deadline.sleep(pause).await {
             Ok(()) => {}
             Err(Interrupted::Cancelled) => return Err(DnsError::Interrupted(Interrupted::Cancelled)),
-            Err(expired) => return Err(gave_up(expired)),
+            Err(Interrupted::Expired { .. }) => return Err(gave_up()),
         }
         tries += 1;
     }
 }
 
 impl DnsError {
+    /// The error without the server it names (for messages that name it already).
+    pub fn detail(&self) -> String {
+        match self {
+            DnsError::Unreachable { message, .. } => message.clone(),
+            DnsError::Busy { what, .. } => format!("answered {what}"),
+            other => other.to_string(),
+        }
+    }
+
     /// The server the error came from ('' for an interruption).
     pub fn server(&self) -> &str {
         match self {

@@ -2,6 +2,8 @@
 //! from the zone's RRsets, writes one PATCH per change with `changetype` REPLACE or DELETE,
 //! which PowerDNS applies as one transaction.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -80,8 +82,10 @@ impl PowerDns {
                 continue;
             }
             let content = record.get("content").and_then(Value::as_str).unwrap_or_default();
-            let value = rdata::canonical(id.rtype, content)
-                .map_err(|m| DnsError::Protocol { server: self.url.clone(), message: format!("record {content:?}: {m}") })?;
+            let value = rdata::canonical(id.rtype, content).map_err(|m| DnsError::Protocol {
+                server: self.url.clone(),
+                message: format!("record {content:?}: {m}"),
+            })?;
             records.push(value);
         }
         if records.is_empty() {
@@ -92,13 +96,16 @@ impl PowerDns {
 
     async fn patch(&self, id: &RrsetId, rrset: Value) -> Result<(), DnsError> {
         let body = json!({ "rrsets": [rrset] });
-        let request = self.client.patch(self.zone_url(&id.zone)).header("Content-Type", "application/json").body(body.to_string());
+        let request = self
+            .client
+            .patch(self.zone_url(&id.zone))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
         self.send(request, &id.zone).await.map(|_| ())
     }
 
-    /// Checks `expected` against the server before a change (the API has no preconditions).
-    async fn check_unchanged(&self, id: &RrsetId, expected: Option<&Rrset>) -> Result<(), DnsError> {
-        let live = self.read_once(id).await?;
+    /// `Changed` unless `live` (just read) holds what the caller expected.
+    fn check_unchanged(&self, id: &RrsetId, expected: Option<&Rrset>, live: Option<Rrset>) -> Result<(), DnsError> {
         let same = match (&live, expected) {
             (None, None) => true,
             (Some(live), Some(expected)) => live.same_records(expected),
@@ -141,33 +148,38 @@ impl Backend for PowerDns {
         let rrset = json!({
             "name": id.name, "type": id.rtype.as_str(), "ttl": desired.ttl, "changetype": "REPLACE", "records": records,
         });
-        let mut first = true;
-        retrying(&format!("update {id}"), || {
-            let rrset = rrset.clone();
-            let check = std::mem::take(&mut first);
-            async move {
-                if check {
-                    self.check_unchanged(id, expected).await?;
-                } else if self.read_once(id).await?.as_ref() == Some(desired) {
-                    // An earlier attempt landed after all.
-                    return Ok(());
-                }
-                self.patch(id, rrset).await
-            }
-        })
-        .await
+        self.change(id, expected, Some(desired), rrset).await
     }
 
     async fn delete(&self, id: &RrsetId, expected: &Rrset) -> Result<(), DnsError> {
         let rrset = json!({ "name": id.name, "type": id.rtype.as_str(), "changetype": "DELETE" });
-        let mut first = true;
-        retrying(&format!("delete {id}"), || {
+        self.change(id, Some(expected), None, rrset).await
+    }
+}
+
+impl PowerDns {
+    /// One PATCH that turns `expected` into `outcome` (`None`: deleted). Every attempt reads
+    /// first: the set must still be `expected`, unless a PATCH already sent landed after all
+    /// (its answer lost), in which case the set is `outcome` and there is nothing left to do.
+    async fn change(
+        &self,
+        id: &RrsetId,
+        expected: Option<&Rrset>,
+        outcome: Option<&Rrset>,
+        rrset: Value,
+    ) -> Result<(), DnsError> {
+        let sent = AtomicBool::new(false);
+        let verb = if outcome.is_some() { "update" } else { "delete" };
+        retrying(&format!("{verb} {id}"), || {
             let rrset = rrset.clone();
-            let check = std::mem::take(&mut first);
+            let sent = &sent;
             async move {
-                if check {
-                    self.check_unchanged(id, Some(expected)).await?;
+                let live = self.read_once(id).await?;
+                if sent.load(Ordering::SeqCst) && live.as_ref() == outcome {
+                    return Ok(());
                 }
+                self.check_unchanged(id, expected, live)?;
+                sent.store(true, Ordering::SeqCst);
                 self.patch(id, rrset).await
             }
         })

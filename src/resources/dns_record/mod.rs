@@ -58,7 +58,10 @@ impl DnsRecordResource {
     /// The server, where apply needs one: not knowing it is an error.
     fn server_for_apply(&self, values: &Value) -> Result<Server, Diagnostic> {
         self.server(values)?.ok_or_else(|| {
-            Diagnostic::error("DNS server not known", "The record's `connection` or `dns` block is still not known at apply.")
+            Diagnostic::error(
+                "DNS server not known",
+                "The record's `connection` or `dns` block is still not known at apply.",
+            )
         })
     }
 }
@@ -69,7 +72,8 @@ fn string_set(records: &[String]) -> Value {
 }
 
 fn address_of(values: &Value) -> Result<RrsetId, Diagnostic> {
-    config::address(values)?.ok_or_else(|| Diagnostic::error("Record set not known", "zone, name and type must be known at apply."))
+    config::address(values)?
+        .ok_or_else(|| Diagnostic::error("Record set not known", "zone, name and type must be known at apply."))
 }
 
 /// The RRset a state says we hold (records canonical).
@@ -101,14 +105,19 @@ fn describe(id: &RrsetId) -> String {
     format!("record set {} {}", id.name, id.rtype)
 }
 
-/// Runs `work` under the operation's deadline; failures become one diagnostic.
+/// Runs `work` under the operation's deadline; failures become one diagnostic, and running
+/// out of time or being stopped names what was being done (`doing`).
 async fn within<T>(
     ctx: &Context,
     timeout: Duration,
+    doing: &str,
     work: impl std::future::Future<Output = Result<T, Failure>>,
 ) -> Result<T, Diagnostic> {
     let deadline = Deadline::after(timeout, ctx.stop.clone());
-    deadline.run(work).await.map_err(Failure::into_diagnostic)
+    deadline.run(work).await.map_err(|failure| match failure {
+        Failure::Dns(_, DnsError::Interrupted(why)) => dns_diagnostic(doing, &DnsError::Interrupted(why)),
+        other => other.into_diagnostic(),
+    })
 }
 
 /// Why an operation stopped: a DNS failure (with what we were doing) or a refusal.
@@ -145,7 +154,13 @@ impl<T> Doing<T> for Result<T, DnsError> {
 
 /// Writes `desired` and reads it back: a server may drop part of an update silently (a
 /// CNAME beside other records, say), and a record Terraform believes in must exist.
-async fn write_checked(backend: &dyn Backend, id: &RrsetId, expected: Option<&Rrset>, desired: &Rrset, verb: &str) -> Result<Rrset, Failure> {
+async fn write_checked(
+    backend: &dyn Backend,
+    id: &RrsetId,
+    expected: Option<&Rrset>,
+    desired: &Rrset,
+    verb: &str,
+) -> Result<Rrset, Failure> {
     let doing = || format!("Could not {verb} {}", describe(id));
     backend.write(id, expected, desired).await.doing(doing)?;
     let stored = backend.read(id).await.doing(doing)?;
@@ -267,7 +282,11 @@ impl Resource for DnsRecordResource {
                 // Show what will be replaced, when the server answers quickly.
                 let found = match (server, config::address(&plan.config)) {
                     (Some(server), Ok(Some(id))) => {
-                        within(ctx, PLAN_READ_TIMEOUT, async { server.backend.read(&id).await.doing(String::new) }).await.ok()
+                        within(ctx, PLAN_READ_TIMEOUT, "Reading the record set to adopt", async {
+                            server.backend.read(&id).await.doing(String::new)
+                        })
+                        .await
+                        .ok()
                     }
                     _ => None,
                 };
@@ -285,11 +304,12 @@ impl Resource for DnsRecordResource {
     async fn create(&self, ctx: &Context, planned: &Value, _config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let result = async {
             let id = address_of(planned)?;
-            let (_, desired) = config::desired(planned)?.ok_or_else(|| Diagnostic::error("Records not known", "records must be known at apply."))?;
+            let (_, desired) = config::desired(planned)?
+                .ok_or_else(|| Diagnostic::error("Records not known", "records must be known at apply."))?;
             let server = self.server_for_apply(planned)?;
             let adopt = ownership::adopt_requested(planned) == Some(true);
             let timeout = timeouts::timeout(planned, "create", DEFAULT_TIMEOUT);
-            within(ctx, timeout, async {
+            within(ctx, timeout, &format!("Could not create {}", describe(&id)), async {
                 let backend = server.backend.as_ref();
                 let live = backend.read(&id).await.doing(|| format!("Could not read {}", describe(&id)))?;
                 let claim = ownership::claim(backend, &id, server.owner_id.as_deref()).await?;
@@ -319,7 +339,7 @@ impl Resource for DnsRecordResource {
         let result = async {
             let id = address_of(state)?;
             let server = self.server_for_apply(state)?;
-            let live = within(ctx, READ_TIMEOUT, async {
+            let live = within(ctx, READ_TIMEOUT, &format!("Could not read {}", describe(&id)), async {
                 server.backend.read(&id).await.doing(|| format!("Could not read {}", describe(&id)))
             })
             .await?;
@@ -340,14 +360,22 @@ impl Resource for DnsRecordResource {
         }
     }
 
-    async fn update(&self, ctx: &Context, prior: &Value, planned: &Value, _config: &Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
         let result = async {
             let id = address_of(planned)?;
-            let (_, desired) = config::desired(planned)?.ok_or_else(|| Diagnostic::error("Records not known", "records must be known at apply."))?;
+            let (_, desired) = config::desired(planned)?
+                .ok_or_else(|| Diagnostic::error("Records not known", "records must be known at apply."))?;
             let expected = held(prior, &id)?;
             let server = self.server_for_apply(planned)?;
             let timeout = timeouts::timeout(planned, "update", DEFAULT_TIMEOUT);
-            within(ctx, timeout, async {
+            within(ctx, timeout, &format!("Could not update {}", describe(&id)), async {
                 let backend = server.backend.as_ref();
                 let claim = ownership::claim(backend, &id, server.owner_id.as_deref()).await?;
                 ownership::updating(&id, &claim).map_err(Failure::Refused)?;
@@ -375,7 +403,7 @@ impl Resource for DnsRecordResource {
             let server = self.server_for_apply(prior)?;
             let timeout = timeouts::timeout(prior, "delete", DEFAULT_TIMEOUT);
             let on_destroy = ownership::on_destroy(prior);
-            within(ctx, timeout, async {
+            within(ctx, timeout, &format!("Could not delete {}", describe(&id)), async {
                 let backend = server.backend.as_ref();
                 let claim = ownership::claim(backend, &id, server.owner_id.as_deref()).await?;
                 if on_destroy == OnDestroy::Release {
@@ -430,7 +458,7 @@ impl Resource for DnsRecordResource {
             }
             let id = address_of(&state)?;
             let server = self.server_for_apply(&state)?;
-            let live = within(ctx, READ_TIMEOUT, async {
+            let live = within(ctx, READ_TIMEOUT, &format!("Could not import {}", describe(&id)), async {
                 server.backend.read(&id).await.doing(|| format!("Could not read {}", describe(&id)))
             })
             .await?;

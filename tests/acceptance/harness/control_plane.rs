@@ -261,40 +261,19 @@ impl Cluster {
         }
         let pki = Pki::generate(&dir)?;
 
-        let mut last_err = String::new();
-        for attempt in 1..=3 {
-            let mut procs = Vec::new();
-            match start_processes(&bin_dir, &dir, &pki, &mut procs) {
-                Ok((server, http)) => {
-                    return Ok(Cluster {
-                        kubeconfig_path: dir.join("kubeconfig"),
-                        server,
-                        token: pki.token.clone(),
-                        ca_pem: pki.ca_pem.clone(),
-                        http,
-                        dir: Some(dir),
-                        processes: Mutex::new(procs),
-                        _reaper: Some(reaper),
-                    });
-                }
-                Err(e) => {
-                    for p in procs.iter_mut() {
-                        let _ = p.child.kill();
-                        let _ = p.child.wait();
-                    }
-                    last_err = e;
-                    // Ports are picked free but can be taken by someone else before use.
-                    if !last_err.contains("address already in use") {
-                        break;
-                    }
-                    eprintln!("acceptance: control plane attempt {attempt} hit a port race; retrying");
-                }
-            }
-        }
-        // Keep the files for a post-mortem: tell the reaper, which still kills the processes.
         let mut reaper = reaper;
-        let _ = writeln!(reaper, "keep");
-        Err(format!("{last_err}\n(control-plane files kept in {})", dir.display()))
+        let ((server, http), procs) =
+            start_rig("control plane", &dir, &mut reaper, |procs| start_processes(&bin_dir, &dir, &pki, procs))?;
+        Ok(Cluster {
+            kubeconfig_path: dir.join("kubeconfig"),
+            server,
+            token: pki.token.clone(),
+            ca_pem: pki.ca_pem.clone(),
+            http,
+            dir: Some(dir),
+            processes: Mutex::new(procs),
+            _reaper: Some(reaper),
+        })
     }
 }
 
@@ -348,6 +327,38 @@ fn mint_admin_token(kubeconfig: &Path) -> Result<String, String> {
         return Err(format!("kubectl create token: {}", tok.describe()));
     }
     Ok(tok.stdout.trim().to_string())
+}
+
+/// Starts a rig's processes with `attempt`, up to three times when a port picked free was
+/// taken by someone else before use ("in use"). A failed attempt's processes are killed;
+/// after the last failure the reaper is told to keep `dir` for a post-mortem (it still kills
+/// the processes).
+pub(crate) fn start_rig<T>(
+    what: &str,
+    dir: &Path,
+    reaper: &mut ChildStdin,
+    mut attempt: impl FnMut(&mut Vec<Proc>) -> Result<T, String>,
+) -> Result<(T, Vec<Proc>), String> {
+    let mut last_err = String::new();
+    for n in 1..=3 {
+        let mut procs = Vec::new();
+        match attempt(&mut procs) {
+            Ok(value) => return Ok((value, procs)),
+            Err(e) => {
+                for p in procs.iter_mut() {
+                    let _ = p.child.kill();
+                    let _ = p.child.wait();
+                }
+                last_err = e;
+                if !last_err.to_ascii_lowercase().contains("in use") {
+                    break;
+                }
+                eprintln!("acceptance: {what} attempt {n} hit a port race; retrying");
+            }
+        }
+    }
+    let _ = writeln!(reaper, "keep");
+    Err(format!("{last_err}\n({what} files kept in {})", dir.display()))
 }
 
 /// The bash reaper: waits for EOF on stdin (this process exiting), then kills every pid

@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use super::control_plane::{free_ports, is_executable, random_hex, spawn, spawn_reaper, tail_log, wait_for, Proc};
+use super::control_plane::{
+    free_ports, is_executable, random_hex, spawn, spawn_reaper, start_rig, tail_log, wait_for, Proc,
+};
 use super::plain_http;
 use super::{run_command, CmdOutput, SETUP_HINT};
 
@@ -417,63 +419,43 @@ impl DnsServer {
         };
         let api_key = random_hex(20);
 
-        let mut last_err = String::new();
-        for attempt in 1..=3 {
-            let mut procs = Vec::new();
-            let result = dns_port().and_then(|port| {
+        let mut reaper = reaper;
+        let what = format!("{} DNS server", kind.slug());
+        let ((port, api_port), procs) = start_rig(&what, &dir, &mut reaper, |procs| {
+            dns_port().and_then(|port| {
                 let api_port = match kind {
                     DnsKind::PowerDns => Some(free_ports(1)?[0]),
                     _ => None,
                 };
                 match kind {
-                    DnsKind::Bind => start_bind(&programs[0], &dir, port, tsig.as_ref().unwrap(), &mut procs)?,
-                    DnsKind::Knot => start_knot(&programs[0], &dir, port, tsig.as_ref().unwrap(), &mut procs)?,
+                    DnsKind::Bind => start_bind(&programs[0], &dir, port, tsig.as_ref().unwrap(), procs)?,
+                    DnsKind::Knot => start_knot(&programs[0], &dir, port, tsig.as_ref().unwrap(), procs)?,
                     DnsKind::PowerDns => {
-                        start_powerdns(&programs[0], &programs[1], &dir, port, api_port.unwrap(), &api_key, &mut procs)?
+                        start_powerdns(&programs[0], &programs[1], &dir, port, api_port.unwrap(), &api_key, procs)?
                     }
                 }
                 wait_for(
                     &format!("{} to answer SOA {ZONE}. on port {port}", kind.slug()),
                     READY_TIMEOUT,
-                    &mut procs,
+                    procs,
                     || soa_answers(&dig, port),
                 )?;
                 Ok((port, api_port))
-            });
-            match result {
-                Ok((port, api_port)) => {
-                    let log = procs.first().map(|p| p.log.clone()).unwrap_or_default();
-                    return Ok(DnsServer {
-                        kind,
-                        port,
-                        tsig,
-                        api: api_port.map(|p| Api { url: format!("http://127.0.0.1:{p}"), port: p, key: api_key }),
-                        dig,
-                        nsupdate,
-                        dir,
-                        log,
-                        processes: Mutex::new(procs),
-                        _reaper: reaper,
-                    });
-                }
-                Err(e) => {
-                    for p in procs.iter_mut() {
-                        let _ = p.child.kill();
-                        let _ = p.child.wait();
-                    }
-                    last_err = e;
-                    // Ports are picked free but can be taken by someone else before use.
-                    if !last_err.to_ascii_lowercase().contains("in use") {
-                        break;
-                    }
-                    eprintln!("acceptance: {} DNS server attempt {attempt} hit a port race; retrying", kind.slug());
-                }
-            }
-        }
-        // Keep the files for a post-mortem: tell the reaper, which still kills the processes.
-        let mut reaper = reaper;
-        let _ = writeln!(reaper, "keep");
-        Err(format!("{last_err}\n({} DNS server files kept in {})", kind.slug(), dir.display()))
+            })
+        })?;
+        let log = procs.first().map(|p| p.log.clone()).unwrap_or_default();
+        Ok(DnsServer {
+            kind,
+            port,
+            tsig,
+            api: api_port.map(|p| Api { url: format!("http://127.0.0.1:{p}"), port: p, key: api_key }),
+            dig,
+            nsupdate,
+            dir,
+            log,
+            processes: Mutex::new(procs),
+            _reaper: reaper,
+        })
     }
 }
 

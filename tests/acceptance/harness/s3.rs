@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::control_plane::{free_ports, is_executable, random_hex, spawn, spawn_reaper, tail_log, wait_for, Proc};
+use super::control_plane::{
+    free_ports, is_executable, random_hex, spawn, spawn_reaper, start_rig, tail_log, wait_for, Proc,
+};
 use super::{command_timeout, env_or_testenv, plain_http, run_command, testenv_dir, CmdOutput, SETUP_HINT};
 
 /// The region requests are signed for (SeaweedFS accepts any; restic and Velero default to it).
@@ -296,15 +298,14 @@ impl S3Server {
         // Read from the working directory; one volume per new collection (bucket), not seven.
         write_file(&dir.join("master.toml"), "[master.volume_growth]\ncopy_1 = 1\n")?;
 
-        let mut last_err = String::new();
-        for attempt in 1..=3 {
-            let mut procs = Vec::new();
+        let mut reaper = reaper;
+        let (port, procs) = start_rig("SeaweedFS", &dir, &mut reaper, |procs| {
             let mut sockets = Vec::new();
             let result = free_ports(8).and_then(|ports| {
                 sockets = grpc_sockets(&ports);
-                start_weed(&weed, &dir, &ports, &sockets, &mut procs)?;
+                start_weed(&weed, &dir, &ports, &sockets, procs)?;
                 let s3_port = ports[6];
-                wait_for("SeaweedFS to answer a signed S3 ListBuckets", READY_TIMEOUT, &mut procs, || {
+                wait_for("SeaweedFS to answer a signed S3 ListBuckets", READY_TIMEOUT, procs, || {
                     let resp = signed_request(s3_port, &access_key, &secret_key, "GET", "/", &[], b"")?;
                     match resp.status {
                         200 => Ok(()),
@@ -312,44 +313,28 @@ impl S3Server {
                     }
                 })?;
                 // ListBuckets answers before the master has a volume server: write once.
-                wait_for("SeaweedFS to store a first object", READY_TIMEOUT, &mut procs, || {
+                wait_for("SeaweedFS to store a first object", READY_TIMEOUT, procs, || {
                     probe_write(s3_port, &access_key, &secret_key)
                 })?;
                 Ok(s3_port)
             });
-            match result {
-                Ok(port) => {
-                    return Ok(S3Server {
-                        port,
-                        access_key,
-                        secret_key,
-                        log: dir.join("weed.log"),
-                        dir,
-                        processes: Mutex::new(procs),
-                        _reaper: reaper,
-                    });
-                }
-                Err(e) => {
-                    for p in procs.iter_mut() {
-                        let _ = p.child.kill();
-                        let _ = p.child.wait();
-                    }
-                    for s in &sockets {
-                        let _ = std::fs::remove_file(s);
-                    }
-                    last_err = e;
-                    // Ports are picked free but can be taken by someone else before use.
-                    if !last_err.contains("address already in use") {
-                        break;
-                    }
-                    eprintln!("acceptance: SeaweedFS attempt {attempt} hit a port race; retrying");
+            // weed leaves its gRPC sockets behind when killed.
+            if result.is_err() {
+                for s in &sockets {
+                    let _ = std::fs::remove_file(s);
                 }
             }
-        }
-        // Keep the files for a post-mortem: tell the reaper, which still kills the processes.
-        let mut reaper = reaper;
-        let _ = writeln!(reaper, "keep");
-        Err(format!("{last_err}\n(S3 server files kept in {})", dir.display()))
+            result
+        })?;
+        Ok(S3Server {
+            port,
+            access_key,
+            secret_key,
+            log: dir.join("weed.log"),
+            dir,
+            processes: Mutex::new(procs),
+            _reaper: reaper,
+        })
     }
 }
 
