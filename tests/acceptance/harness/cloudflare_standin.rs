@@ -63,6 +63,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
+use super::background::Background;
+
 /// The path under which the API lives, as on `api.cloudflare.com`.
 pub const STANDIN_API_PREFIX: &str = "/client/v4";
 /// Records a page unless asked otherwise, and the page limit unless started with another.
@@ -248,8 +250,7 @@ pub struct CloudflareStandIn {
     base_url: String,
     token: String,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Background,
 }
 
 impl fmt::Debug for CloudflareStandIn {
@@ -280,21 +281,13 @@ impl CloudflareStandIn {
             faults: Vec::new(),
             log: Vec::new(),
         }));
-        let (shutdown, stopped) = tokio::sync::oneshot::channel();
         let served = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("cloudflare-standin".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("stand-in runtime");
-                runtime.block_on(serve(listener, served, stopped));
-            })
-            .expect("start the Cloudflare stand-in thread");
+        let server = Background::start("cloudflare-standin", 0, move |stopped| serve(listener, served, stopped));
         CloudflareStandIn {
             base_url: format!("http://127.0.0.1:{port}{STANDIN_API_PREFIX}"),
             token: token.to_string(),
             state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -456,17 +449,6 @@ impl CloudflareStandIn {
     /// Forgets the requests logged so far.
     pub fn clear_requests(&self) {
         self.state().log.clear();
-    }
-}
-
-impl Drop for CloudflareStandIn {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -19,6 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::background::Background;
+
 /// What the proxy does, in order: faults are used up by the first connections, messages or
 /// requests that reach it, then everything is forwarded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -114,8 +116,7 @@ impl State {
 pub struct DnsFaultProxy {
     address: String,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Background,
 }
 
 impl std::fmt::Debug for DnsFaultProxy {
@@ -141,16 +142,11 @@ impl DnsFaultProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the DNS fault proxy");
         listener.set_nonblocking(true).expect("nonblocking listener");
         let address = listener.local_addr().expect("proxy address").to_string();
-        let (shutdown, stopped) = tokio::sync::oneshot::channel();
         let upstream = upstream.to_string();
         let served = state.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime =
-                tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("proxy runtime");
-            // Dropping the runtime at the end ends every connection still open.
-            runtime.block_on(serve(listener, upstream, protocol, served, stopped));
-        });
-        DnsFaultProxy { address, state, shutdown: Some(shutdown), thread: Some(thread) }
+        let server =
+            Background::start("dns-fault-proxy", 1, move |stopped| serve(listener, upstream, protocol, served, stopped));
+        DnsFaultProxy { address, state, _server: server }
     }
 
     /// `127.0.0.1:PORT`: what a provider's `server` points at.
@@ -170,17 +166,6 @@ impl DnsFaultProxy {
     /// Replaces what is left of the schedule (counts carry on).
     pub fn arm(&self, schedule: Schedule) {
         self.state.lock().unwrap().left = schedule;
-    }
-}
-
-impl Drop for DnsFaultProxy {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

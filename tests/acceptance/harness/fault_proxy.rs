@@ -22,6 +22,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::background::Background;
 use super::control_plane::Cluster;
 
 /// What the proxy does to a request picked by the schedule.
@@ -119,8 +120,7 @@ pub struct FaultProxy {
     url: String,
     ca_pem: String,
     state: Arc<State>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Background,
 }
 
 impl FaultProxy {
@@ -133,16 +133,9 @@ impl FaultProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking listener");
         let addr = listener.local_addr().expect("proxy address");
-        let (shutdown, stopped) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            runtime.block_on(serve(listener, server_config, config, stopped));
-        });
-        FaultProxy { url: format!("https://{addr}"), ca_pem, state, shutdown: Some(shutdown), thread: Some(thread) }
+        let server =
+            Background::start("fault-proxy", 2, move |stopped| serve(listener, server_config, config, stopped));
+        FaultProxy { url: format!("https://{addr}"), ca_pem, state, _server: server }
     }
 
     pub fn url(&self) -> &str {
@@ -187,17 +180,6 @@ impl FaultProxy {
     pub fn clear(&self) {
         self.state.exchanges.lock().unwrap().clear();
         self.state.injected.lock().unwrap().clear();
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -17,6 +17,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod cloudflare_standin;
+pub mod background;
 pub mod control_plane;
 pub mod dns;
 pub mod dns_fault_proxy;
