@@ -192,8 +192,10 @@ impl Rfc2136 {
             ResponseCode::Refused if update => DnsError::Refused {
                 server,
                 message: format!(
-                    "REFUSED the update of {id}: the zone may not be served there, or the key may not update it \
-                     (BIND: allow-update/update-policy; Knot: an acl with action update)"
+                    "REFUSED the update of {id}: the zone may not be served there, the key may not update it \
+                     (BIND: allow-update/update-policy; Knot: an acl with action update), or the zone's checks refused \
+                     the records (BIND's check-integrity: an MX or SRV target inside the zone needs its address \
+                     records first, so make the record depend on them); the server's log says which"
                 ),
             },
             ResponseCode::Refused => DnsError::ZoneNotServed {
