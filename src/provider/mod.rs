@@ -78,6 +78,8 @@ impl Provider for PlatformProvider {
             Arc::new(resources::sealed_secret::SealedSecretResource::new(platform.clone())),
             Arc::new(resources::stack::StackResource::new(platform.clone())),
             Arc::new(resources::dns_record::DnsRecordResource::new(platform.clone())),
+            Arc::new(resources::velero::schedule::BackupScheduleResource::new(platform.clone())),
+            Arc::new(resources::velero::backup::BackupResource::new(platform.clone())),
         ]
     }
 

@@ -10,3 +10,4 @@ pub mod sealed_secret;
 pub mod secret;
 mod secret_data;
 pub mod stack;
+pub mod velero;

@@ -9,7 +9,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 
 use super::metadata;
 use super::owned::{self, Creating, Destroying, Ownership};
-use crate::clients::deadline::Deadline;
+use crate::clients::deadline::{Deadline, Progress, WaitError};
 use crate::clients::kube::ownership::owner;
 use crate::clients::kube::{Cluster, KindInfo, KubeError, FIELD_MANAGER};
 use crate::framework::diagnostics::Diagnostics;
@@ -94,6 +94,18 @@ impl NamespacedObject {
         }
     }
 
+    /// Creates `desired` with a plain create: an object of that name that exists already is
+    /// an error (409), never taken over. Returns the created object.
+    pub async fn create(&self, ctx: &Context, desired: &serde_json::Value) -> Result<serde_json::Value, KubeError> {
+        let object: DynamicObject = serde_json::from_value(desired.clone())
+            .map_err(|e| KubeError::Config(format!("{}: {e}", self.describe())))?;
+        let params = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
+        Deadline::after(APPLY_TIMEOUT, ctx.stop.clone())
+            .run(async { self.api.create(&params, &object).await.map_err(|e| self.cluster.error(e)) })
+            .await
+            .map(to_json)
+    }
+
     /// Deletes the live object `live` (and not one made again under its name meanwhile);
     /// already gone counts as success.
     async fn delete(&self, ctx: &Context, live: &serde_json::Value, diags: &mut Diagnostics) {
@@ -119,6 +131,29 @@ impl NamespacedObject {
         if let Err(e) = result {
             diags.push(kube_diagnostic(&format!("Could not release {}", self.describe()), &e));
         }
+    }
+
+    /// Reads the object every `interval` until `judge` says it is done (or will never be),
+    /// within `timeout` and until Ctrl-C; returns the object as last seen. Read failures
+    /// count as "not yet" and are quoted if the wait runs out.
+    pub async fn wait(
+        &self,
+        ctx: &Context,
+        timeout: Duration,
+        interval: Duration,
+        what: &str,
+        judge: impl Fn(Option<&serde_json::Value>) -> Progress,
+    ) -> Result<Option<serde_json::Value>, WaitError> {
+        let last = std::sync::Mutex::new(None);
+        Deadline::after(timeout, ctx.stop.clone())
+            .poll(what, interval, || async {
+                let live = self.cluster.get_opt(&self.api, &self.name).await?.map(to_json);
+                let progress = judge(live.as_ref());
+                *last.lock().expect("last seen lock") = live;
+                Ok::<_, KubeError>(progress)
+            })
+            .await?;
+        Ok(last.into_inner().expect("last seen lock"))
     }
 
     /// The live object for an import; `None` after a diagnostic when it cannot be read.
