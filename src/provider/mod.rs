@@ -80,6 +80,7 @@ impl Provider for PlatformProvider {
             Arc::new(resources::dns_record::DnsRecordResource::new(platform.clone())),
             Arc::new(resources::velero::schedule::BackupScheduleResource::new(platform.clone())),
             Arc::new(resources::velero::backup::BackupResource::new(platform.clone())),
+            Arc::new(resources::velero::restore::RestoreResource::new(platform.clone())),
         ]
     }
 

@@ -108,7 +108,7 @@ impl NamespacedObject {
 
     /// Deletes the live object `live` (and not one made again under its name meanwhile);
     /// already gone counts as success.
-    async fn delete(&self, ctx: &Context, live: &serde_json::Value, diags: &mut Diagnostics) {
+    pub async fn delete(&self, ctx: &Context, live: &serde_json::Value, diags: &mut Diagnostics) {
         let uid = live["metadata"]["uid"].as_str().map(str::to_string);
         let params = DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
         let result = Deadline::after(READ_TIMEOUT, ctx.stop.clone()).run(async {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use kube::api::ApiResource;
 use serde_json::json;
 
-use super::{duration, namespace_attribute, not_processed, phase, plan_namespace, strings, strings_value, validation_errors};
+use super::{duration, namespace_attribute, not_processed, phase, plan_namespace, strings, strings_value};
 use crate::clients::deadline::Progress;
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
@@ -126,16 +126,8 @@ fn desired(planned: &Value) -> serde_json::Value {
 
 /// What the state shows of a live Backup: its outcome (the settings are immutable).
 fn with_status(state: &Value, live: &serde_json::Value) -> Value {
-    let mut next = state.clone();
-    let status = &live["status"];
-    let text = |v: &serde_json::Value| v.as_str().map_or(Value::Null, Value::string);
-    next.set_attr("id", object::live_id(live));
-    next.set_attr("phase", Value::string(phase(live)));
-    next.set_attr("started", text(&status["startTimestamp"]));
-    next.set_attr("completed", text(&status["completionTimestamp"]));
-    next.set_attr("expiration", text(&status["expiration"]));
-    next.set_attr("errors", Value::number(status["errors"].as_u64().unwrap_or(0)));
-    next.set_attr("warnings", Value::number(status["warnings"].as_u64().unwrap_or(0)));
+    let mut next = super::with_outcome(state, live);
+    next.set_attr("expiration", live["status"]["expiration"].as_str().map_or(Value::Null, Value::string));
     next
 }
 
@@ -156,38 +148,6 @@ fn imported(mut state: Value, live: &serde_json::Value) -> Value {
     state
 }
 
-/// How far a Backup has got: done, still going (with its progress), or failed for good.
-fn judge(live: Option<&serde_json::Value>, namespace: &str, allow_partial: bool) -> Progress {
-    let Some(live) = live else { return Progress::Failed("the Backup was deleted while it ran".to_string()) };
-    let status = &live["status"];
-    let counts = format!(
-        "{} errors, {} warnings",
-        status["errors"].as_u64().unwrap_or(0),
-        status["warnings"].as_u64().unwrap_or(0)
-    );
-    match phase(live) {
-        "Completed" => Progress::Done,
-        "PartiallyFailed" if allow_partial => Progress::Done,
-        "PartiallyFailed" => Progress::Failed(format!(
-            "it partially failed ({counts}); `velero backup logs {}` says which items. Set allow_partial_failure to accept it",
-            live["metadata"]["name"].as_str().unwrap_or_default()
-        )),
-        "Failed" => Progress::Failed(format!(
-            "it failed: {} ({counts})",
-            status["failureReason"].as_str().unwrap_or("Velero gave no reason")
-        )),
-        "FailedValidation" => Progress::Failed(format!("Velero refused it: {}", validation_errors(live))),
-        "" => Progress::Pending(not_processed("Backup", namespace)),
-        other => {
-            let progress = &status["progress"];
-            match (progress["itemsBackedUp"].as_u64(), progress["totalItems"].as_u64()) {
-                (Some(done), Some(total)) => Progress::Pending(format!("{other}, {done} of {total} items")),
-                _ => Progress::Pending(other.to_string()),
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl Resource for BackupResource {
     fn type_name(&self) -> &'static str {
@@ -197,7 +157,8 @@ impl Resource for BackupResource {
     fn schema(&self) -> Schema {
         let replace = |a: Attribute| a.requires_replace();
         Schema::new(
-            Block::new(vec![
+            Block::new(
+            vec![
                 Attribute::string("id").computed().keep_on_update().describe("`namespace/name`."),
                 namespace_attribute(),
                 replace(Attribute::string("name").required()).describe(
@@ -223,14 +184,12 @@ impl Resource for BackupResource {
                     "What destroy does: `retain` (the default: forget it; Velero deletes it when its TTL expires) or \
                      `delete` (a DeleteBackupRequest, which also removes it from the bucket, waited on until it is gone).",
                 ),
-                Attribute::string("phase").computed().describe("Velero's last phase: `Completed`, or `PartiallyFailed` when allowed; `Gone` once Velero has deleted it."),
-                Attribute::string("started").computed().describe("When Velero started it (RFC 3339)."),
-                Attribute::string("completed").computed().describe("When it ended (RFC 3339)."),
                 Attribute::string("expiration").computed().describe("When Velero will delete it."),
-                Attribute::number("errors").computed().describe("Items that failed."),
-                Attribute::number("warnings").computed().describe("Warnings Velero logged."),
                 cluster_attribute(),
-            ])
+            ]
+            .into_iter()
+            .chain(super::outcome_attributes())
+            .collect())
             .with_block(timeouts_block(&["create", "delete"]))
             .describe(
                 "An on-demand Velero Backup (`velero.io/v1`), e.g. before an upgrade in the same apply (`depends_on`). \
@@ -301,7 +260,7 @@ impl Resource for BackupResource {
         let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
         let allow_partial = planned.get_attr("allow_partial_failure").and_then(Value::as_bool).unwrap_or(false);
         let what = format!("{} to finish", backup.describe());
-        match backup.wait(ctx, timeout, POLL, &what, |live| judge(live, &backup.namespace, allow_partial)).await {
+        match backup.wait(ctx, timeout, POLL, &what, |live| super::judge_run("Backup", live, &backup.namespace, allow_partial)).await {
             Ok(Some(live)) => state = with_status(&state, &live),
             Ok(None) => {}
             Err(e) => {
@@ -402,12 +361,12 @@ mod tests {
             }
             live
         };
-        assert_eq!(judge(Some(&at("Completed", json!({}))), "velero", false), Progress::Done);
-        assert_eq!(judge(Some(&at("PartiallyFailed", json!({ "errors": 2 }))), "velero", true), Progress::Done);
-        assert!(matches!(judge(Some(&at("PartiallyFailed", json!({ "errors": 2 }))), "velero", false), Progress::Failed(m) if m.contains("2 errors")));
-        assert!(matches!(judge(Some(&at("Failed", json!({ "failureReason": "bucket gone" }))), "velero", false), Progress::Failed(m) if m.contains("bucket gone")));
-        assert!(matches!(judge(Some(&at("InProgress", json!({ "progress": { "itemsBackedUp": 3, "totalItems": 10 } }))), "velero", false), Progress::Pending(m) if m == "InProgress, 3 of 10 items"));
-        assert!(matches!(judge(Some(&json!({})), "velero", false), Progress::Pending(m) if m.contains("no controller")));
+        assert_eq!(crate::resources::velero::judge_run("Backup", Some(&at("Completed", json!({}))), "velero", false), Progress::Done);
+        assert_eq!(crate::resources::velero::judge_run("Backup", Some(&at("PartiallyFailed", json!({ "errors": 2 }))), "velero", true), Progress::Done);
+        assert!(matches!(crate::resources::velero::judge_run("Backup", Some(&at("PartiallyFailed", json!({ "errors": 2 }))), "velero", false), Progress::Failed(m) if m.contains("2 errors")));
+        assert!(matches!(crate::resources::velero::judge_run("Backup", Some(&at("Failed", json!({ "failureReason": "bucket gone" }))), "velero", false), Progress::Failed(m) if m.contains("bucket gone")));
+        assert!(matches!(crate::resources::velero::judge_run("Backup", Some(&at("InProgress", json!({ "progress": { "itemsBackedUp": 3, "totalItems": 10 } }))), "velero", false), Progress::Pending(m) if m == "InProgress, 3 of 10 items"));
+        assert!(matches!(crate::resources::velero::judge_run("Backup", Some(&json!({})), "velero", false), Progress::Pending(m) if m.contains("no controller")));
     }
 
     #[test]

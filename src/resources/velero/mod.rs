@@ -6,9 +6,12 @@
 pub mod backup;
 pub mod cron;
 pub mod duration;
+pub mod restore;
 pub mod schedule;
 
 use kube::api::{ApiResource, GroupVersionKind};
+
+use crate::clients::deadline::Progress;
 
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::Plan;
@@ -63,6 +66,68 @@ pub fn validation_errors(live: &serde_json::Value) -> String {
     } else {
         errors.join("; ")
     }
+}
+
+/// How far a Backup or Restore (`kind`) has got: done, still going (with its progress), or
+/// failed for good, with Velero's reasons.
+pub fn judge_run(kind: &str, live: Option<&serde_json::Value>, namespace: &str, allow_partial: bool) -> Progress {
+    let Some(live) = live else { return Progress::Failed(format!("the {kind} was deleted while it ran")) };
+    let status = &live["status"];
+    let counts = format!(
+        "{} errors, {} warnings",
+        status["errors"].as_u64().unwrap_or(0),
+        status["warnings"].as_u64().unwrap_or(0)
+    );
+    let name = live["metadata"]["name"].as_str().unwrap_or_default();
+    match phase(live) {
+        "Completed" => Progress::Done,
+        "PartiallyFailed" if allow_partial => Progress::Done,
+        "PartiallyFailed" => Progress::Failed(format!(
+            "it partially failed ({counts}); `velero {} logs {name}` says which items. Set allow_partial_failure to accept it",
+            kind.to_ascii_lowercase()
+        )),
+        "Failed" => Progress::Failed(format!(
+            "it failed: {} ({counts})",
+            status["failureReason"].as_str().unwrap_or("Velero gave no reason")
+        )),
+        "FailedValidation" => Progress::Failed(format!("Velero refused it: {}", validation_errors(live))),
+        "" => Progress::Pending(not_processed(kind, namespace)),
+        other => {
+            let progress = &status["progress"];
+            let done = progress["itemsBackedUp"].as_u64().or(progress["itemsRestored"].as_u64());
+            match (done, progress["totalItems"].as_u64()) {
+                (Some(done), Some(total)) => Progress::Pending(format!("{other}, {done} of {total} items")),
+                _ => Progress::Pending(other.to_string()),
+            }
+        }
+    }
+}
+
+/// The outcome attributes of a Backup or Restore, from its status.
+pub fn outcome_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::string("phase").computed().describe(
+            "Velero's last phase: `Completed`, or `PartiallyFailed` when allowed; `Gone` once Velero has deleted the object.",
+        ),
+        Attribute::string("started").computed().describe("When Velero started it (RFC 3339)."),
+        Attribute::string("completed").computed().describe("When it ended (RFC 3339)."),
+        Attribute::number("errors").computed().describe("Items that failed."),
+        Attribute::number("warnings").computed().describe("Warnings Velero logged."),
+    ]
+}
+
+/// `state` with the outcome of `live` (see [`outcome_attributes`]).
+pub fn with_outcome(state: &Value, live: &serde_json::Value) -> Value {
+    let mut next = state.clone();
+    let status = &live["status"];
+    let text = |v: &serde_json::Value| v.as_str().map_or(Value::Null, Value::string);
+    next.set_attr("id", crate::resources::object::live_id(live));
+    next.set_attr("phase", Value::string(phase(live)));
+    next.set_attr("started", text(&status["startTimestamp"]));
+    next.set_attr("completed", text(&status["completionTimestamp"]));
+    next.set_attr("errors", Value::number(status["errors"].as_u64().unwrap_or(0)));
+    next.set_attr("warnings", Value::number(status["warnings"].as_u64().unwrap_or(0)));
+    next
 }
 
 /// A Go duration attribute, checked at plan time.
