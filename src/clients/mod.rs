@@ -6,6 +6,7 @@ pub mod dns;
 pub mod http;
 pub mod keyed;
 pub mod kube;
+pub mod s3;
 pub mod sealing;
 pub mod sops;
 

@@ -27,3 +27,4 @@ mod dns_cloudflare_standin;
 mod dns_record;
 mod dns_faults;
 mod s3_rig;
+mod s3_client;
