@@ -1,6 +1,7 @@
 //! Data sources and ephemeral resources, one module per type (`platform_<module>`);
 //! `provider` lists them. They share [`crate::platform`] and know nothing of `provider`.
 
+pub mod backups;
 pub mod catalog;
 pub mod dns_record;
 pub mod namespace;

@@ -78,6 +78,7 @@ impl Provider for PlatformProvider {
             Arc::new(resources::sealed_secret::SealedSecretResource::new(platform.clone())),
             Arc::new(resources::stack::StackResource::new(platform.clone())),
             Arc::new(resources::dns_record::DnsRecordResource::new(platform.clone())),
+            Arc::new(resources::velero::location::BackupLocationResource::new(platform.clone())),
             Arc::new(resources::velero::schedule::BackupScheduleResource::new(platform.clone())),
             Arc::new(resources::velero::backup::BackupResource::new(platform.clone())),
             Arc::new(resources::velero::restore::RestoreResource::new(platform.clone())),
@@ -87,6 +88,7 @@ impl Provider for PlatformProvider {
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         let platform = &self.shared;
         vec![
+            Arc::new(data_sources::backups::BackupsDataSource::new(platform.clone())),
             Arc::new(data_sources::catalog::CatalogDataSource),
             Arc::new(data_sources::dns_record::DnsRecordDataSource::new(platform.clone())),
             Arc::new(data_sources::namespace::NamespaceDataSource::new(platform.clone())),

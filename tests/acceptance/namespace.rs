@@ -480,64 +480,18 @@ fn credentials_never_reach_logs_or_plan_output() {
 /// clear message, and the namespace stays in the state.
 #[test]
 fn an_interrupt_cancels_a_waiting_delete() {
-    use std::process::{Command, Stdio};
-    use std::time::Instant;
     for_each_terraform(|tf| {
         let (work, name) = namespace_held_by_finalizer(tf, "acc-stop", "10m");
 
-        let log = work.root().join("destroy.out");
-        let log_err = work.root().join("destroy.err");
-        let mut command = Command::new(&work.tf().path);
-        // Ctrl-C signals a terminal's whole process group (Terraform 1.0 is a wrapper
-        // process around the real one): give terraform a group of its own to signal. A
-        // background test process may also have SIGINT ignored, which Go would inherit.
-        use std::os::unix::process::CommandExt;
-        command.process_group(0);
-        unsafe {
-            command.pre_exec(|| {
-                libc::signal(libc::SIGINT, libc::SIG_DFL);
-                Ok(())
-            });
-        }
-        let mut destroy = command
-            .args(["destroy", "-auto-approve", "-input=false", "-no-color"])
-            .current_dir(work.path())
-            .env("TF_CLI_CONFIG_FILE", work.cli_config_path())
-            .env("KUBECONFIG", cluster().kubeconfig_path())
-            .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1")
-            // Files, not pipes: the provider process inherits them and may outlive terraform.
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(&log_err).unwrap()))
-            .spawn()
-            .unwrap();
+        let destroy = work.start_interruptible(&["destroy", "-auto-approve", "-input=false", "-no-color"]);
         // Let the delete start waiting on the finalizer.
         wait_until("namespace terminating", Duration::from_secs(60), || match live_namespace(&name) {
             Some(ns) if ns["metadata"]["deletionTimestamp"].is_string() => Ok(()),
             _ => Err("not terminating yet".to_string()),
         });
         std::thread::sleep(Duration::from_secs(1));
-        let interrupted = Instant::now();
-        let group = format!("-{}", destroy.id());
-        Command::new("kill").args(["-INT", "--", &group]).status().unwrap();
-        let output = loop {
-            if let Some(status) = destroy.try_wait().unwrap() {
-                break status;
-            }
-            if interrupted.elapsed() > Duration::from_secs(30) {
-                let status = std::fs::read_to_string(format!("/proc/{}/status", destroy.id())).unwrap_or_default();
-                let _ = destroy.kill();
-                panic!(
-                    "terraform still waiting 30 s after Ctrl-C ({}):\n{}{}",
-                    status.lines().filter(|l| l.starts_with("Sig")).collect::<Vec<_>>().join(" "),
-                    std::fs::read_to_string(&log).unwrap_or_default(),
-                    std::fs::read_to_string(&log_err).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let text = std::fs::read_to_string(&log).unwrap_or_default() + &std::fs::read_to_string(&log_err).unwrap_or_default();
-        assert!(!output.success(), "destroy succeeded despite the interrupt:\n{text}");
+        let (succeeded, text) = destroy.interrupt(Duration::from_secs(30));
+        assert!(!succeeded, "destroy succeeded despite the interrupt:\n{text}");
         assert!(text.contains("cancelled"), "no cancellation message:\n{text}");
         let state = work.run(&["state", "list"]);
         assert!(state.stdout.contains("platform_namespace.this"), "{}", state.stdout);

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod cron;
 pub mod duration;
+pub mod location;
 pub mod restore;
 pub mod schedule;
 

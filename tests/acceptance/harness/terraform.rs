@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use super::{cluster, command_timeout, env_or_testenv, run_command, CmdOutput, SETUP_HINT};
 
@@ -197,6 +198,34 @@ impl Workdir {
 
     /// Runs `terraform ARGS...` with extra environment variables (e.g. `("TF_LOG", "debug")`).
     pub fn run_with_env(&self, args: &[&str], envs: &[(&str, &str)]) -> CmdOutput {
+        run_command(self.command(args, envs), None, command_timeout())
+    }
+
+    /// Starts `terraform ARGS...` in a process group of its own, to be interrupted as Ctrl-C
+    /// would (see [`Interruptible::interrupt`]). Output goes to files, not pipes: the provider
+    /// inherits them and may outlive terraform.
+    pub fn start_interruptible(&self, args: &[&str]) -> Interruptible {
+        use std::os::unix::process::CommandExt;
+        let out = self.root.join(format!("interruptible-{}.out", std::process::id()));
+        let mut cmd = self.command(args, &[]);
+        // Ctrl-C signals a terminal's whole process group (Terraform 1.0 is a wrapper process
+        // around the real one): give terraform a group of its own to signal. A background
+        // test process may also have SIGINT ignored, which Go would inherit.
+        cmd.process_group(0);
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let file = std::fs::File::create(&out).expect("create output file");
+        cmd.stdout(std::process::Stdio::from(file.try_clone().expect("clone output file")))
+            .stderr(std::process::Stdio::from(file));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start terraform {args:?}: {e}"));
+        Interruptible { child, out }
+    }
+
+    fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(&self.tf.path);
         cmd.args(args).current_dir(&self.dir);
         for (k, _) in std::env::vars_os() {
@@ -219,7 +248,7 @@ impl Workdir {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        run_command(cmd, None, command_timeout())
+        cmd
     }
 
     /// `terraform apply -auto-approve -input=false -no-color`.
@@ -329,5 +358,38 @@ impl Workdir {
     /// The temp root (CLI config + `work/`).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+}
+
+/// A terraform command running in its own process group (see [`Workdir::start_interruptible`]).
+pub struct Interruptible {
+    child: std::process::Child,
+    out: PathBuf,
+}
+
+impl Interruptible {
+    /// Sends SIGINT to the command's process group, as Ctrl-C does, and waits for it to end;
+    /// panics if it is still running `within` later. Returns whether it succeeded and all it
+    /// printed.
+    pub fn interrupt(mut self, within: Duration) -> (bool, String) {
+        let interrupted = std::time::Instant::now();
+        let group = format!("-{}", self.child.id());
+        Command::new("kill").args(["-INT", "--", &group]).status().expect("run kill");
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for terraform") {
+                break status;
+            }
+            if interrupted.elapsed() > within {
+                let signals = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+                let _ = self.child.kill();
+                panic!(
+                    "terraform still running {within:?} after Ctrl-C ({}):\n{}",
+                    signals.lines().filter(|l| l.starts_with("Sig")).collect::<Vec<_>>().join(" "),
+                    std::fs::read_to_string(&self.out).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        (status.success(), std::fs::read_to_string(&self.out).unwrap_or_default())
     }
 }
