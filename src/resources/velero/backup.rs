@@ -141,8 +141,9 @@ fn imported(mut state: Value, live: &serde_json::Value) -> Value {
     }
     let labels = object::json_string_map(spec["labelSelector"].get("matchLabels")).filter(|l| !l.is_empty());
     state.set_attr("label_selector", labels.map_or(Value::Null, |l| metadata::string_map_value(&l)));
+    // Velero writes `false` for flags nobody set: only a `true` was asked for.
     for (attribute, field) in FLAGS {
-        state.set_attr(attribute, spec[field].as_bool().map_or(Value::Null, Value::Bool));
+        state.set_attr(attribute, if spec[field].as_bool() == Some(true) { Value::Bool(true) } else { Value::Null });
     }
     state.set_attr("on_destroy", Value::Null);
     state
