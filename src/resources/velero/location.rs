@@ -120,6 +120,37 @@ impl BackupLocationResource {
         }
     }
 
+    /// Velero uses one default location: say so when another in the namespace claims it too.
+    async fn warn_other_defaults(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) {
+        let text = |name: &str| planned.get_attr(name).and_then(Value::as_str).unwrap_or_default().to_string();
+        let (namespace, name) = (text("namespace"), text("name"));
+        let Ok(cluster) = self.platform.cluster(planned.get_attr("cluster")).await else { return };
+        let api: kube::api::Api<kube::api::DynamicObject> = kube::api::Api::namespaced_with(cluster.client.clone(), &namespace, &self.locations);
+        let listed = crate::clients::deadline::Deadline::after(CHECK_TIMEOUT, ctx.stop.clone())
+            .run(async { api.list(&kube::api::ListParams::default()).await.map_err(|e| cluster.error(e)) })
+            .await;
+        let Ok(listed) = listed else { return };
+        let others: Vec<String> = listed
+            .items
+            .iter()
+            .filter(|l| l.metadata.name.as_deref() != Some(name.as_str()) && l.data["spec"]["default"].as_bool() == Some(true))
+            .filter_map(|l| l.metadata.name.clone())
+            .collect();
+        if !others.is_empty() {
+            diags.push(
+                Diagnostic::warning(
+                    "Another default backup storage location",
+                    format!(
+                        "BackupStorageLocation {:?} is also marked default in namespace {namespace}; Velero uses one default. \
+                         Set default = false on all but one.",
+                        others.join(", ")
+                    ),
+                )
+                .at(AttributePath::root("default")),
+            );
+        }
+    }
+
     /// Writes the Secret of credentials given in the configuration (a Secret this resource owns).
     async fn write_secret(&self, ctx: &Context, planned: &Value, credentials: &S3Credentials, diags: &mut Diagnostics) -> Option<()> {
         let secret = self.secret(planned, diags).await?;
@@ -221,6 +252,25 @@ fn location_config(planned: &Value) -> BTreeMap<String, String> {
     config
 }
 
+/// The typed `s3` block from a location's `spec.config`, taking its keys out of `config`.
+fn s3_block_from(config: &mut BTreeMap<String, String>) -> Value {
+    let mut take = |key: &str| config.remove(key);
+    let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
+    let flag = |v: Option<String>| v.map_or(Value::Null, |v| Value::Bool(v == "true"));
+    let block = Value::object([
+        ("endpoint", text(take("s3Url"))),
+        ("region", text(take("region"))),
+        ("force_path_style", flag(take("s3ForcePathStyle"))),
+        ("insecure_skip_tls_verify", flag(take("insecureSkipTLSVerify"))),
+        ("public_url", text(take("publicUrl"))),
+    ]);
+    if block.as_map().is_some_and(|m| m.values().all(Value::is_null)) {
+        Value::Null
+    } else {
+        block
+    }
+}
+
 fn desired(planned: &Value) -> serde_json::Value {
     let text = |name: &str| planned.get_attr(name).and_then(Value::as_str);
     let (secret_name, secret_key) = credential_ref(planned);
@@ -297,6 +347,14 @@ fn state_from_live(state: &Value, live: &serde_json::Value) -> Value {
     if state.get_attr("default").is_some_and(|d| !d.is_null()) {
         next.set_attr("default", Value::Bool(spec["default"].as_bool().unwrap_or(false)));
     }
+    let mut config = object::json_string_map(spec.get("config")).unwrap_or_default();
+    let s3 = s3_block_from(&mut config);
+    if state.get_attr("s3").is_some_and(|v| !v.is_null()) {
+        next.set_attr("s3", s3);
+    }
+    if state.get_attr("config").is_some_and(|v| !v.is_null()) {
+        next.set_attr("config", if config.is_empty() { Value::Null } else { metadata::string_map_value(&config) });
+    }
     next.set_attr("phase", Value::string(phase(live)));
     next.set_attr("message", live["status"]["message"].as_str().map_or(Value::Null, Value::string));
     next.set_attr("last_validated", live["status"]["lastValidationTime"].as_str().map_or(Value::Null, Value::string));
@@ -327,6 +385,9 @@ impl OneObject for BackupLocationResource {
                 return None;
             }
         };
+        if planned.get_attr("default").and_then(Value::as_bool) == Some(true) {
+            self.warn_other_defaults(ctx, planned, diags).await;
+        }
         let applied = applied_at(&live);
         let operation = if planned.get_attr("id").is_some_and(Value::is_unknown) { "create" } else { "update" };
         let timeout = timeouts::timeout(planned, operation, DEFAULT_TIMEOUT);
@@ -356,11 +417,14 @@ impl OneObject for BackupLocationResource {
         let spec = &live["spec"];
         let text = |v: &serde_json::Value| v.as_str().map_or(Value::Null, Value::string);
         state.set_attr("provider", text(&spec["provider"]));
+        state.set_attr("prefix", text(&spec["objectStorage"]["prefix"]));
         state.set_attr("credential_secret_name", text(&spec["credential"]["name"]));
         state.set_attr("credential_secret_key", text(&spec["credential"]["key"]));
-        state.set_attr("default", spec["default"].as_bool().map_or(Value::Null, Value::Bool));
-        state.set_attr("access_mode", text(&spec["accessMode"]));
-        let config = object::json_string_map(spec.get("config")).unwrap_or_default();
+        // Velero's defaults (false, ReadWrite) were not asked for: only what differs was.
+        state.set_attr("default", if spec["default"].as_bool() == Some(true) { Value::Bool(true) } else { Value::Null });
+        state.set_attr("access_mode", if spec["accessMode"] == "ReadOnly" { Value::string("ReadOnly") } else { Value::Null });
+        let mut config = object::json_string_map(spec.get("config")).unwrap_or_default();
+        state.set_attr("s3", s3_block_from(&mut config));
         state.set_attr("config", if config.is_empty() { Value::Null } else { metadata::string_map_value(&config) });
         state
     }
@@ -389,7 +453,7 @@ impl Resource for BackupLocationResource {
             Attribute::string("id").computed().keep_on_update().describe("`namespace/name`."),
             namespace_attribute(),
             Attribute::string("name").required().requires_replace().describe("Name of the BackupStorageLocation (`default` for Velero's default name)."),
-            Attribute::string("provider").optional().describe("Velero object-store plugin; `aws` (any S3 API) when omitted."),
+            Attribute::string("provider").optional().computed().describe("Velero object-store plugin; `aws` (any S3 API) when omitted."),
             Attribute::string("bucket").required().describe("The bucket."),
             Attribute::string("prefix").optional().describe("Directory in the bucket for this location's backups."),
             Attribute::string_map("config").optional().describe("Further `spec.config` keys of the plugin, as strings."),
@@ -475,6 +539,9 @@ impl Resource for BackupLocationResource {
             return;
         }
         plan_namespace(plan);
+        if plan.config.get_attr("provider").is_none_or(Value::is_null) {
+            plan.planned.set_attr("provider", Value::string("aws"));
+        }
         object::plan_ownership(self, ctx, plan).await;
     }
 
