@@ -27,4 +27,5 @@ mod dns_cloudflare_standin;
 mod dns_record;
 mod dns_faults;
 mod s3_rig;
+mod velero_standin;
 mod s3_client;

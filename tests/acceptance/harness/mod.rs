@@ -31,6 +31,7 @@ pub mod registry;
 pub mod s3;
 pub mod secrets;
 pub mod terraform;
+pub mod velero_standin;
 
 use std::collections::HashMap;
 use std::io::Read;
