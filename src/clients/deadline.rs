@@ -237,6 +237,63 @@ impl Deadline {
     }
 }
 
+/// An error of an operation that [`retry`] may try again.
+pub trait Retryable: Sized + fmt::Display + From<Interrupted> {
+    /// Whether trying again may help (no answer, a busy server).
+    fn is_transient(&self) -> bool;
+    /// The interruption this error is, if it is one.
+    fn interrupted(&self) -> Option<Interrupted>;
+    /// The same error with `note` (why retrying stopped) added to its message.
+    fn noting(self, note: &str) -> Self;
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or the current [`Deadline`] passes,
+/// pausing between attempts with the jittered backoff the Kubernetes client uses. Every
+/// attempt builds its request anew (a signature is made per request, with the current
+/// time). When retrying stops, the last transient error says why; an attempt the deadline
+/// cut short reports the failure before it rather than a bare "timed out". `what` names the
+/// operation in the debug log.
+pub async fn retry<T, E, F, Fut>(what: &str, mut attempt: F) -> Result<T, E>
+where
+    E: Retryable,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Deadline::current();
+    let started = Instant::now();
+    let mut failed: Option<E> = None;
+    let mut attempts = 0u32;
+    loop {
+        let outcome = deadline.within(attempt()).await;
+        attempts += 1;
+        let gave_up = |error: E, why: &str| {
+            error.noting(&format!("gave up after {attempts} attempts in {}s: {why}", started.elapsed().as_secs()))
+        };
+        let error = match outcome {
+            Ok(value) => return Ok(value),
+            Err(e) if e.is_transient() => e,
+            Err(e) => match (e.interrupted(), failed.take()) {
+                (Some(Interrupted::Expired { budget }), Some(previous)) => {
+                    return Err(gave_up(previous, &format!("the {} timeout passed", humantime::format_duration(budget))))
+                }
+                _ => return Err(e),
+            },
+        };
+        let pause = crate::clients::kube::retry::backoff(attempts - 1);
+        let out_of_time = || format!("the next would outlast the {} timeout", humantime::format_duration(deadline.budget()));
+        if pause >= deadline.remaining() {
+            return Err(gave_up(error, &out_of_time()));
+        }
+        tracing::debug!(what, error = %error, attempt = attempts, "transient failure; retrying");
+        deadline.note_retry();
+        match deadline.sleep(pause).await {
+            Ok(()) => failed = Some(error),
+            Err(Interrupted::Cancelled) => return Err(Interrupted::Cancelled.into()),
+            Err(Interrupted::Expired { .. }) => return Err(gave_up(error, &out_of_time())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

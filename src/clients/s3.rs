@@ -30,7 +30,7 @@ use rusty_s3::actions::{ListObjectsV2, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::clients::deadline::{Deadline, Interrupted};
+use crate::clients::deadline::{retry, Interrupted, Retryable};
 use crate::clients::error_chain;
 
 /// Keys per ListObjectsV2 page in [`list`]: S3's default and maximum.
@@ -521,53 +521,29 @@ fn unescape(text: &str) -> String {
     out
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or the current [`Deadline`] leaves no
-/// room for another try; then the last transient error is returned, saying how long it was
-/// tried. Every attempt signs its request anew.
-async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, S3Error>
+/// [`retry`] for S3 requests.
+async fn retrying<T, F, Fut>(attempt: F) -> Result<T, S3Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, S3Error>>,
 {
-    let deadline = Deadline::current();
-    let started = tokio::time::Instant::now();
-    let mut failed: Option<S3Error> = None;
-    let mut attempts = 0u32;
-    loop {
-        let outcome = deadline.within(attempt()).await;
-        attempts += 1;
-        let gave_up = |error: S3Error, why: &str| {
-            let spent = started.elapsed().as_secs();
-            error.noting(&format!("gave up after {attempts} attempts in {spent}s: {why}"))
-        };
-        let error = match outcome {
-            Ok(value) => return Ok(value),
-            Err(e) if e.is_transient() => e,
-            // The deadline cut an attempt short: what failed before says more than "timed out".
-            Err(S3Error::Interrupted(Interrupted::Expired { budget })) => match failed.take() {
-                Some(previous) => {
-                    let why = format!("the {} timeout passed", humantime::format_duration(budget));
-                    return Err(gave_up(previous, &why));
-                }
-                None => return Err(Interrupted::Expired { budget }.into()),
-            },
-            Err(e) => return Err(e),
-        };
-        // Jittered, capped exponential backoff, as for the Kubernetes API.
-        let pause = crate::clients::kube::retry::backoff(attempts - 1);
-        let out_of_time = || {
-            format!("the next would outlast the {} timeout", humantime::format_duration(deadline.budget()))
-        };
-        if pause >= deadline.remaining() {
-            return Err(gave_up(error, &out_of_time()));
+    retry("S3 request", attempt).await
+}
+
+impl Retryable for S3Error {
+    fn is_transient(&self) -> bool {
+        S3Error::is_transient(self)
+    }
+
+    fn interrupted(&self) -> Option<Interrupted> {
+        match self {
+            S3Error::Interrupted(i) => Some(*i),
+            _ => None,
         }
-        tracing::debug!(error = %error, attempt = attempts, "transient S3 failure; retrying");
-        deadline.note_retry();
-        match deadline.sleep(pause).await {
-            Ok(()) => failed = Some(error),
-            Err(Interrupted::Cancelled) => return Err(Interrupted::Cancelled.into()),
-            Err(Interrupted::Expired { .. }) => return Err(gave_up(error, &out_of_time())),
-        }
+    }
+
+    fn noting(self, note: &str) -> S3Error {
+        S3Error::noting(self, note)
     }
 }
 
@@ -576,6 +552,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
+    use crate::clients::deadline::Deadline;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 

@@ -29,3 +29,4 @@ mod dns_faults;
 mod s3_rig;
 mod velero_standin;
 mod s3_client;
+mod velero;

@@ -12,14 +12,13 @@ mod registry;
 pub mod rfc2136;
 
 use std::fmt;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use rdata::RecordType;
 pub use registry::Registry;
 
-use crate::clients::deadline::{Deadline, Interrupted};
+use crate::clients::deadline::{retry, Interrupted, Retryable};
 
 /// One RRset's address: its zone, its owner name and its type. Names are absolute,
 /// lower-case, with their trailing dot.
@@ -173,50 +172,33 @@ pub trait Backend: Send + Sync + fmt::Debug {
     async fn delete(&self, id: &RrsetId, expected: &Rrset) -> Result<(), DnsError>;
 }
 
-/// Backoff between attempts of a transient failure: 0.2 s doubling to 5 s.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(5))
-}
-
-/// Runs `attempt` until it succeeds, fails for good, or the current [`Deadline`] passes;
-/// the last transient error is what a timeout reports. Every attempt builds its request
-/// anew (a TSIG signature is made per message, with the current time).
-pub async fn retrying<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, DnsError>
+/// [`retry`] for DNS operations: transient failures are tried again within the deadline.
+pub async fn retrying<T, F, Fut>(what: &str, attempt: F) -> Result<T, DnsError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DnsError>>,
 {
-    let deadline = Deadline::current();
-    let mut tries = 0;
-    loop {
-        let error = match deadline.within(attempt()).await {
-            Ok(value) => return Ok(value),
-            Err(e) if e.is_transient() => e,
-            Err(e) => return Err(e),
-        };
-        tracing::debug!(what, error = %error, attempt = tries + 1, "transient DNS failure; retrying");
-        deadline.note_retry();
-        // Give up before a sleep that would outlast the deadline, quoting the last error.
-        let pause = backoff(tries);
-        let gave_up = || DnsError::Unreachable {
-            server: error.server().to_string(),
-            message: format!(
-                "{what}: gave up after {} attempts in {}s, the next would outlast the {} timeout; last error: {}",
-                tries + 1,
-                (deadline.budget() - deadline.remaining()).as_secs(),
-                humantime::format_duration(deadline.budget()),
-                error.detail()
-            ),
-        };
-        if deadline.remaining() <= pause {
-            return Err(gave_up());
+    retry(what, attempt).await
+}
+
+impl Retryable for DnsError {
+    fn is_transient(&self) -> bool {
+        DnsError::is_transient(self)
+    }
+
+    fn interrupted(&self) -> Option<Interrupted> {
+        match self {
+            DnsError::Interrupted(i) => Some(*i),
+            _ => None,
         }
-        match deadline.sleep(pause).await {
-            Ok(()) => {}
-            Err(Interrupted::Cancelled) => return Err(DnsError::Interrupted(Interrupted::Cancelled)),
-            Err(Interrupted::Expired { .. }) => return Err(gave_up()),
+    }
+
+    fn noting(self, note: &str) -> DnsError {
+        match self {
+            DnsError::Unreachable { server, message } => DnsError::Unreachable { server, message: format!("{message}; {note}") },
+            DnsError::Busy { server, what } => DnsError::Busy { server, what: format!("{what}; {note}") },
+            other => other,
         }
-        tries += 1;
     }
 }
 
@@ -258,7 +240,10 @@ async fn json_body(response: reqwest::Response, server: &str) -> Result<serde_js
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::clients::deadline::Deadline;
 
     #[test]
     fn names_resolve_within_the_zone() {
@@ -297,7 +282,7 @@ mod tests {
         let error = result.unwrap_err();
         assert!(calls.load(std::sync::atomic::Ordering::SeqCst) > 3);
         assert!(error.to_string().contains("SERVFAIL"), "{error}");
-        assert!(error.to_string().contains("cannot reach s"), "{error}");
+        assert!(error.to_string().contains("gave up after"), "{error}");
 
         let calls = std::sync::atomic::AtomicU32::new(0);
         let result: Result<(), DnsError> = deadline

@@ -95,7 +95,8 @@ impl BackupResource {
 
 /// The Backup the configuration describes.
 fn desired(planned: &Value) -> serde_json::Value {
-    let text = |name: &str| planned.get_attr(name).and_then(Value::as_str);
+    // An empty string means unset (and Kubernetes 1.20 refuses "" inside custom resources).
+    let text = |name: &str| planned.get_attr(name).and_then(Value::as_str).filter(|t| !t.is_empty());
     let mut spec = json!({});
     if let Some(ttl) = text("ttl").and_then(|t| duration::canonical(t).ok()) {
         spec["ttl"] = json!(ttl);

@@ -235,7 +235,7 @@ fn s3_location(state: &Value) -> S3Location {
 fn location_config(planned: &Value) -> BTreeMap<String, String> {
     let mut config = metadata::string_map(planned.get_attr("config")).unwrap_or_default();
     if let Some(s3) = planned.get_attr("s3").filter(|v| !v.is_null()) {
-        let text = |name: &str| s3.get_attr(name).and_then(Value::as_str).map(str::to_string);
+        let text = |name: &str| s3.get_attr(name).and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string);
         let flag = |name: &str| s3.get_attr(name).and_then(Value::as_bool);
         for (field, value) in [
             ("s3Url", text("endpoint")),
@@ -272,7 +272,8 @@ fn s3_block_from(config: &mut BTreeMap<String, String>) -> Value {
 }
 
 fn desired(planned: &Value) -> serde_json::Value {
-    let text = |name: &str| planned.get_attr(name).and_then(Value::as_str);
+    // An empty string means unset (and Kubernetes 1.20 refuses "" inside custom resources).
+    let text = |name: &str| planned.get_attr(name).and_then(Value::as_str).filter(|t| !t.is_empty());
     let (secret_name, secret_key) = credential_ref(planned);
     let mut storage = json!({ "bucket": text("bucket") });
     if let Some(prefix) = text("prefix") {

@@ -170,7 +170,7 @@ pub fn validate_name(config: &Value, diags: &mut Diagnostics) {
 
 /// A list of strings from a state or configuration (absent as empty).
 pub fn strings(value: Option<&Value>) -> Vec<String> {
-    value.and_then(Value::as_slice).into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect()
+    value.and_then(Value::as_slice).into_iter().flatten().filter_map(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 /// A list of strings from live JSON, as the state holds it (null when absent or empty).

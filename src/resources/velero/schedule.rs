@@ -80,7 +80,8 @@ impl BackupScheduleResource {
 
 /// The Schedule the configuration describes.
 fn desired(planned: &Value) -> serde_json::Value {
-    let text = |name: &str| planned.get_attr(name).and_then(Value::as_str);
+    // An empty string means unset (and Kubernetes 1.20 refuses "" inside custom resources).
+    let text = |name: &str| planned.get_attr(name).and_then(Value::as_str).filter(|t| !t.is_empty());
     let mut template = json!({});
     if let Some(ttl) = text("ttl").and_then(|t| duration::canonical(t).ok()) {
         template["ttl"] = json!(ttl);
@@ -147,10 +148,13 @@ fn state_from_live(state: &Value, live: &serde_json::Value, importing: bool) -> 
 }
 
 /// Judges a Schedule after our apply: Enabled is done; FailedValidation never will be.
+/// Velero does not look at a paused Schedule at all: one with no phase yet is done too.
 fn judge(live: Option<&serde_json::Value>, namespace: &str) -> Progress {
     let Some(live) = live else { return Progress::Failed("the Schedule was deleted".to_string()) };
+    let paused = live["spec"]["paused"].as_bool() == Some(true);
     match phase(live) {
         "Enabled" => Progress::Done,
+        "" if paused => Progress::Done,
         "FailedValidation" => Progress::Failed(format!("Velero refused it: {}", validation_errors(live))),
         "" => Progress::Pending(not_processed("Schedule", namespace)),
         other => Progress::Pending(format!("phase {other}")),
@@ -238,7 +242,7 @@ impl Resource for BackupScheduleResource {
             Attribute::bool("snapshot_volumes").optional().describe("Take snapshots of persistent volumes."),
             Attribute::bool("default_volumes_to_fs_backup").optional().describe("Back up volumes with file-system backup by default."),
             Attribute::bool("paused").optional().describe("Keep the Schedule but take no backups."),
-            Attribute::string("phase").computed().describe("Velero's verdict: `Enabled` once applied."),
+            Attribute::string("phase").computed().describe("Velero's verdict: `Enabled` once applied (empty while a paused Schedule was never enabled)."),
             cluster_attribute(),
         ];
         attributes.extend(owned::attributes("Schedule"));
