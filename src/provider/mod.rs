@@ -82,6 +82,8 @@ impl Provider for PlatformProvider {
             Arc::new(resources::velero::schedule::BackupScheduleResource::new(platform.clone())),
             Arc::new(resources::velero::backup::BackupResource::new(platform.clone())),
             Arc::new(resources::velero::restore::RestoreResource::new(platform.clone())),
+            Arc::new(resources::volsync::replication::VolumeReplicationResource::new(platform.clone())),
+            Arc::new(resources::volsync::restore::VolumeRestoreResource::new(platform.clone())),
         ]
     }
 

@@ -11,3 +11,4 @@ pub mod secret;
 mod secret_data;
 pub mod stack;
 pub mod velero;
+pub mod volsync;

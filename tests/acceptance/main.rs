@@ -30,3 +30,4 @@ mod s3_rig;
 mod velero_standin;
 mod s3_client;
 mod velero;
+mod volsync;
