@@ -265,6 +265,7 @@ resource "platform_backup" "partial" {{
 resource "platform_backup" "ignored" {{
   namespace = "{ns}"
   name      = "ignored"
+  depends_on = [platform_backup_location.default]
   labels    = {{ "{OUTCOME_LABEL}" = "Ignore" }}
   timeouts {{
     create = "5s"

@@ -70,8 +70,11 @@ impl BackupResource {
 
     /// A backup to a location Velero cannot use fails late and obscurely: check it first.
     async fn check_location(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Option<()> {
-        let Some(name) = planned.get_attr("storage_location").and_then(Value::as_str) else { return Some(()) };
-        let location = self.object(planned, &self.locations, name, diags).await?;
+        let name = match planned.get_attr("storage_location").and_then(Value::as_str) {
+            Some(name) => name.to_string(),
+            None => self.default_location(ctx, planned, diags).await?,
+        };
+        let location = self.object(planned, &self.locations, &name, diags).await?;
         let at = AttributePath::root("storage_location");
         match location.get(ctx).await {
             Ok(Some(live)) if phase(&live) == "Available" => Some(()),
@@ -87,6 +90,41 @@ impl BackupResource {
             }
             Err(e) => {
                 diags.push(kube_diagnostic(&format!("Could not read {}", location.describe()), &e));
+                None
+            }
+        }
+    }
+}
+
+impl BackupResource {
+    /// The location Velero uses for a backup that names none: the one marked default.
+    async fn default_location(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Option<String> {
+        let namespace = planned.get_attr("namespace").and_then(Value::as_str).unwrap_or(super::DEFAULT_NAMESPACE).to_string();
+        let cluster = match self.platform.cluster(planned.get_attr("cluster")).await {
+            Ok(cluster) => cluster,
+            Err(diagnostic) => {
+                diags.push(diagnostic);
+                return None;
+            }
+        };
+        let api: kube::api::Api<kube::api::DynamicObject> = kube::api::Api::namespaced_with(cluster.client.clone(), &namespace, &self.locations);
+        let listed = crate::clients::deadline::Deadline::after(Duration::from_secs(60), ctx.stop.clone())
+            .run(async { api.list(&kube::api::ListParams::default()).await.map_err(|e| cluster.error(e)) })
+            .await;
+        match listed {
+            Ok(list) => {
+                let default = list.items.iter().find(|l| l.data["spec"]["default"].as_bool() == Some(true)).and_then(|l| l.metadata.name.clone());
+                if default.is_none() {
+                    diags.error_at(
+                        AttributePath::root("storage_location"),
+                        "No default backup storage location",
+                        format!("Namespace {namespace:?} has no BackupStorageLocation marked default; name one in storage_location. No backup was started."),
+                    );
+                }
+                default
+            }
+            Err(e) => {
+                diags.push(kube_diagnostic(&format!("Could not list the BackupStorageLocations in namespace {namespace:?}"), &e));
                 None
             }
         }
