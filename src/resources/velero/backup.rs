@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use kube::api::ApiResource;
 use serde_json::json;
 
-use super::{duration, namespace_attribute, not_processed, phase, plan_namespace, strings, strings_value};
+use super::{duration, namespace_attribute, run, not_processed, phase, plan_namespace};
 use crate::clients::deadline::Progress;
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
@@ -31,13 +31,6 @@ const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const POLL: Duration = Duration::from_secs(1);
 
-/// The list attributes and the `spec` fields they set.
-const LISTS: [(&str, &str); 4] = [
-    ("included_namespaces", "includedNamespaces"),
-    ("excluded_namespaces", "excludedNamespaces"),
-    ("included_resources", "includedResources"),
-    ("excluded_resources", "excludedResources"),
-];
 const FLAGS: [(&str, &str); 2] = [("snapshot_volumes", "snapshotVolumes"), ("default_volumes_to_fs_backup", "defaultVolumesToFsBackup")];
 
 pub struct BackupResource {
@@ -142,14 +135,7 @@ fn desired(planned: &Value) -> serde_json::Value {
     if let Some(location) = text("storage_location") {
         spec["storageLocation"] = json!(location);
     }
-    for (attribute, field) in LISTS {
-        if let Some(items) = planned.get_attr(attribute).filter(|v| !v.is_null()) {
-            spec[field] = json!(strings(Some(items)));
-        }
-    }
-    if let Some(labels) = metadata::string_map(planned.get_attr("label_selector")) {
-        spec["labelSelector"] = json!({ "matchLabels": labels });
-    }
+    super::write_selection(planned, &mut spec);
     for (attribute, field) in FLAGS {
         if let Some(flag) = planned.get_attr(attribute).and_then(Value::as_bool) {
             spec[field] = json!(flag);
@@ -175,11 +161,7 @@ fn imported(mut state: Value, live: &serde_json::Value) -> Value {
     let spec = &live["spec"];
     state.set_attr("ttl", spec["ttl"].as_str().map_or(Value::Null, |t| Value::string(duration::canonical(t).unwrap_or_else(|_| t.to_string()))));
     state.set_attr("storage_location", spec["storageLocation"].as_str().map_or(Value::Null, Value::string));
-    for (attribute, field) in LISTS {
-        state.set_attr(attribute, strings_value(&spec[field]));
-    }
-    let labels = object::json_string_map(spec["labelSelector"].get("matchLabels")).filter(|l| !l.is_empty());
-    state.set_attr("label_selector", labels.map_or(Value::Null, |l| metadata::string_map_value(&l)));
+    super::read_selection(&mut state, spec, |_| true);
     // Velero writes `false` for flags nobody set: only a `true` was asked for.
     for (attribute, field) in FLAGS {
         state.set_attr(attribute, if spec[field].as_bool() == Some(true) { Value::Bool(true) } else { Value::Null });
@@ -243,11 +225,7 @@ impl Resource for BackupResource {
         super::validate_name(config, diags);
         metadata::validate_name(config, "namespace", diags);
         super::validate_duration(config, "ttl", diags);
-        if let Some(text) = config.get_attr("on_destroy").and_then(Value::as_str) {
-            if !matches!(text, "retain" | "delete") {
-                diags.error_at(AttributePath::root("on_destroy"), "Invalid on_destroy", format!("on_destroy must be \"retain\" or \"delete\", not {text:?}."));
-            }
-        }
+        run::validate_on_destroy(config, diags);
         timeouts::validate(config, &["create", "delete"], diags);
         validate_cluster_attribute(config, diags);
     }
@@ -264,11 +242,9 @@ impl Resource for BackupResource {
             return;
         }
         // An update changes only how the apply judges and destroys it: what Velero did stays.
-        for name in ["id", "ttl", "phase", "started", "completed", "expiration", "errors", "warnings"] {
-            let keep = plan.prior.get_attr(name).cloned().unwrap_or(Value::Null);
-            if name != "ttl" || plan.config.get_attr("ttl").is_none_or(Value::is_null) {
-                plan.planned.set_attr(name, keep);
-            }
+        run::keep_outcome(plan, &["id", "phase", "started", "completed", "expiration", "errors", "warnings"]);
+        if plan.config.get_attr("ttl").is_none_or(Value::is_null) {
+            run::keep_outcome(plan, &["ttl"]);
         }
         // The generic pass planned an omitted ttl as unknown, hence as a replacement; it is not.
         let ttl_unchanged = plan.planned.get_attr("ttl") == plan.prior.get_attr("ttl");
@@ -278,57 +254,13 @@ impl Resource for BackupResource {
     async fn create(&self, ctx: &Context, planned: &Value, _config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         self.check_location(ctx, planned, diags).await?;
         let backup = self.backup(planned, diags).await?;
-        let live = match backup.create(ctx, &desired(planned)).await {
-            Ok(live) => live,
-            Err(e) => {
-                let mut diagnostic = kube_diagnostic(&format!("Could not create {}", backup.describe()), &e);
-                if e.is_conflict() {
-                    diagnostic.summary = format!("{} already exists", backup.describe());
-                    diagnostic.detail.push_str(
-                        "\n\nA Backup of that name exists (Velero may have synced it back from the bucket). It is not \
-                         taken over: give this backup another name.",
-                    );
-                } else if e.is_not_found() {
-                    diagnostic.detail.push_str("\n\nThe cluster does not know Velero's Backups (velero.io/v1): install Velero first.");
-                }
-                diags.push(diagnostic);
-                return None;
-            }
-        };
-        // From here on the Backup exists: whatever happens, the state records it.
-        let mut state = with_status(planned, &live);
         let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
-        let allow_partial = planned.get_attr("allow_partial_failure").and_then(Value::as_bool).unwrap_or(false);
-        let what = format!("{} to finish", backup.describe());
-        match backup.wait(ctx, timeout, POLL, &what, |live| super::judge_run("Backup", live, &backup.namespace, allow_partial)).await {
-            Ok(Some(live)) => state = with_status(&state, &live),
-            Ok(None) => {}
-            Err(e) => {
-                if let Ok(Some(live)) = backup.get(ctx).await {
-                    state = with_status(&state, &live);
-                }
-                diags.error(format!("Backup {} did not succeed", backup.describe()), e.to_string());
-            }
-        }
-        Some(state)
+        run::Run { object: &backup, kind: "Backup", outcome: with_status }.start_and_wait(ctx, planned, &desired(planned), timeout, diags).await
     }
 
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let backup = self.backup(state, diags).await?;
-        match backup.get(ctx).await {
-            Ok(Some(live)) => Some(with_status(state, &live)),
-            // Expired or deleted by Velero: keep it (reading it as gone would take the backup
-            // again at the next apply), and say so.
-            Ok(None) => {
-                let mut next = state.clone();
-                next.set_attr("phase", Value::string("Gone"));
-                Some(next)
-            }
-            Err(e) => {
-                diags.push(kube_diagnostic(&format!("Could not read {}", backup.describe()), &e));
-                Some(state.clone())
-            }
-        }
+        run::Run { object: &backup, kind: "Backup", outcome: with_status }.read(ctx, state, diags).await
     }
 
     async fn update(&self, _ctx: &Context, _prior: &Value, planned: &Value, _config: &Value, _diags: &mut Diagnostics) -> Option<Value> {
@@ -337,7 +269,7 @@ impl Resource for BackupResource {
     }
 
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
-        if prior.get_attr("on_destroy").and_then(Value::as_str) != Some("delete") {
+        if !run::deletes_on_destroy(prior) {
             return;
         }
         let Some(backup) = self.backup(prior, diags).await else { return };

@@ -8,6 +8,7 @@ pub mod cron;
 pub mod duration;
 pub mod location;
 pub mod restore;
+mod run;
 pub mod schedule;
 
 use kube::api::{ApiResource, GroupVersionKind};
@@ -165,6 +166,40 @@ pub fn validate_name(config: &Value, diags: &mut Diagnostics) {
                 name.len()
             ),
         );
+    }
+}
+
+/// What to take in a backup or restore: list attributes and the spec fields they set.
+const SELECTION_LISTS: [(&str, &str); 4] = [
+    ("included_namespaces", "includedNamespaces"),
+    ("excluded_namespaces", "excludedNamespaces"),
+    ("included_resources", "includedResources"),
+    ("excluded_resources", "excludedResources"),
+];
+
+/// Writes the selection of `planned` (namespace and resource lists, label selector) into a
+/// Backup's or Restore's spec, or a Schedule's template.
+pub fn write_selection(planned: &Value, spec: &mut serde_json::Value) {
+    for (attribute, field) in SELECTION_LISTS {
+        if let Some(items) = planned.get_attr(attribute).filter(|v| !v.is_null()) {
+            spec[field] = serde_json::json!(strings(Some(items)));
+        }
+    }
+    if let Some(labels) = crate::resources::metadata::string_map(planned.get_attr("label_selector")) {
+        spec["labelSelector"] = serde_json::json!({ "matchLabels": labels });
+    }
+}
+
+/// Reads the selection of a live spec into `state`, for the attributes `ours` names.
+pub fn read_selection(state: &mut Value, spec: &serde_json::Value, ours: impl Fn(&str) -> bool) {
+    for (attribute, field) in SELECTION_LISTS {
+        if ours(attribute) {
+            state.set_attr(attribute, strings_value(&spec[field]));
+        }
+    }
+    if ours("label_selector") {
+        let labels = crate::resources::object::json_string_map(spec["labelSelector"].get("matchLabels")).filter(|l| !l.is_empty());
+        state.set_attr("label_selector", labels.map_or(Value::Null, |l| crate::resources::metadata::string_map_value(&l)));
     }
 }
 

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use kube::api::ApiResource;
 use serde_json::json;
 
-use super::{namespace_attribute, plan_namespace, strings, strings_value};
+use super::{namespace_attribute, plan_namespace, run};
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
 use crate::framework::schema::{timeouts_block, Attribute, Block, Schema};
@@ -24,14 +24,7 @@ use crate::resources::metadata;
 use crate::resources::object::{self, NamespacedObject};
 
 const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-const POLL: Duration = Duration::from_secs(1);
 
-const LISTS: [(&str, &str); 4] = [
-    ("included_namespaces", "includedNamespaces"),
-    ("excluded_namespaces", "excludedNamespaces"),
-    ("included_resources", "includedResources"),
-    ("excluded_resources", "excludedResources"),
-];
 /// `existing_resource_policy` values Velero knows.
 const POLICIES: [&str; 2] = ["none", "update"];
 
@@ -60,16 +53,9 @@ fn desired(planned: &Value) -> serde_json::Value {
     if let Some(schedule) = text("schedule_name") {
         spec["scheduleName"] = json!(schedule);
     }
-    for (attribute, field) in LISTS {
-        if let Some(items) = planned.get_attr(attribute).filter(|v| !v.is_null()) {
-            spec[field] = json!(strings(Some(items)));
-        }
-    }
+    super::write_selection(planned, &mut spec);
     if let Some(mapping) = metadata::string_map(planned.get_attr("namespace_mapping")) {
         spec["namespaceMapping"] = json!(mapping);
-    }
-    if let Some(labels) = metadata::string_map(planned.get_attr("label_selector")) {
-        spec["labelSelector"] = json!({ "matchLabels": labels });
     }
     if let Some(policy) = text("existing_resource_policy") {
         spec["existingResourcePolicy"] = json!(policy);
@@ -90,13 +76,9 @@ fn imported(mut state: Value, live: &serde_json::Value) -> Value {
     let text = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map_or(Value::Null, Value::string);
     state.set_attr("backup_name", if spec["scheduleName"].is_string() { Value::Null } else { text(&spec["backupName"]) });
     state.set_attr("schedule_name", text(&spec["scheduleName"]));
-    for (attribute, field) in LISTS {
-        state.set_attr(attribute, strings_value(&spec[field]));
-    }
+    super::read_selection(&mut state, spec, |_| true);
     let mapping = object::json_string_map(spec.get("namespaceMapping")).filter(|m| !m.is_empty());
     state.set_attr("namespace_mapping", mapping.map_or(Value::Null, |m| metadata::string_map_value(&m)));
-    let labels = object::json_string_map(spec["labelSelector"].get("matchLabels")).filter(|l| !l.is_empty());
-    state.set_attr("label_selector", labels.map_or(Value::Null, |l| metadata::string_map_value(&l)));
     state.set_attr("existing_resource_policy", text(&spec["existingResourcePolicy"]));
     state.set_attr("restore_pvs", spec["restorePVs"].as_bool().map_or(Value::Null, Value::Bool));
     state
@@ -166,11 +148,7 @@ impl Resource for RestoreResource {
                 );
             }
         }
-        if let Some(text) = config.get_attr("on_destroy").and_then(Value::as_str) {
-            if !matches!(text, "retain" | "delete") {
-                diags.error_at(AttributePath::root("on_destroy"), "Invalid on_destroy", format!("on_destroy must be \"retain\" or \"delete\", not {text:?}."));
-            }
-        }
+        run::validate_on_destroy(config, diags);
         timeouts::validate(config, &["create"], diags);
         validate_cluster_attribute(config, diags);
     }
@@ -183,56 +161,18 @@ impl Resource for RestoreResource {
         if plan.is_create() {
             return;
         }
-        for name in ["id", "phase", "started", "completed", "errors", "warnings"] {
-            plan.planned.set_attr(name, plan.prior.get_attr(name).cloned().unwrap_or(Value::Null));
-        }
+        run::keep_outcome(plan, &["id", "phase", "started", "completed", "errors", "warnings"]);
     }
 
     async fn create(&self, ctx: &Context, planned: &Value, _config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let restore = self.restore(planned, diags).await?;
-        let live = match restore.create(ctx, &desired(planned)).await {
-            Ok(live) => live,
-            Err(e) => {
-                let mut diagnostic = kube_diagnostic(&format!("Could not create {}", restore.describe()), &e);
-                if e.is_conflict() {
-                    diagnostic.summary = format!("{} already exists", restore.describe());
-                    diagnostic.detail.push_str("\n\nIt is not taken over: give this restore another name, or import it.");
-                }
-                diags.push(diagnostic);
-                return None;
-            }
-        };
-        let mut state = super::with_outcome(planned, &live);
         let timeout = timeouts::timeout(planned, "create", DEFAULT_CREATE_TIMEOUT);
-        let allow_partial = planned.get_attr("allow_partial_failure").and_then(Value::as_bool).unwrap_or(false);
-        let what = format!("{} to finish", restore.describe());
-        match restore.wait(ctx, timeout, POLL, &what, |live| super::judge_run("Restore", live, &restore.namespace, allow_partial)).await {
-            Ok(Some(live)) => state = super::with_outcome(&state, &live),
-            Ok(None) => {}
-            Err(e) => {
-                if let Ok(Some(live)) = restore.get(ctx).await {
-                    state = super::with_outcome(&state, &live);
-                }
-                diags.error(format!("Restore {} did not succeed", restore.describe()), e.to_string());
-            }
-        }
-        Some(state)
+        run::Run { object: &restore, kind: "Restore", outcome: super::with_outcome }.start_and_wait(ctx, planned, &desired(planned), timeout, diags).await
     }
 
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let restore = self.restore(state, diags).await?;
-        match restore.get(ctx).await {
-            Ok(Some(live)) => Some(super::with_outcome(state, &live)),
-            Ok(None) => {
-                let mut next = state.clone();
-                next.set_attr("phase", Value::string("Gone"));
-                Some(next)
-            }
-            Err(e) => {
-                diags.push(kube_diagnostic(&format!("Could not read {}", restore.describe()), &e));
-                Some(state.clone())
-            }
-        }
+        run::Run { object: &restore, kind: "Restore", outcome: super::with_outcome }.read(ctx, state, diags).await
     }
 
     async fn update(&self, _ctx: &Context, _prior: &Value, planned: &Value, _config: &Value, _diags: &mut Diagnostics) -> Option<Value> {
@@ -241,7 +181,7 @@ impl Resource for RestoreResource {
     }
 
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
-        if prior.get_attr("on_destroy").and_then(Value::as_str) != Some("delete") {
+        if !run::deletes_on_destroy(prior) {
             return;
         }
         let Some(restore) = self.restore(prior, diags).await else { return };

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use kube::api::ApiResource;
 use serde_json::json;
 
-use super::{cron, duration, namespace_attribute, not_processed, phase, plan_namespace, strings, strings_value, validation_errors};
+use super::{cron, duration, namespace_attribute, not_processed, phase, plan_namespace, validation_errors};
 use crate::clients::deadline::{Progress, WaitError};
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
@@ -26,13 +26,6 @@ use crate::resources::{metadata, owned};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(500);
 
-/// The list attributes and the `spec.template` fields they set.
-const LISTS: [(&str, &str); 4] = [
-    ("included_namespaces", "includedNamespaces"),
-    ("excluded_namespaces", "excludedNamespaces"),
-    ("included_resources", "includedResources"),
-    ("excluded_resources", "excludedResources"),
-];
 /// The optional booleans of `spec.template`.
 const FLAGS: [(&str, &str); 2] = [("snapshot_volumes", "snapshotVolumes"), ("default_volumes_to_fs_backup", "defaultVolumesToFsBackup")];
 
@@ -89,14 +82,7 @@ fn desired(planned: &Value) -> serde_json::Value {
     if let Some(location) = text("storage_location") {
         template["storageLocation"] = json!(location);
     }
-    for (attribute, field) in LISTS {
-        if let Some(items) = planned.get_attr(attribute).filter(|v| !v.is_null()) {
-            template[field] = json!(strings(Some(items)));
-        }
-    }
-    if let Some(labels) = metadata::string_map(planned.get_attr("label_selector")) {
-        template["labelSelector"] = json!({ "matchLabels": labels });
-    }
+    super::write_selection(planned, &mut template);
     for (attribute, field) in FLAGS {
         if let Some(flag) = planned.get_attr(attribute).and_then(Value::as_bool) {
             template[field] = json!(flag);
@@ -126,15 +112,7 @@ fn state_from_live(state: &Value, live: &serde_json::Value, importing: bool) -> 
     if ours("storage_location") {
         next.set_attr("storage_location", template["storageLocation"].as_str().map_or(Value::Null, Value::string));
     }
-    for (attribute, field) in LISTS {
-        if ours(attribute) {
-            next.set_attr(attribute, strings_value(&template[field]));
-        }
-    }
-    if ours("label_selector") {
-        let labels = object::json_string_map(template["labelSelector"].get("matchLabels"));
-        next.set_attr("label_selector", labels.filter(|l| !l.is_empty()).map_or(Value::Null, |l| metadata::string_map_value(&l)));
-    }
+    super::read_selection(&mut next, template, ours);
     for (attribute, field) in FLAGS {
         if ours(attribute) {
             next.set_attr(attribute, template[field].as_bool().map_or(Value::Null, Value::Bool));
