@@ -145,6 +145,23 @@ output "latest" {{
         assert_eq!(site.get("schedules", "nightly").unwrap()["spec"]["template"]["ttl"], "720h0m0s");
         work.assert_plan_empty();
 
+        // What a run may change in place (how it is judged and destroyed) changes nothing in
+        // the cluster and is not a new backup or restore.
+        let uid = |plural: &str, name: &str| site.get(plural, name).unwrap()["metadata"]["uid"].clone();
+        let (backup_uid, restore_uid) = (uid("backups", "before-upgrade"), uid("restores", "copy-1"));
+        let in_place = config("720h")
+            .replace("  depends_on          = [platform_backup_schedule.nightly]", "  depends_on          = [platform_backup_schedule.nightly]\n  allow_partial_failure = true")
+            .replace("  namespace_mapping = { apps = \"apps-copy\" }", "  namespace_mapping = { apps = \"apps-copy\" }\n  on_destroy        = \"retain\"");
+        work.write_main_tf(&in_place);
+        let plan = work.assert_plan_has_changes();
+        assert!(plan.stdout.contains("2 to change") && plan.stdout.contains("0 to destroy"), "{}", plan.stdout);
+        work.apply().assert_success();
+        work.assert_plan_empty();
+        assert_eq!(uid("backups", "before-upgrade"), backup_uid);
+        assert_eq!(uid("restores", "copy-1"), restore_uid);
+        work.write_main_tf(&config("720h"));
+        work.apply().assert_success();
+
         // Drift on what we set is shown and undone; what Velero adds is not drift.
         kubectl(&["patch", "-n", &ns, "schedules.velero.io", "nightly", "--type=merge", "-p", r#"{"spec":{"schedule":"0 4 * * *","skipImmediately":true}}"#])
             .assert_success();
