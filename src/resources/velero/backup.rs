@@ -191,11 +191,6 @@ impl Resource for BackupResource {
                     "The BackupStorageLocation to write to; it must be Available. Velero's default location when omitted.",
                 ),
                 replace(Attribute::string("ttl").optional().computed()).describe("How long Velero keeps it, as a Go duration; `720h0m0s` when omitted."),
-                replace(Attribute::string_list("included_namespaces").optional()).describe("Namespaces to back up (all when omitted)."),
-                replace(Attribute::string_list("excluded_namespaces").optional()).describe("Namespaces to leave out."),
-                replace(Attribute::string_list("included_resources").optional()).describe("Resources to back up."),
-                replace(Attribute::string_list("excluded_resources").optional()).describe("Resources to leave out."),
-                replace(Attribute::string_map("label_selector").optional()).describe("Back up only objects with these labels."),
                 replace(Attribute::bool("snapshot_volumes").optional()).describe("Take snapshots of persistent volumes."),
                 replace(Attribute::bool("default_volumes_to_fs_backup").optional()).describe("Back up volumes with file-system backup by default."),
                 replace(Attribute::string_map("labels").optional()).describe("Labels of the Backup object."),
@@ -210,6 +205,7 @@ impl Resource for BackupResource {
                 cluster_attribute(),
             ]
             .into_iter()
+            .chain(super::selection_attributes("back up", true))
             .chain(super::outcome_attributes())
             .collect())
             .with_block(timeouts_block(&["create", "delete"]))

@@ -177,6 +177,27 @@ const SELECTION_LISTS: [(&str, &str); 4] = [
     ("excluded_resources", "excludedResources"),
 ];
 
+/// The selection attributes, for a run that `verb`s ("back up", "restore"); a change of them
+/// replaces the object when `immutable`.
+pub fn selection_attributes(verb: &str, immutable: bool) -> Vec<Attribute> {
+    let all = if verb == "restore" { "all in the backup" } else { "all" };
+    [
+        Attribute::string_list("included_namespaces").optional().describe(&format!("Namespaces to {verb} ({all} when omitted).")),
+        Attribute::string_list("excluded_namespaces").optional().describe("Namespaces to leave out."),
+        Attribute::string_list("included_resources").optional().describe(&format!("Resources to {verb}, e.g. `deployments.apps`.")),
+        Attribute::string_list("excluded_resources").optional().describe("Resources to leave out."),
+        Attribute::string_map("label_selector").optional().describe(&format!("{} only objects with these labels.", capitalised(verb))),
+    ]
+    .into_iter()
+    .map(|a| if immutable { a.requires_replace() } else { a })
+    .collect()
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 /// Writes the selection of `planned` (namespace and resource lists, label selector) into a
 /// Backup's or Restore's spec, or a Schedule's template.
 pub fn write_selection(planned: &Value, spec: &mut serde_json::Value) {

@@ -100,12 +100,7 @@ impl Resource for RestoreResource {
             replace(Attribute::string("schedule_name").optional()).describe(
                 "Restore the latest completed backup of this Schedule; give this or `backup_name`.",
             ),
-            replace(Attribute::string_list("included_namespaces").optional()).describe("Namespaces to restore (all in the backup when omitted)."),
-            replace(Attribute::string_list("excluded_namespaces").optional()).describe("Namespaces to leave out."),
-            replace(Attribute::string_list("included_resources").optional()).describe("Resources to restore."),
-            replace(Attribute::string_list("excluded_resources").optional()).describe("Resources to leave out."),
             replace(Attribute::string_map("namespace_mapping").optional()).describe("Restore namespace `from` into namespace `to`."),
-            replace(Attribute::string_map("label_selector").optional()).describe("Restore only objects with these labels."),
             replace(Attribute::string("existing_resource_policy").optional()).describe(
                 "What to do with objects that exist already: `none` (leave them, the default) or `update`.",
             ),
@@ -117,7 +112,7 @@ impl Resource for RestoreResource {
             cluster_attribute(),
         ];
         Schema::new(
-            Block::new(attributes.into_iter().chain(super::outcome_attributes()).collect())
+            Block::new(attributes.into_iter().chain(super::selection_attributes("restore", true)).chain(super::outcome_attributes()).collect())
                 .with_block(timeouts_block(&["create"]))
                 .describe(
                     "A Velero Restore (`velero.io/v1`) from a backup or from a schedule's latest backup, waited on until it \

@@ -212,17 +212,14 @@ impl Resource for BackupScheduleResource {
             Attribute::string("storage_location").optional().describe(
                 "The BackupStorageLocation backups go to; Velero's default location when omitted. Must exist when applied.",
             ),
-            Attribute::string_list("included_namespaces").optional().describe("Namespaces to back up (all when omitted)."),
-            Attribute::string_list("excluded_namespaces").optional().describe("Namespaces to leave out."),
-            Attribute::string_list("included_resources").optional().describe("Resources to back up, e.g. `deployments.apps`."),
-            Attribute::string_list("excluded_resources").optional().describe("Resources to leave out."),
-            Attribute::string_map("label_selector").optional().describe("Back up only objects with these labels."),
+
             Attribute::bool("snapshot_volumes").optional().describe("Take snapshots of persistent volumes."),
             Attribute::bool("default_volumes_to_fs_backup").optional().describe("Back up volumes with file-system backup by default."),
             Attribute::bool("paused").optional().describe("Keep the Schedule but take no backups."),
             Attribute::string("phase").computed().describe("Velero's verdict: `Enabled` once applied (empty while a paused Schedule was never enabled)."),
             cluster_attribute(),
         ];
+        attributes.extend(super::selection_attributes("back up", false));
         attributes.extend(owned::attributes("Schedule"));
         Schema::new(
             Block::new(attributes).with_block(timeouts_block(&["create", "update"])).describe(
