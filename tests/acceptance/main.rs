@@ -27,6 +27,7 @@ mod dns_cloudflare_standin;
 mod dns_record;
 mod dns_faults;
 mod s3_rig;
+mod hosts_rig;
 mod velero_standin;
 mod s3_client;
 mod velero;

@@ -23,6 +23,7 @@ pub mod dns;
 pub mod dns_fault_proxy;
 pub mod fake_flux;
 pub mod fault_proxy;
+pub mod hosts;
 pub mod http;
 pub mod kubectl;
 pub mod manifests_server;
