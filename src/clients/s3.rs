@@ -12,12 +12,11 @@
 //!
 //! Failures are typed by what the user must fix ([`S3Error`]) and quote the `Code` and
 //! `Message` of S3's error document. Refused or broken connections, timeouts, 429 and 5xx
-//! (`SlowDown`, `InternalError`) are retried with backoff until the current [`Deadline`],
-//! as `dns::retrying` does for DNS errors; this loop also reports the last failure when the
+//! (`SlowDown`, `InternalError`) are retried with backoff until the current deadline by
+//! [`retry`], shared with the DNS clients, which also reports the last failure when the
 //! deadline cuts an attempt short, rather than a bare "timed out".
 
 use std::error::Error as StdError;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,7 +135,7 @@ impl S3Error {
 pub async fn check_access(location: &S3Location, credentials: &S3Credentials) -> Result<(), S3Error> {
     let target = Target::new(location, credentials)?;
     let prefix = target.key_prefix("");
-    retrying(|| target.page(&prefix, 1, None)).await.map(|_| ())
+    retry("S3 request", || target.page(&prefix, 1, None)).await.map(|_| ())
 }
 
 /// Every key (all pages) under the location's prefix followed by `prefix`, as full keys of
@@ -158,7 +157,7 @@ pub async fn list_in_pages(
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page = retrying(|| target.page(&prefix, page_size.clamp(1, PAGE_SIZE), token.as_deref())).await?;
+        let page = retry("S3 request", || target.page(&prefix, page_size.clamp(1, PAGE_SIZE), token.as_deref())).await?;
         keys.extend(page.keys);
         match page.next {
             None => return Ok(keys),
@@ -521,15 +520,6 @@ fn unescape(text: &str) -> String {
     out
 }
 
-/// [`retry`] for S3 requests.
-async fn retrying<T, F, Fut>(attempt: F) -> Result<T, S3Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, S3Error>>,
-{
-    retry("S3 request", attempt).await
-}
-
 impl Retryable for S3Error {
     fn is_transient(&self) -> bool {
         S3Error::is_transient(self)
@@ -716,7 +706,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let deadline = Deadline::after(Duration::from_secs(3), CancellationToken::new());
         let result: Result<(), S3Error> = deadline
-            .run(retrying(|| async {
+            .run(retry("S3 request", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Err(S3Error::Unreachable { endpoint: "http://s".into(), message: "connection refused".into() })
             }))
@@ -729,7 +719,7 @@ mod tests {
 
         let calls = AtomicU32::new(0);
         let result: Result<(), S3Error> = deadline
-            .run(retrying(|| async {
+            .run(retry("S3 request", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Err(S3Error::Credentials { endpoint: "s".into(), code: "SignatureDoesNotMatch".into(), message: "m".into() })
             }))
@@ -743,7 +733,7 @@ mod tests {
         let token = CancellationToken::new();
         let deadline = Deadline::after(Duration::from_secs(600), token.clone());
         let result: Result<(), S3Error> = deadline
-            .run(retrying(|| {
+            .run(retry("S3 request", || {
                 token.cancel();
                 async { Err(S3Error::Unreachable { endpoint: "s".into(), message: "reset".into() }) }
             }))
@@ -756,7 +746,7 @@ mod tests {
         let deadline = Deadline::after(Duration::from_secs(3), CancellationToken::new());
         let mut calls = 0;
         let result: Result<(), S3Error> = deadline
-            .run(retrying(|| {
+            .run(retry("S3 request", || {
                 calls += 1;
                 let first = calls == 1;
                 async move {

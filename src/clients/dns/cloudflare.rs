@@ -37,8 +37,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
+use crate::clients::deadline::retry;
 use super::rdata::{self, Caa, RecordType};
-use super::{json_body, retrying, Backend, DnsError, Rrset, RrsetId};
+use super::{json_body, Backend, DnsError, Rrset, RrsetId};
 use crate::clients::error_chain;
 
 /// The API's address unless configured otherwise.
@@ -420,7 +421,7 @@ impl Cloudflare {
 
     /// The live records, after checking that they are the set the caller expected.
     async fn live_as_expected(&self, id: &RrsetId, expected: Option<&Rrset>) -> Result<(String, Vec<LiveRecord>), DnsError> {
-        let (zone_id, live) = retrying(&format!("read {id}"), || self.live(id)).await?;
+        let (zone_id, live) = retry(&format!("read {id}"), || self.live(id)).await?;
         let found = to_rrset(&live);
         let same = match (&found, expected) {
             (None, None) => true,
@@ -462,7 +463,7 @@ impl Cloudflare {
             Step::Create { value } => {
                 let body = record_body(id, value, ttl).map_err(refused)?;
                 let mut first = true;
-                retrying(&format!("create {id} {value}"), || {
+                retry(&format!("create {id} {value}"), || {
                     let retry = !std::mem::take(&mut first);
                     let body = &body;
                     async move {
@@ -479,7 +480,7 @@ impl Cloudflare {
             Step::Update { record_id, from, to } => {
                 let body = record_body(id, to, ttl).map_err(refused)?;
                 let url = format!("{}/{record_id}", self.records_url(zone_id));
-                retrying(&format!("update {id} {from} to {to}"), || async {
+                retry(&format!("update {id} {from} to {to}"), || async {
                     match self.send_json(reqwest::Method::PUT, url.clone(), &body, &id.zone).await {
                         Ok(_) => Ok(()),
                         Err(failure) if failure.codes.contains(&RECORD_GONE) => Err(DnsError::Changed {
@@ -494,7 +495,7 @@ impl Cloudflare {
             }
             Step::Delete { record_id, value } => {
                 let url = format!("{}/{record_id}", self.records_url(zone_id));
-                retrying(&format!("delete {id} {value}"), || async {
+                retry(&format!("delete {id} {value}"), || async {
                     let request = self.client.delete(url.clone());
                     match self.zone_scoped(&id.zone, self.send(request, &id.zone).await) {
                         Ok(_) => Ok(()),
@@ -516,7 +517,7 @@ impl Backend for Cloudflare {
     }
 
     async fn read(&self, id: &RrsetId) -> Result<Option<Rrset>, DnsError> {
-        let (_, live) = retrying(&format!("read {id}"), || self.live(id)).await?;
+        let (_, live) = retry(&format!("read {id}"), || self.live(id)).await?;
         Ok(to_rrset(&live))
     }
 

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 pub use rdata::RecordType;
 pub use registry::Registry;
 
-use crate::clients::deadline::{retry, Interrupted, Retryable};
+use crate::clients::deadline::{Interrupted, Retryable};
 
 /// One RRset's address: its zone, its owner name and its type. Names are absolute,
 /// lower-case, with their trailing dot.
@@ -172,15 +172,6 @@ pub trait Backend: Send + Sync + fmt::Debug {
     async fn delete(&self, id: &RrsetId, expected: &Rrset) -> Result<(), DnsError>;
 }
 
-/// [`retry`] for DNS operations: transient failures are tried again within the deadline.
-pub async fn retrying<T, F, Fut>(what: &str, attempt: F) -> Result<T, DnsError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, DnsError>>,
-{
-    retry(what, attempt).await
-}
-
 impl Retryable for DnsError {
     fn is_transient(&self) -> bool {
         DnsError::is_transient(self)
@@ -202,32 +193,6 @@ impl Retryable for DnsError {
     }
 }
 
-impl DnsError {
-    /// The error without the server it names (for messages that name it already).
-    pub fn detail(&self) -> String {
-        match self {
-            DnsError::Unreachable { message, .. } => message.clone(),
-            DnsError::Busy { what, .. } => format!("answered {what}"),
-            other => other.to_string(),
-        }
-    }
-
-    /// The server the error came from ('' for an interruption).
-    pub fn server(&self) -> &str {
-        match self {
-            DnsError::Unreachable { server, .. }
-            | DnsError::Busy { server, .. }
-            | DnsError::Credentials { server, .. }
-            | DnsError::ZoneNotServed { server, .. }
-            | DnsError::Refused { server, .. }
-            | DnsError::Changed { server, .. }
-            | DnsError::Partial { server, .. }
-            | DnsError::Protocol { server, .. } => server,
-            DnsError::Interrupted(_) => "",
-        }
-    }
-}
-
 /// The JSON body of an HTTP API's answer; failures are reported against `server`.
 async fn json_body(response: reqwest::Response, server: &str) -> Result<serde_json::Value, DnsError> {
     let text = response
@@ -243,7 +208,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::clients::deadline::Deadline;
+    use crate::clients::deadline::{retry, Deadline};
 
     #[test]
     fn names_resolve_within_the_zone() {
@@ -274,7 +239,7 @@ mod tests {
         let calls = std::sync::atomic::AtomicU32::new(0);
         let deadline = Deadline::after(Duration::from_secs(3), CancellationToken::new());
         let result: Result<(), DnsError> = deadline
-            .run(retrying("read x", || async {
+            .run(retry("read x", || async {
                 calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 Err(DnsError::Busy { server: "s".into(), what: "SERVFAIL".into() })
             }))
@@ -286,7 +251,7 @@ mod tests {
 
         let calls = std::sync::atomic::AtomicU32::new(0);
         let result: Result<(), DnsError> = deadline
-            .run(retrying("write x", || async {
+            .run(retry("write x", || async {
                 calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 Err(DnsError::Refused { server: "s".into(), message: "REFUSED".into() })
             }))

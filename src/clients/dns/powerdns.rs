@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use crate::clients::deadline::retry;
 use super::rdata::{self, RecordType};
-use super::{json_body, retrying, Backend, DnsError, Rrset, RrsetId};
+use super::{json_body, Backend, DnsError, Rrset, RrsetId};
 use crate::clients::error_chain;
 
 /// One PowerDNS server's API.
@@ -139,7 +140,7 @@ impl Backend for PowerDns {
     }
 
     async fn read(&self, id: &RrsetId) -> Result<Option<Rrset>, DnsError> {
-        retrying(&format!("read {id}"), || self.read_once(id)).await
+        retry(&format!("read {id}"), || self.read_once(id)).await
     }
 
     async fn write(&self, id: &RrsetId, expected: Option<&Rrset>, desired: &Rrset) -> Result<(), DnsError> {
@@ -170,7 +171,7 @@ impl PowerDns {
     ) -> Result<(), DnsError> {
         let sent = AtomicBool::new(false);
         let verb = if outcome.is_some() { "update" } else { "delete" };
-        retrying(&format!("{verb} {id}"), || {
+        retry(&format!("{verb} {id}"), || {
             let rrset = rrset.clone();
             let sent = &sent;
             async move {

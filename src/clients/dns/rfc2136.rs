@@ -17,8 +17,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::clients::deadline::retry;
 use super::rdata::{self, Caa, RecordType};
-use super::{retrying, Backend, DnsError, Rrset, RrsetId};
+use super::{Backend, DnsError, Rrset, RrsetId};
 
 /// Seconds of clock difference the server may tolerate (RFC 8945 recommends 300).
 const FUDGE: u16 = 300;
@@ -317,14 +318,14 @@ impl Backend for Rfc2136 {
     }
 
     async fn read(&self, id: &RrsetId) -> Result<Option<Rrset>, DnsError> {
-        retrying(&format!("read {id}"), || self.read_once(id)).await
+        retry(&format!("read {id}"), || self.read_once(id)).await
     }
 
     async fn write(&self, id: &RrsetId, expected: Option<&Rrset>, desired: &Rrset) -> Result<(), DnsError> {
         let prerequisites = self.prerequisites(id, expected)?;
         let mut updates = vec![self.delete_all(id)?];
         updates.extend(self.records(id, desired.ttl, DNSClass::IN, desired)?);
-        retrying(&format!("update {id}"), || async {
+        retry(&format!("update {id}"), || async {
             match self.update_once(id, prerequisites.clone(), updates.clone()).await {
                 // A retried update that did land the first time finds its own result.
                 Err(DnsError::Changed { .. }) if self.read_once(id).await.ok().flatten().as_ref() == Some(desired) => Ok(()),
@@ -337,7 +338,7 @@ impl Backend for Rfc2136 {
     async fn delete(&self, id: &RrsetId, expected: &Rrset) -> Result<(), DnsError> {
         let prerequisites = self.prerequisites(id, Some(expected))?;
         let updates = vec![self.delete_all(id)?];
-        retrying(&format!("delete {id}"), || async {
+        retry(&format!("delete {id}"), || async {
             match self.update_once(id, prerequisites.clone(), updates.clone()).await {
                 Err(DnsError::Changed { .. }) if self.read_once(id).await.ok().flatten().is_none() => Ok(()),
                 other => other,
