@@ -145,7 +145,6 @@ pub fn connection_from_fields(
                     })?;
                     Some(TsigKey { name, algorithm, secret: SecretString::from(secret) })
                 }
-                (None, None) if known => None,
                 (None, None) => None,
                 (Some(_), None) if known => return Err(invalid("key_secret", "`key_name` needs `key_secret`.".to_string())),
                 (None, Some(_)) if known => return Err(invalid("key_name", "`key_secret` needs `key_name`.".to_string())),

@@ -91,61 +91,58 @@ impl Platform {
     /// block named `dns_name` (the only block when there is one and no name is given).
     pub fn dns(&self, dns_name: Option<&Value>, connection: Option<&Value>) -> Result<DnsTarget, Diagnostic> {
         let chosen = match dns::connection_from_attribute(connection)? {
-            Some(Some(connection)) => connection,
-            Some(None) => return Ok(DnsTarget::NotKnown),
-            None => {
-                let name = match dns_name {
-                    Some(Value::Unknown) => return Ok(DnsTarget::NotKnown),
-                    Some(Value::String(name)) => Some(name.clone()),
-                    _ => None,
-                };
-                let defaults = self.dns_defaults.read().expect("dns lock").clone();
-                let blocks = match defaults {
-                    DnsDefaults::Unknown => return Ok(DnsTarget::NotKnown),
-                    DnsDefaults::NotConfigured => BTreeMap::new(),
-                    DnsDefaults::Known(blocks) => blocks,
-                };
-                let names = || blocks.keys().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
-                let found = match &name {
-                    Some(name) => blocks.get(name).ok_or_else(|| {
-                        let detail = if blocks.is_empty() {
-                            format!("The provider has no `dns` block; add one named {name:?}, or give this record a `connection`.")
-                        } else {
-                            format!("The provider has no `dns` block named {name:?}; its `dns` blocks are {}.", names())
-                        };
-                        Diagnostic::error("Unknown DNS server", detail).at(AttributePath::root("dns"))
-                    })?,
-                    None if blocks.len() == 1 => blocks.values().next().expect("one block"),
-                    None => {
-                        let detail = if blocks.is_empty() {
-                            "The provider has no `dns` block: add one, or give this record a `connection`.".to_string()
-                        } else if let Some(default) = blocks.get(DEFAULT_DNS_NAME) {
-                            return Ok(match default {
-                                Some(connection) => self.dns_target(connection)?,
-                                None => DnsTarget::NotKnown,
-                            });
-                        } else {
-                            format!("The provider has several `dns` blocks ({}): say which with `dns`.", names())
-                        };
-                        return Err(Diagnostic::error("Which DNS server?", detail).at(AttributePath::root("dns")));
-                    }
-                };
-                match found {
-                    Some(connection) => connection.clone(),
-                    None => return Ok(DnsTarget::NotKnown),
-                }
-            }
+            Some(chosen) => chosen,
+            None => match dns_name {
+                Some(Value::Unknown) => None,
+                Some(Value::String(name)) => self.dns_block(Some(name))?.and_then(|(_, block)| block),
+                _ => self.dns_block(None)?.and_then(|(_, block)| block),
+            },
         };
-        self.dns_target(&chosen)
+        match chosen {
+            Some(connection) => self.dns_target(&connection),
+            None => Ok(DnsTarget::NotKnown),
+        }
     }
 
     /// The name of the `dns` block a record without `dns` uses: the only block, or the one
     /// named `default`; `None` when that is not decided.
     pub fn implied_dns_name(&self) -> Option<String> {
-        match &*self.dns_defaults.read().expect("dns lock") {
-            DnsDefaults::Known(blocks) if blocks.len() == 1 => blocks.keys().next().cloned(),
-            DnsDefaults::Known(blocks) if blocks.contains_key(DEFAULT_DNS_NAME) => Some(DEFAULT_DNS_NAME.to_string()),
-            _ => None,
+        self.dns_block(None).ok().flatten().map(|(name, _)| name)
+    }
+
+    /// The provider's `dns` block named `name`, or without a name the only block or the one
+    /// named `default`: its name and connection (`None` while not known). `Ok(None)` while
+    /// the blocks themselves are not known.
+    fn dns_block(&self, name: Option<&str>) -> Result<Option<(String, Option<dns::DnsConnection>)>, Diagnostic> {
+        let blocks = match &*self.dns_defaults.read().expect("dns lock") {
+            DnsDefaults::Unknown => return Ok(None),
+            DnsDefaults::NotConfigured => BTreeMap::new(),
+            DnsDefaults::Known(blocks) => blocks.clone(),
+        };
+        let names = || blocks.keys().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+        let chosen = match name {
+            Some(name) => name,
+            None if blocks.len() == 1 => blocks.keys().next().map(String::as_str).unwrap_or(DEFAULT_DNS_NAME),
+            None if blocks.contains_key(DEFAULT_DNS_NAME) => DEFAULT_DNS_NAME,
+            None => {
+                let detail = if blocks.is_empty() {
+                    "The provider has no `dns` block: add one, or give this record a `connection`.".to_string()
+                } else {
+                    format!("The provider has several `dns` blocks ({}): say which with `dns`.", names())
+                };
+                return Err(Diagnostic::error("Which DNS server?", detail).at(AttributePath::root("dns")));
+            }
+        };
+        match blocks.get(chosen) {
+            Some(block) => Ok(Some((chosen.to_string(), block.clone()))),
+            None => {
+                let detail = if blocks.is_empty() {
+                    format!("The provider has no `dns` block; add one named {chosen:?}, or give this record a `connection`.")
+                } else {
+                    format!("The provider has no `dns` block named {chosen:?}; its `dns` blocks are {}.", names())
+                };
+                Err(Diagnostic::error("Unknown DNS server", detail).at(AttributePath::root("dns")))
+            }
         }
     }
 
