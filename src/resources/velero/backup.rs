@@ -31,7 +31,6 @@ const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const POLL: Duration = Duration::from_secs(1);
 
-const FLAGS: [(&str, &str); 2] = [("snapshot_volumes", "snapshotVolumes"), ("default_volumes_to_fs_backup", "defaultVolumesToFsBackup")];
 
 pub struct BackupResource {
     platform: Arc<Platform>,
@@ -92,22 +91,11 @@ impl BackupResource {
 impl BackupResource {
     /// The location Velero uses for a backup that names none: the one marked default.
     async fn default_location(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Option<String> {
-        let namespace = planned.get_attr("namespace").and_then(Value::as_str).unwrap_or(super::DEFAULT_NAMESPACE).to_string();
-        let cluster = match self.platform.cluster(planned.get_attr("cluster")).await {
-            Ok(cluster) => cluster,
-            Err(diagnostic) => {
-                diags.push(diagnostic);
-                return None;
-            }
-        };
-        let api: kube::api::Api<kube::api::DynamicObject> = kube::api::Api::namespaced_with(cluster.client.clone(), &namespace, &self.locations);
-        let listed = crate::clients::deadline::Deadline::after(Duration::from_secs(60), ctx.stop.clone())
-            .run(async { api.list(&kube::api::ListParams::default()).await.map_err(|e| cluster.error(e)) })
-            .await;
-        match listed {
-            Ok(list) => {
-                let default = list.items.iter().find(|l| l.data["spec"]["default"].as_bool() == Some(true)).and_then(|l| l.metadata.name.clone());
+        match super::default_locations(&self.platform, ctx, planned).await {
+            Ok(defaults) => {
+                let default = defaults.into_iter().next();
                 if default.is_none() {
+                    let namespace = planned.get_attr("namespace").and_then(Value::as_str).unwrap_or(super::DEFAULT_NAMESPACE);
                     diags.error_at(
                         AttributePath::root("storage_location"),
                         "No default backup storage location",
@@ -116,8 +104,8 @@ impl BackupResource {
                 }
                 default
             }
-            Err(e) => {
-                diags.push(kube_diagnostic(&format!("Could not list the BackupStorageLocations in namespace {namespace:?}"), &e));
+            Err(diagnostic) => {
+                diags.push(diagnostic);
                 None
             }
         }
@@ -136,11 +124,6 @@ fn desired(planned: &Value) -> serde_json::Value {
         spec["storageLocation"] = json!(location);
     }
     super::write_selection(planned, &mut spec);
-    for (attribute, field) in FLAGS {
-        if let Some(flag) = planned.get_attr(attribute).and_then(Value::as_bool) {
-            spec[field] = json!(flag);
-        }
-    }
     json!({
         "apiVersion": "velero.io/v1",
         "kind": "Backup",
@@ -163,7 +146,7 @@ fn imported(mut state: Value, live: &serde_json::Value) -> Value {
     state.set_attr("storage_location", spec["storageLocation"].as_str().map_or(Value::Null, Value::string));
     super::read_selection(&mut state, spec, |_| true);
     // Velero writes `false` for flags nobody set: only a `true` was asked for.
-    for (attribute, field) in FLAGS {
+    for (attribute, field) in super::VOLUME_OPTIONS {
         state.set_attr(attribute, if spec[field].as_bool() == Some(true) { Value::Bool(true) } else { Value::Null });
     }
     state.set_attr("on_destroy", Value::Null);

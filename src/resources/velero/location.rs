@@ -124,18 +124,9 @@ impl BackupLocationResource {
     async fn warn_other_defaults(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) {
         let text = |name: &str| planned.get_attr(name).and_then(Value::as_str).unwrap_or_default().to_string();
         let (namespace, name) = (text("namespace"), text("name"));
-        let Ok(cluster) = self.platform.cluster(planned.get_attr("cluster")).await else { return };
-        let api: kube::api::Api<kube::api::DynamicObject> = kube::api::Api::namespaced_with(cluster.client.clone(), &namespace, &self.locations);
-        let listed = crate::clients::deadline::Deadline::after(CHECK_TIMEOUT, ctx.stop.clone())
-            .run(async { api.list(&kube::api::ListParams::default()).await.map_err(|e| cluster.error(e)) })
-            .await;
-        let Ok(listed) = listed else { return };
-        let others: Vec<String> = listed
-            .items
-            .iter()
-            .filter(|l| l.metadata.name.as_deref() != Some(name.as_str()) && l.data["spec"]["default"].as_bool() == Some(true))
-            .filter_map(|l| l.metadata.name.clone())
-            .collect();
+        // Best effort: a warning is not worth failing the apply over a list that failed.
+        let Ok(defaults) = super::default_locations(&self.platform, ctx, planned).await else { return };
+        let others: Vec<String> = defaults.into_iter().filter(|other| *other != name).collect();
         if !others.is_empty() {
             diags.push(
                 Diagnostic::warning(

@@ -11,9 +11,12 @@ pub mod restore;
 mod run;
 pub mod schedule;
 
-use kube::api::{ApiResource, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
-use crate::clients::deadline::Progress;
+use crate::clients::deadline::{Deadline, Progress};
+use crate::framework::diagnostics::Diagnostic;
+use crate::framework::resource::Context;
+use crate::platform::{kube_diagnostic, Platform};
 
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::Plan;
@@ -24,10 +27,31 @@ use crate::framework::value::Value;
 pub const DEFAULT_NAMESPACE: &str = "velero";
 /// Velero's default backup TTL (30 days), as Go prints it.
 pub const DEFAULT_TTL: &str = "720h0m0s";
+/// How long a list of Velero's objects may take.
+const LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A `velero.io/v1` kind.
 pub fn velero_kind(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("velero.io", "v1", kind), plural)
+}
+
+/// The names of the BackupStorageLocations marked default in `state`'s namespace (Velero's
+/// when omitted), on the cluster `state` names.
+pub async fn default_locations(platform: &Platform, ctx: &Context, state: &Value) -> Result<Vec<String>, Diagnostic> {
+    let namespace = state.get_attr("namespace").and_then(Value::as_str).unwrap_or(DEFAULT_NAMESPACE).to_string();
+    let cluster = platform.cluster(state.get_attr("cluster")).await?;
+    let locations = velero_kind("BackupStorageLocation", "backupstoragelocations");
+    let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), &namespace, &locations);
+    let listed = Deadline::after(LIST_TIMEOUT, ctx.stop.clone())
+        .run(async { api.list(&ListParams::default()).await.map_err(|e| cluster.error(e)) })
+        .await
+        .map_err(|e| kube_diagnostic(&format!("Could not list the BackupStorageLocations in namespace {namespace:?}"), &e))?;
+    Ok(listed
+        .items
+        .into_iter()
+        .filter(|l| l.data["spec"]["default"].as_bool() == Some(true))
+        .filter_map(|l| l.metadata.name)
+        .collect())
 }
 
 /// `namespace`: Velero's namespace, `velero` when omitted.
@@ -169,6 +193,11 @@ pub fn validate_name(config: &Value, diags: &mut Diagnostics) {
     }
 }
 
+/// How volumes are backed up: boolean attributes and the fields they set (in a Backup's
+/// spec, or a Schedule's template).
+pub const VOLUME_OPTIONS: [(&str, &str); 2] =
+    [("snapshot_volumes", "snapshotVolumes"), ("default_volumes_to_fs_backup", "defaultVolumesToFsBackup")];
+
 /// What to take in a backup or restore: list attributes and the spec fields they set.
 const SELECTION_LISTS: [(&str, &str); 4] = [
     ("included_namespaces", "includedNamespaces"),
@@ -198,8 +227,9 @@ fn capitalised(text: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-/// Writes the selection of `planned` (namespace and resource lists, label selector) into a
-/// Backup's or Restore's spec, or a Schedule's template.
+/// Writes the selection of `planned` (namespace and resource lists, label selector) and
+/// its volume options, where it has them, into a Backup's or Restore's spec, or a
+/// Schedule's template.
 pub fn write_selection(planned: &Value, spec: &mut serde_json::Value) {
     for (attribute, field) in SELECTION_LISTS {
         if let Some(items) = planned.get_attr(attribute).filter(|v| !v.is_null()) {
@@ -208,6 +238,11 @@ pub fn write_selection(planned: &Value, spec: &mut serde_json::Value) {
     }
     if let Some(labels) = crate::resources::metadata::string_map(planned.get_attr("label_selector")) {
         spec["labelSelector"] = serde_json::json!({ "matchLabels": labels });
+    }
+    for (attribute, field) in VOLUME_OPTIONS {
+        if let Some(flag) = planned.get_attr(attribute).and_then(Value::as_bool) {
+            spec[field] = serde_json::json!(flag);
+        }
     }
 }
 

@@ -26,8 +26,6 @@ use crate::resources::{metadata, owned};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(500);
 
-/// The optional booleans of `spec.template`.
-const FLAGS: [(&str, &str); 2] = [("snapshot_volumes", "snapshotVolumes"), ("default_volumes_to_fs_backup", "defaultVolumesToFsBackup")];
 
 pub struct BackupScheduleResource {
     platform: Arc<Platform>,
@@ -83,11 +81,6 @@ fn desired(planned: &Value) -> serde_json::Value {
         template["storageLocation"] = json!(location);
     }
     super::write_selection(planned, &mut template);
-    for (attribute, field) in FLAGS {
-        if let Some(flag) = planned.get_attr(attribute).and_then(Value::as_bool) {
-            template[field] = json!(flag);
-        }
-    }
     let mut spec = json!({ "schedule": text("schedule"), "template": template });
     if let Some(paused) = planned.get_attr("paused").and_then(Value::as_bool) {
         spec["paused"] = json!(paused);
@@ -113,7 +106,7 @@ fn state_from_live(state: &Value, live: &serde_json::Value, importing: bool) -> 
         next.set_attr("storage_location", template["storageLocation"].as_str().map_or(Value::Null, Value::string));
     }
     super::read_selection(&mut next, template, ours);
-    for (attribute, field) in FLAGS {
+    for (attribute, field) in super::VOLUME_OPTIONS {
         if ours(attribute) {
             next.set_attr(attribute, template[field].as_bool().map_or(Value::Null, Value::Bool));
         }
