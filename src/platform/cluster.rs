@@ -204,6 +204,133 @@ pub fn connection_from_attribute(cluster: Option<&Value>) -> Result<Option<Conne
     Ok(Some(spec))
 }
 
+/// The `cluster` map that reaches the same cluster as `spec`, whose client talks to `url`:
+/// what a `connection` output hands to the `cluster` attribute of other resources. Always
+/// has `host`; credentials keep the form they were given in, so a credential plugin stays
+/// `exec_*` (no token is stored) and a kubeconfig file stays `config_path` (read when
+/// used). Several kubeconfig files (a `KUBECONFIG` list), which one field cannot name, are
+/// resolved into `cluster_ca_certificate` and the credentials they hold.
+pub async fn connection_attribute(
+    spec: &ConnectionSpec,
+    url: &str,
+) -> Result<BTreeMap<String, String>, crate::clients::kube::KubeError> {
+    let mut map = BTreeMap::new();
+    let mut put = |name: &str, value: Option<&String>| {
+        if let Some(value) = value {
+            map.insert(name.to_string(), value.clone());
+        }
+    };
+    put("host", Some(&spec.host.clone().unwrap_or_else(|| url.trim_end_matches('/').to_string())));
+    put("token", spec.token.as_ref());
+    put("cluster_ca_certificate", spec.cluster_ca_certificate.as_ref());
+    put("client_certificate", spec.client_certificate.as_ref());
+    put("client_key", spec.client_key.as_ref());
+    put("kubeconfig", spec.kubeconfig.as_ref());
+    if spec.kubeconfig.is_none() {
+        match spec.config_paths.as_slice() {
+            [] => {}
+            [path] => put("config_path", Some(&path.to_string_lossy().into_owned())),
+            _ => inline_kubeconfig(spec, &mut map).await?,
+        }
+    }
+    if spec.kubeconfig.is_some() || spec.config_paths.len() == 1 {
+        put_context(spec, &mut map);
+    }
+    if spec.insecure {
+        map.insert("insecure".into(), "true".into());
+    }
+    if let Some(exec) = &spec.exec {
+        map.insert("exec_command".into(), exec.command.clone());
+        map.insert("exec_api_version".into(), exec.api_version.clone());
+        if !exec.args.is_empty() {
+            map.insert("exec_args".into(), serde_json::to_string(&exec.args).unwrap_or_default());
+        }
+        if !exec.env.is_empty() {
+            map.insert("exec_env".into(), serde_json::to_string(&exec.env).unwrap_or_default());
+        }
+    }
+    Ok(map)
+}
+
+fn put_context(spec: &ConnectionSpec, map: &mut BTreeMap<String, String>) {
+    if let Some(context) = &spec.config_context {
+        map.insert("context".into(), context.clone());
+    }
+}
+
+/// The server certificate and credentials of merged kubeconfig files, as map fields (only
+/// those `spec` does not set itself).
+async fn inline_kubeconfig(
+    spec: &ConnectionSpec,
+    map: &mut BTreeMap<String, String>,
+) -> Result<(), crate::clients::kube::KubeError> {
+    use base64::Engine as _;
+    use secrecy::ExposeSecret as _;
+    let config = spec.to_config().await?;
+    let decode = |data: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+    };
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let mut set = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            map.entry(name.to_string()).or_insert(value);
+        }
+    };
+    set(
+        "cluster_ca_certificate",
+        config.root_cert.as_ref().map(|certs| certs.iter().map(|der| pem_encode(der)).collect()),
+    );
+    if config.accept_invalid_certs {
+        set("insecure", Some("true".into()));
+    }
+    let auth = &config.auth_info;
+    if spec.exec.is_none() {
+        if let Some(exec) = &auth.exec {
+            set("exec_command", exec.command.clone());
+            set("exec_api_version", exec.api_version.clone());
+            set("exec_args", exec.args.as_ref().map(|args| serde_json::to_string(args).unwrap_or_default()));
+            let env: Option<BTreeMap<String, String>> = exec.env.as_ref().map(|vars| {
+                vars.iter().filter_map(|var| Some((var.get("name")?.clone(), var.get("value")?.clone()))).collect()
+            });
+            set("exec_env", env.map(|env| serde_json::to_string(&env).unwrap_or_default()));
+            return Ok(());
+        }
+    }
+    set(
+        "token",
+        auth.token
+            .as_ref()
+            .map(|t| t.expose_secret().to_string())
+            .or_else(|| auth.token_file.as_deref().and_then(read).map(|t| t.trim().to_string())),
+    );
+    set(
+        "client_certificate",
+        auth.client_certificate_data
+            .as_deref()
+            .and_then(decode)
+            .or_else(|| auth.client_certificate.as_deref().and_then(read)),
+    );
+    set(
+        "client_key",
+        auth.client_key_data
+            .as_ref()
+            .and_then(|k| decode(k.expose_secret()))
+            .or_else(|| auth.client_key.as_deref().and_then(read)),
+    );
+    Ok(())
+}
+
+fn pem_encode(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> =
+        text.as_bytes().chunks(64).map(|chunk| std::str::from_utf8(chunk).unwrap_or_default()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +339,47 @@ mod tests {
     fn config_with_cluster(entries: &[(&str, Value)]) -> Value {
         let cluster = Value::Map(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
         Value::Object(BTreeMap::from([("cluster".to_string(), cluster)]))
+    }
+
+    #[tokio::test]
+    async fn a_connection_map_keeps_credentials_in_the_form_they_were_given() {
+        let spec = ConnectionSpec {
+            config_paths: vec![std::path::PathBuf::from("/etc/kube/config")],
+            config_context: Some("lab".into()),
+            exec: Some(ExecSpec {
+                api_version: DEFAULT_EXEC_API_VERSION.into(),
+                command: "aws".into(),
+                args: vec!["eks".into()],
+                env: BTreeMap::new(),
+            }),
+            ..Default::default()
+        };
+        let map = connection_attribute(&spec, "https://k:6443/").await.unwrap();
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["config_path", "context", "exec_api_version", "exec_args", "exec_command", "host"]);
+        assert_eq!(map["host"], "https://k:6443");
+        assert_eq!(map["exec_args"], r#"["eks"]"#);
+        // The map is a valid `cluster` value that reaches the same place.
+        let value = Value::Map(map.iter().map(|(k, v)| (k.clone(), Value::string(v.clone()))).collect());
+        let again = connection_from_attribute(Some(&value)).unwrap().unwrap();
+        assert_eq!(again.exec, spec.exec);
+        assert_eq!(again.config_paths, spec.config_paths);
+
+        let direct = ConnectionSpec {
+            host: Some("https://h".into()),
+            token: Some("t".into()),
+            insecure: true,
+            ..Default::default()
+        };
+        let map = connection_attribute(&direct, "https://h/").await.unwrap();
+        assert_eq!(
+            map,
+            BTreeMap::from([
+                ("host".into(), "https://h".into()),
+                ("insecure".into(), "true".into()),
+                ("token".into(), "t".into())
+            ])
+        );
     }
 
     #[test]

@@ -7,13 +7,17 @@
 //! never on `provider`. It knows no resource type.
 
 mod cluster;
+pub mod cluster_health;
 pub mod dns;
 mod secrets;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use cluster::{cluster_attribute, connection_from_attribute, connection_not_known, validate_cluster_attribute, DefaultConnection};
+pub use cluster::{
+    cluster_attribute, connection_attribute, connection_from_attribute, connection_not_known, validate_cluster_attribute,
+    DefaultConnection,
+};
 pub use secrets::{sops_format, SecretsConfig};
 pub use dns::DnsTarget;
 
@@ -51,7 +55,24 @@ impl Platform {
     /// The cluster a resource talks to: its own `cluster` attribute when set, else the
     /// provider's. Clients are built on first use and reused.
     pub async fn cluster(&self, cluster_attribute: Option<&Value>) -> Result<Cluster, Diagnostic> {
-        let spec = match connection_from_attribute(cluster_attribute)? {
+        let spec = self.connection_spec(cluster_attribute)?;
+        let path = cluster_attribute.filter(|c| !c.is_null()).map(|_| AttributePath::root("cluster"));
+        self.clients.get(&spec).await.map_err(|e| {
+            let diagnostic = kube_diagnostic("Invalid Kubernetes connection", &e);
+            match path {
+                Some(path) => diagnostic.at(path),
+                None => diagnostic,
+            }
+        })
+    }
+
+    /// The connection [`Platform::cluster`] uses, without connecting: the `cluster`
+    /// attribute when set, else the provider's.
+    pub fn connection_spec(
+        &self,
+        cluster_attribute: Option<&Value>,
+    ) -> Result<crate::clients::kube::ConnectionSpec, Diagnostic> {
+        Ok(match connection_from_attribute(cluster_attribute)? {
             Some(spec) => spec,
             None => match self.default_connection.read().expect("connection lock").clone() {
                 DefaultConnection::Known(spec) if !spec.is_empty() => *spec,
@@ -69,14 +90,6 @@ impl Platform {
                     ))
                 }
             },
-        };
-        let path = cluster_attribute.filter(|c| !c.is_null()).map(|_| AttributePath::root("cluster"));
-        self.clients.get(&spec).await.map_err(|e| {
-            let diagnostic = kube_diagnostic("Invalid Kubernetes connection", &e);
-            match path {
-                Some(path) => diagnostic.at(path),
-                None => diagnostic,
-            }
         })
     }
 }
