@@ -12,6 +12,7 @@ macro_rules! required_providers {
 mod harness;
 mod smoke;
 mod namespace;
+mod cluster;
 mod provider_config;
 mod secret;
 mod sealed_secret;
@@ -28,7 +29,9 @@ mod dns_record;
 mod dns_faults;
 mod s3_rig;
 mod hosts_rig;
+mod k3s_standin;
 mod velero_standin;
 mod s3_client;
 mod velero;
 mod volsync;
+mod ssh_client;
