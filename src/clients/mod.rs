@@ -9,6 +9,7 @@ pub mod kube;
 pub mod s3;
 pub mod sealing;
 pub mod sops;
+pub mod ssh;
 
 /// An error with its causes, for messages (`a: b: c`), skipping causes already quoted.
 fn error_chain(error: &dyn std::error::Error) -> String {
