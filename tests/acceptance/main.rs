@@ -12,7 +12,6 @@ macro_rules! required_providers {
 mod harness;
 mod smoke;
 mod namespace;
-mod cluster;
 mod provider_config;
 mod secret;
 mod sealed_secret;
@@ -34,4 +33,3 @@ mod velero_standin;
 mod s3_client;
 mod velero;
 mod volsync;
-mod ssh_client;
