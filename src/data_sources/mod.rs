@@ -3,6 +3,7 @@
 
 pub mod backups;
 pub mod catalog;
+pub mod cluster;
 pub mod dns_record;
 pub mod namespace;
 pub mod sops_file;

@@ -177,7 +177,7 @@ pub async fn wait_healthy(
                     *last.lock().expect("health lock") = Some(health);
                     Ok(if problems.is_empty() { Progress::Done } else { Progress::Pending(problems.join("; ")) })
                 }
-                Err(e) if e.is_permanent() || matches!(e, KubeError::Api { code: 400, .. }) => {
+                Err(e) if e.is_permanent() => {
                     let message = e.to_string();
                     *fatal.lock().expect("fatal lock") = Some(e);
                     Ok(Progress::Failed(message))

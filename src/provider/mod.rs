@@ -74,6 +74,7 @@ impl Provider for PlatformProvider {
         let platform = &self.shared;
         vec![
             Arc::new(resources::namespace::NamespaceResource::new(platform.clone())),
+            Arc::new(resources::cluster::ClusterResource::new(platform.clone())),
             Arc::new(resources::secret::SecretResource::new(platform.clone())),
             Arc::new(resources::sealed_secret::SealedSecretResource::new(platform.clone())),
             Arc::new(resources::stack::StackResource::new(platform.clone())),
@@ -92,6 +93,7 @@ impl Provider for PlatformProvider {
         vec![
             Arc::new(data_sources::backups::BackupsDataSource::new(platform.clone())),
             Arc::new(data_sources::catalog::CatalogDataSource),
+            Arc::new(data_sources::cluster::ClusterDataSource::new(platform.clone())),
             Arc::new(data_sources::dns_record::DnsRecordDataSource::new(platform.clone())),
             Arc::new(data_sources::namespace::NamespaceDataSource::new(platform.clone())),
             Arc::new(data_sources::sops_file::SopsFile::new(platform.clone())),

@@ -1,6 +1,7 @@
 //! Managed resources, one module per resource type (`platform_<module>`); `provider` lists
 //! them. They share [`crate::platform`] and know nothing of `provider`.
 
+pub mod cluster;
 pub mod dns_record;
 pub mod metadata;
 pub mod namespace;

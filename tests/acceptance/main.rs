@@ -12,6 +12,7 @@ macro_rules! required_providers {
 mod harness;
 mod smoke;
 mod namespace;
+mod cluster;
 mod provider_config;
 mod secret;
 mod sealed_secret;
