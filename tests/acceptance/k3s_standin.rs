@@ -306,7 +306,14 @@ fn k3s_standin_cluster_join_upgrade_wrong_token_snapshot_uninstall() {
     let r = api1.get("/api/v1/namespaces/default/configmaps/shared").unwrap();
     assert_eq!((r.status, r.json()["data"]["k"].clone()), (200, json!("v")));
 
-    // The "kubelet" runs pods bound to it and finishes deleted ones (drain).
+    // The "kubelet" runs pods bound to it and finishes deleted ones (drain). The controller
+    // manager makes the namespace's default service account first.
+    wait_until("service account default/default", Duration::from_secs(60), || {
+        match api0.get("/api/v1/namespaces/default/serviceaccounts/default")?.status {
+            200 => Ok(()),
+            s => Err(format!("HTTP {s}")),
+        }
+    });
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "workload"},
                      "spec": {"nodeName": "agent-0", "containers": [{"name": "c", "image": "busybox"}]}});
     let r = api0

@@ -9,8 +9,8 @@
 //!   `killall-standin.sh` and `uninstall-standin.sh` baked into its text;
 //! - `k3s-standin.py`: the "k3s binary" (python3 stdlib), one copy per release with its version
 //!   baked in. `k3s server` runs a real etcd (client 2379 / peer 2380 on the node's address,
-//!   plain http) and a real kube-apiserver (1.20, the testenv's) on 0.0.0.0:6443 with
-//!   certificates made by openssl; joining servers and agents get the cluster's CAs from
+//!   plain http), a real kube-apiserver (1.20, the testenv's) on 0.0.0.0:6443 and a
+//!   kube-controller-manager (leader-elected), with certificates made by openssl; joining servers and agents get the cluster's CAs from
 //!   bootstrap data the first server stores in etcd, sealed with the token's secret (as k3s
 //!   keeps encrypted bootstrap data in its datastore), so a wrong token fails with
 //!   `failed to validate token: ...`. A "kubelet" thread registers the Node, heartbeats Ready

@@ -645,12 +645,13 @@ class Service:
 
         # kube-apiserver
         t = lambda f: TLS + "/" + f  # noqa: E731
+        run(["openssl", "pkey", "-in", t("service.key"), "-pubout", "-out", t("service.pub")])
         self.spawn("kube-apiserver", [
             KUBE_BIN_DIR + "/kube-apiserver", "--bind-address=0.0.0.0", "--advertise-address=" + ip,
             "--secure-port=%d" % API_PORT, "--insecure-port=0", "--etcd-servers=" + local,
             "--tls-cert-file=" + t("serving-kube-apiserver.crt"), "--tls-private-key-file=" + t("serving-kube-apiserver.key"),
             "--client-ca-file=" + t("client-ca.crt"), "--authorization-mode=Node,RBAC",
-            "--service-account-key-file=" + t("service.key"), "--service-account-signing-key-file=" + t("service.key"),
+            "--service-account-key-file=" + t("service.pub"), "--service-account-signing-key-file=" + t("service.key"),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--api-audiences=https://kubernetes.default.svc.cluster.local,k3s",
             "--service-cluster-ip-range=10.43.0.0/16", "--allow-privileged=true", "--anonymous-auth=false",
@@ -672,6 +673,15 @@ class Service:
             % (b64(ca_pem), API_PORT, b64(read_file(t("client-admin.crt"))), b64(read_file(t("client-admin.key")))))
         write_file(KUBECONFIG, kubeconfig, 0o600)
         log("info", "Wrote kubeconfig " + KUBECONFIG)
+        # kube-controller-manager (service accounts, namespaces, garbage collection, node
+        # lifecycle), leader-elected among the servers as in k3s.
+        write_file(SERVER + "/cred/controller.kubeconfig", kubeconfig, 0o600)
+        self.spawn("kube-controller-manager", [
+            KUBE_BIN_DIR + "/kube-controller-manager", "--kubeconfig=" + SERVER + "/cred/controller.kubeconfig",
+            "--bind-address=127.0.0.1", "--secure-port=0", "--port=0", "--leader-elect=true",
+            "--use-service-account-credentials=false", "--service-account-private-key-file=" + t("service.key"),
+            "--root-ca-file=" + t("server-ca.crt"), "--cluster-signing-cert-file=" + t("client-ca.crt"),
+            "--cluster-signing-key-file=" + t("client-ca.key"), "--v=1"])
         log("info", "k3s is up and running")
         if not cfg.get("disable-agent"):
             labels = self.labels(cfg, name, server=True)
