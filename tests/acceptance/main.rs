@@ -34,3 +34,4 @@ mod velero_standin;
 mod s3_client;
 mod velero;
 mod volsync;
+mod ssh_client;

@@ -53,6 +53,8 @@ const OUTPUT_LIMIT: usize = 32 << 20;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The exit status of the upload script when the file's sha256 differs.
 const CHECKSUM_STATUS: u32 = 86;
+/// The environment variable marking every process of one command (a random id per run).
+const RUN_MARK: &str = "TF_SSH_RUN";
 /// What `sudo -n` prints when it would ask for a password.
 const SUDO_PASSWORD_MESSAGES: [&str; 2] = ["sudo: a password is required", "sudo: a terminal is required"];
 
@@ -356,19 +358,18 @@ impl SshClient {
     ) -> Result<CommandOutput, SshError> {
         let deadline = Deadline::current();
         deadline.check()?;
-        let command = if self.settings.user == "root" {
-            format!("sh -c {}", shell_quote(script))
-        } else {
-            format!("sudo -n sh -c {}", shell_quote(script))
-        };
+        // Every process of the script inherits the run's mark, so that a timed-out or
+        // interrupted one can be found and stopped whole (sshd signals only its direct child).
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let command = self.as_root(script, Some(&run));
         tracing::debug!(host, command = summary, "ssh: running");
         // A connection found dead (the server restarted, the link dropped) is made anew once:
         // nothing was run on it.
         let mut fresh = false;
-        let channel = loop {
+        let (connection, channel) = loop {
             let connection = self.connection(host, fresh).await?;
             match deadline.within(async { Ok::<_, SshError>(connection.channel_open_session().await) }).await? {
-                Ok(channel) => break channel,
+                Ok(channel) => break (connection, channel),
                 Err(e) if !fresh && connection.is_closed() => {
                     tracing::debug!(host, error = %e, "ssh: connection lost; reconnecting");
                     fresh = true;
@@ -377,6 +378,18 @@ impl SshClient {
             }
         };
         let (mut reader, writer) = channel.split();
+        let writer = Arc::new(writer);
+        // Dropped before the command is done (the caller's deadline or cancellation drops this
+        // future, or it timed out), it stops the command's processes in a task of its own.
+        let mut unfinished = Unfinished {
+            stop: Some(Stop {
+                connection,
+                writer: writer.clone(),
+                command: self.as_root(&stop_script(&run), None),
+                host: host.to_string(),
+                summary: summary.to_string(),
+            }),
+        };
         let exchange = async {
             writer.exec(true, command.as_bytes()).await.map_err(|e| lost(host, summary, e))?;
             let writing = async {
@@ -406,13 +419,12 @@ impl SshClient {
             }
         };
         let result = deadline.within(timed).await;
-        if matches!(result, Err(SshError::Timeout { .. } | SshError::Interrupted(_))) {
-            // Stop the command (sshd forwards the signal) and give the channel back.
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-                let _ = writer.signal(Sig::KILL).await;
-                let _ = writer.close().await;
-            })
-            .await;
+        match (&result, unfinished.stop.take()) {
+            // Stopped here rather than in the background: the next command may count on it.
+            (Err(SshError::Timeout { .. }), Some(stop)) => stop.run().await,
+            // Out of time: stopped in the background when `unfinished` is dropped.
+            (Err(SshError::Interrupted(_)), stop) => unfinished.stop = stop,
+            _ => {}
         }
         let output = result?;
         if self.settings.user != "root"
@@ -423,6 +435,14 @@ impl SshClient {
         }
         tracing::debug!(host, command = summary, status = output.status, "ssh: finished");
         Ok(output)
+    }
+
+    /// The command line running `script` with `sh -c` as root, its environment marked with
+    /// `run` when given ([`RUN_MARK`]; `env` sets it before `sh` starts, so `sh` is marked too).
+    fn as_root(&self, script: &str, run: Option<&str>) -> String {
+        let sudo = if self.settings.user == "root" { "" } else { "sudo -n " };
+        let mark = run.map(|run| format!("env {RUN_MARK}={run} ")).unwrap_or_default();
+        format!("{sudo}{mark}sh -c {}", shell_quote(script))
     }
 
     /// The live connection to `host`, made (with retries) when there is none or `fresh` is asked.
@@ -643,6 +663,64 @@ fn write_script(path: &str, mode: u32, sha256: Option<&str>) -> String {
          trap - EXIT\n",
         path = shell_quote(path),
         mode = mode & 0o7777,
+    )
+}
+
+/// Stops an unfinished command when dropped (see [`Stop`]).
+struct Unfinished {
+    stop: Option<Stop>,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(stop.run());
+            }
+        }
+    }
+}
+
+/// What stops an unfinished command: its channel, and a command killing its processes.
+struct Stop {
+    connection: Connection,
+    writer: Arc<russh::ChannelWriteHalf<client::Msg>>,
+    command: String,
+    host: String,
+    summary: String,
+}
+
+impl Stop {
+    /// Signals the command (sshd passes it to its direct child only), closes its channel and
+    /// kills every process of the run; best effort, bounded by [`CLOSE_TIMEOUT`] (this runs
+    /// after the deadline too).
+    async fn run(self) {
+        let Stop { connection, writer, command, host, summary } = self;
+        let stopped = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = writer.signal(Sig::KILL).await;
+            let _ = writer.close().await;
+            let channel = connection.channel_open_session().await?;
+            let (mut reader, writer) = channel.split();
+            writer.exec(true, command.as_bytes()).await?;
+            writer.eof().await?;
+            Ok::<_, russh::Error>(read_output(&mut reader).await)
+        })
+        .await;
+        if matches!(stopped, Ok(Ok(Ok(ref out))) if out.success()) {
+            tracing::debug!(host, command = summary, "ssh: stopped an unfinished command");
+        } else {
+            tracing::warn!(host, command = summary, "ssh: could not stop the processes of an unfinished command");
+        }
+    }
+}
+
+/// Kills every process whose environment holds the mark of `run` (see [`RUN_MARK`]).
+fn stop_script(run: &str) -> String {
+    format!(
+        "for d in /proc/[0-9]*; do\n\
+         if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx '{RUN_MARK}={run}'; then kill -KILL \"${{d#/proc/}}\" 2>/dev/null; fi\n\
+         done\n\
+         true\n"
     )
 }
 
