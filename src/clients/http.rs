@@ -18,8 +18,8 @@ pub enum FetchError {
     Download { url: String, message: String },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("{url} is larger than {MAX_BYTES} bytes")]
-    TooLarge { url: String },
+    #[error("{url} is larger than {max} bytes")]
+    TooLarge { url: String, max: usize },
     #[error("{url} has SHA-256 {actual}, not the pinned {expected}: refusing to use it")]
     Checksum { url: String, expected: String, actual: String },
     #[error("{url} is not UTF-8 text")]
@@ -48,6 +48,12 @@ pub(crate) fn client() -> Result<reqwest::Client, String> {
 
 /// Downloads `url` and returns its text only if its SHA-256 is `expected_sha256` (hex).
 pub async fn fetch_verified(url: &str, expected_sha256: &str) -> Result<String, FetchError> {
+    let body = fetch_bytes(url, Some(expected_sha256), MAX_BYTES).await?;
+    String::from_utf8(body).map_err(|_| FetchError::NotText { url: url.to_string() })
+}
+
+/// Downloads `url` (at most `max_bytes`), checked against `expected_sha256` when given.
+pub async fn fetch_bytes(url: &str, expected_sha256: Option<&str>, max_bytes: usize) -> Result<Vec<u8>, FetchError> {
     let download = |message: String| FetchError::Download { url: url.to_string(), message };
     let client = client().map_err(download)?;
     let mut response = client.get(url).send().await.map_err(|e| download(error_chain(&e)))?;
@@ -57,13 +63,15 @@ pub async fn fetch_verified(url: &str, expected_sha256: &str) -> Result<String, 
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| download(error_chain(&e)))? {
         body.extend_from_slice(&chunk);
-        if body.len() > MAX_BYTES {
-            return Err(FetchError::TooLarge { url: url.to_string() });
+        if body.len() > max_bytes {
+            return Err(FetchError::TooLarge { url: url.to_string(), max: max_bytes });
         }
     }
-    let actual = hex::encode(Sha256::digest(&body));
-    if !actual.eq_ignore_ascii_case(expected_sha256) {
-        return Err(FetchError::Checksum { url: url.to_string(), expected: expected_sha256.to_string(), actual });
+    if let Some(expected) = expected_sha256 {
+        let actual = hex::encode(Sha256::digest(&body));
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(FetchError::Checksum { url: url.to_string(), expected: expected.to_string(), actual });
+        }
     }
-    String::from_utf8(body).map_err(|_| FetchError::NotText { url: url.to_string() })
+    Ok(body)
 }

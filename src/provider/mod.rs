@@ -74,6 +74,7 @@ impl Provider for PlatformProvider {
         let platform = &self.shared;
         vec![
             Arc::new(resources::namespace::NamespaceResource::new(platform.clone())),
+            Arc::new(resources::k3s_cluster::K3sClusterResource::new(platform.clone())),
             Arc::new(resources::cluster::ClusterResource::new(platform.clone())),
             Arc::new(resources::secret::SecretResource::new(platform.clone())),
             Arc::new(resources::sealed_secret::SealedSecretResource::new(platform.clone())),

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod dns_record;
+pub mod k3s_cluster;
 pub mod metadata;
 pub mod namespace;
 mod object;

@@ -35,3 +35,4 @@ mod s3_client;
 mod velero;
 mod volsync;
 mod ssh_client;
+mod k3s_cluster;

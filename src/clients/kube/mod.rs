@@ -10,6 +10,7 @@
 mod connection;
 mod dynamic;
 pub mod fields;
+pub mod nodes;
 pub mod ownership;
 pub mod retry;
 

@@ -1,0 +1,390 @@
+//! `platform_k3s_cluster` with real Terraform, real SSH (OpenSSH's sshd on the node rig's
+//! test hosts) and the k3s stand-in (`harness::k3s_standin`, named so in every test here),
+//! whose servers run a real etcd and kube-apiserver. Orders and one-at-a-time are asserted
+//! from the nodes' own event logs, never from the provider's.
+
+use crate::harness::hosts::{Host, Hosts};
+use crate::harness::k3s_standin::{Event, K3sStandin};
+use crate::harness::{terraform_binaries, TerraformBin, Workdir};
+
+const V1: &str = "v1.29.1+k3s2";
+const V2: &str = "v1.29.4+k3s1";
+
+/// One cluster's HCL, keyed nodes with the rig's addresses.
+struct Cluster<'a> {
+    hosts: &'a Hosts,
+    standin: &'a K3sStandin,
+    version: String,
+    /// (key, host index) of the servers; the first is the bootstrap server.
+    servers: Vec<(&'static str, usize)>,
+    agents: Vec<(&'static str, usize)>,
+    extra: String,
+    with_namespace: Option<String>,
+}
+
+impl<'a> Cluster<'a> {
+    fn new(hosts: &'a Hosts, servers: &[(&'static str, usize)], agents: &[(&'static str, usize)]) -> Self {
+        Cluster {
+            hosts,
+            standin: K3sStandin::prepare(),
+            version: V1.to_string(),
+            servers: servers.to_vec(),
+            agents: agents.to_vec(),
+            extra: String::new(),
+            with_namespace: None,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("https://{}:6443", self.hosts.host(self.servers[0].1).address())
+    }
+
+    fn hcl(&self) -> String {
+        let node = |key: &str, index: usize, bootstrap: bool, labels: &str| {
+            let bootstrap = if bootstrap { ", bootstrap = true" } else { "" };
+            format!("    {key} = {{ host = \"{}\"{bootstrap}{labels} }}\n", self.hosts.host(index).address())
+        };
+        let servers: String =
+            self.servers.iter().enumerate().map(|(i, (key, index))| node(key, *index, i == 0, "")).collect();
+        let agents: String = self
+            .agents
+            .iter()
+            .map(|(key, index)| node(key, *index, false, ", labels = { \"node.kubernetes.io/pool\" = \"general\" }"))
+            .collect();
+        let namespace = self
+            .with_namespace
+            .as_ref()
+            .map(|name| {
+                format!(
+                    "resource \"platform_namespace\" \"apps\" {{\n  name    = \"{name}\"\n  cluster = platform_k3s_cluster.this.connection\n}}\n"
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            r#"{providers}
+provider "platform" {{}}
+
+resource "platform_k3s_cluster" "this" {{
+  name          = "acc"
+  version       = "{version}"
+  api_endpoint  = "{endpoint}"
+  server_config = yamlencode({{ "write-kubeconfig-mode" = "0600", disable = ["traefik"] }})
+  servers = {{
+{servers}  }}
+  agents = {{
+{agents}  }}
+  ssh {{
+    private_key_path = "{key}"
+    known_hosts      = file("{known_hosts}")
+  }}
+  install {{
+    script_url = "{script}"
+  }}
+  upgrade {{
+    drain_timeout = "2m"
+  }}
+{extra}}}
+
+{namespace}
+output "nodes" {{
+  value = platform_k3s_cluster.this.nodes
+}}
+"#,
+            providers = required_providers!(),
+            version = self.version,
+            endpoint = self.endpoint(),
+            key = self.hosts.private_key_path().display(),
+            known_hosts = self.hosts.known_hosts_path().display(),
+            script = self.standin.install_script_url(),
+            extra = self.extra,
+        )
+    }
+}
+
+fn newest_terraform() -> TerraformBin {
+    terraform_binaries().into_iter().max_by_key(|t| t.version).expect("a terraform")
+}
+
+fn oldest_terraform() -> TerraformBin {
+    terraform_binaries().into_iter().min_by_key(|t| t.version).expect("a terraform")
+}
+
+/// The events of `name` on `host`.
+fn events_named(standin: &K3sStandin, host: &Host, name: &str) -> Vec<Event> {
+    standin.events(host).into_iter().filter(|e| e.name == name).collect()
+}
+
+/// The nodes output: key → (role, version, ready).
+fn nodes_output(work: &Workdir) -> serde_json::Value {
+    work.output_json()["nodes"]["value"].clone()
+}
+
+#[track_caller]
+fn assert_node(nodes: &serde_json::Value, key: &str, role: &str, version: &str) {
+    let node = &nodes[key];
+    assert_eq!(node["role"], role, "{key}: {nodes}");
+    assert_eq!(node["version"], version, "{key}: {nodes}");
+    assert_eq!(node["ready"], true, "{key}: {nodes}");
+}
+
+/// Kubernetes objects through the new cluster's first server, with the admin certificate.
+fn kube_get(standin: &K3sStandin, server: &Host, path: &str) -> serde_json::Value {
+    let client = standin.admin_client(server).expect("admin client");
+    let response = client.get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+    serde_json::from_str(&response.body).expect("json")
+}
+
+#[test]
+fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_and_is_destroyed() {
+    let tf = newest_terraform();
+    let hosts = Hosts::start(6);
+    let mut cluster = Cluster::new(&hosts, &[("s1", 0), ("s2", 1), ("s3", 2)], &[("a1", 3), ("a2", 4)]);
+    cluster.with_namespace = Some("apps".to_string());
+    let standin = cluster.standin;
+    let work = Workdir::without_cluster(&tf);
+    work.write_main_tf(&cluster.hcl());
+
+    // One apply: the cluster, then a namespace on it through its `connection`.
+    let out = work.apply();
+    out.assert_success();
+    let nodes = nodes_output(&work);
+    for key in ["s1", "s2", "s3"] {
+        assert_node(&nodes, key, "server", V1);
+    }
+    for key in ["a1", "a2"] {
+        assert_node(&nodes, key, "agent", V1);
+    }
+    let s1 = hosts.host(0);
+    let namespace = kube_get(standin, s1, "/api/v1/namespaces/apps");
+    assert_eq!(namespace["metadata"]["name"], "apps");
+    let node_list = kube_get(standin, s1, "/api/v1/nodes");
+    let names: Vec<&str> =
+        node_list["items"].as_array().unwrap().iter().map(|n| n["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let a1 = node_list["items"].as_array().unwrap().iter().find(|n| n["metadata"]["name"] == "a1").unwrap();
+    assert_eq!(a1["metadata"]["labels"]["node.kubernetes.io/pool"], "general");
+    // Servers joined one at a time: each started only after the one before was ready.
+    let ready_s1 = events_named(standin, s1, "ready")[0].unix_ms;
+    let start_s2 = events_named(standin, hosts.host(1), "start")[0].unix_ms;
+    let ready_s2 = events_named(standin, hosts.host(1), "ready")[0].unix_ms;
+    let start_s3 = events_named(standin, hosts.host(2), "start")[0].unix_ms;
+    assert!(ready_s1 <= start_s2 && ready_s2 <= start_s3, "servers not joined one at a time");
+    // config.yaml is the provider's, 0600.
+    let mode = s1.ssh("stat -c %a /etc/rancher/k3s/config.yaml");
+    assert_eq!(mode.stdout.trim(), "600");
+    work.assert_plan_empty();
+
+    // Add an agent: only that node is touched.
+    let before: Vec<usize> = (0..5).map(|i| standin.events(hosts.host(i)).len()).collect();
+    cluster.agents.push(("a3", 5));
+    work.write_main_tf(&cluster.hcl());
+    let plan = work.assert_plan_has_changes();
+    assert!(plan.stdout.contains("a3"), "{}", plan.stdout);
+    work.apply().assert_success();
+    assert_node(&nodes_output(&work), "a3", "agent", V1);
+    for (i, count) in before.iter().enumerate() {
+        assert_eq!(standin.events(hosts.host(i)).len(), *count, "node {i} was touched by adding a3");
+    }
+    work.assert_plan_empty();
+
+    // Remove it again: cordoned, drained, Node deleted, uninstalled.
+    cluster.agents.pop();
+    work.write_main_tf(&cluster.hcl());
+    work.apply().assert_success();
+    assert!(events_named(standin, hosts.host(5), "uninstall").len() == 1);
+    assert!(!hosts.host(5).root_dir().join("usr/local/bin/k3s").exists());
+    let node_list = kube_get(standin, s1, "/api/v1/nodes");
+    assert!(node_list["items"].as_array().unwrap().iter().all(|n| n["metadata"]["name"] != "a3"));
+    work.assert_plan_empty();
+
+    // Refused at plan time: removing a server (even count), a skipped minor, a downgrade,
+    // a moved bootstrap server.
+    let refused = |edit: &dyn Fn(&mut Cluster), needle: &str| {
+        let mut changed = Cluster {
+            servers: cluster.servers.clone(),
+            agents: cluster.agents.clone(),
+            ..Cluster::new(&hosts, &[], &[])
+        };
+        changed.version = cluster.version.clone();
+        edit(&mut changed);
+        work.write_main_tf(&changed.hcl());
+        let out = work.plan();
+        assert!(!out.success(), "plan accepted ({needle})");
+        assert!(out.stderr.contains(needle), "no {needle:?} in:\n{}", out.stderr);
+    };
+    refused(
+        &|c| {
+            c.servers.pop();
+        },
+        "Even number of servers",
+    );
+    refused(&|c| c.version = "v1.31.0+k3s1".into(), "upgrade to v1.30 first");
+    refused(&|c| c.version = "v1.28.9+k3s1".into(), "downgrade");
+    refused(&|c| c.servers.swap(0, 1), "Bootstrap server changed");
+
+    // Upgrade: servers one at a time, then agents, each drained and back before the next.
+    cluster.version = V2.to_string();
+    work.write_main_tf(&cluster.hcl());
+    let plan = work.assert_plan_has_changes();
+    assert!(plan.stdout.contains(V1) && plan.stdout.contains(V2), "plan does not show versions:\n{}", plan.stdout);
+    // The second server fails to start on the new version: the apply stops there.
+    standin.fail_start(hosts.host(1), "injected start failure for the resume test");
+    let failed = work.apply();
+    assert!(!failed.success(), "upgrade with a failing server succeeded");
+    assert!(failed.stderr.contains("injected start failure"), "service log not quoted:\n{}", failed.stderr);
+    let nodes = work.resource_values("platform_k3s_cluster.this").unwrap()["nodes"].clone();
+    assert_eq!(nodes["s1"]["version"], V2, "s1's upgrade not recorded: {nodes}");
+    assert_eq!(nodes["s3"]["version"], V1, "s3 touched after s2 failed: {nodes}");
+    // s2 was uncordoned although it failed.
+    let s2_node = kube_get(standin, s1, "/api/v1/nodes/s2");
+    assert_ne!(s2_node["spec"]["unschedulable"], true, "s2 left cordoned");
+    standin.clear_fail_start(hosts.host(1));
+    let plan = work.assert_plan_has_changes();
+    assert!(!plan.stdout.contains("\"s1\" = {"), "resumed plan touches s1 again:\n{}", plan.stdout);
+    work.apply().assert_success();
+    let nodes = nodes_output(&work);
+    for key in ["s1", "s2", "s3"] {
+        assert_node(&nodes, key, "server", V2);
+    }
+    for key in ["a1", "a2"] {
+        assert_node(&nodes, key, "agent", V2);
+    }
+    // From the nodes' own logs: each node stopped cordoned, and no two were down at once.
+    let mut windows = Vec::new();
+    for (key, index) in cluster.servers.iter().chain(&cluster.agents) {
+        let host = hosts.host(*index);
+        let stops: Vec<Event> = events_named(standin, host, "stop").into_iter().filter(|e| e.version() == V1).collect();
+        let stop = stops.last().unwrap_or_else(|| panic!("{key} never stopped for the upgrade"));
+        assert_eq!(stop.field("unschedulable"), Some("true"), "{key} was not cordoned when it stopped");
+        let ready =
+            events_named(standin, host, "ready").into_iter().find(|e| e.version() == V2 && e.unix_ms >= stop.unix_ms);
+        let ready = ready.unwrap_or_else(|| panic!("{key} never became ready on {V2}"));
+        windows.push((*key, stop.unix_ms, ready.unix_ms));
+    }
+    let successful: Vec<&(&str, u64, u64)> = windows.iter().collect();
+    for pair in successful.windows(2) {
+        let ((a, _, a_ready), (b, b_stop, _)) = (pair[0], pair[1]);
+        assert!(a_ready <= b_stop, "{b} went down before {a} was back: {windows:?}");
+    }
+    work.assert_plan_empty();
+
+    // Destroy: the namespace, then agents, then servers; nothing of k3s is left.
+    work.destroy().assert_success();
+    for i in 0..5 {
+        let host = hosts.host(i);
+        assert_eq!(events_named(standin, host, "uninstall").len(), 1, "{} not uninstalled", host.name());
+        let probe = host.ssh("test -e /usr/local/bin/k3s || test -e /etc/rancher/k3s/config.yaml; echo $?");
+        assert_eq!(probe.stdout.trim(), "1", "{} still has k3s", host.name());
+    }
+    let last_agent = (3..5).map(|i| events_named(standin, hosts.host(i), "uninstall")[0].unix_ms).max().unwrap();
+    let first_server = (0..3).map(|i| events_named(standin, hosts.host(i), "uninstall")[0].unix_ms).min().unwrap();
+    assert!(last_agent <= first_server, "servers uninstalled before agents");
+}
+
+#[test]
+fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and_bad_host_keys() {
+    let tf = oldest_terraform();
+    let hosts = Hosts::start(3);
+    let cluster = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    let standin = cluster.standin;
+    let work = Workdir::without_cluster(&tf);
+    work.write_main_tf(&cluster.hcl());
+    work.apply().assert_success();
+    assert_node(&nodes_output(&work), "s1", "server", V1);
+    assert_node(&nodes_output(&work), "a1", "agent", V1);
+    work.assert_plan_empty();
+    // The kubeconfig points at api_endpoint and works.
+    let state = work.resource_values("platform_k3s_cluster.this").unwrap();
+    let kubeconfig = state["kubeconfig"].as_str().unwrap();
+    assert!(kubeconfig.contains(&cluster.endpoint()), "{kubeconfig}");
+    assert!(!kubeconfig.contains("127.0.0.1"));
+    assert_eq!(state["connection"]["host"], cluster.endpoint());
+
+    // A host that already runs k3s is refused, naming it, and left alone.
+    standin.upload_binary(hosts.host(2), V1).assert_success();
+    let mut grown = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1), ("a2", 2)]);
+    grown.version = V1.to_string();
+    work.write_main_tf(&grown.hcl());
+    let out = work.apply();
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("already runs k3s") && out.stderr.contains(&hosts.host(2).address().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(events_named(standin, hosts.host(2), "uninstall").is_empty(), "foreign k3s was touched");
+    // The resource did not change (the failed apply may leave the `nodes` output stale, which
+    // the next apply refreshes).
+    work.write_main_tf(&cluster.hcl());
+    let plan = work.plan();
+    assert!(!plan.stdout.contains("platform_k3s_cluster.this will be"), "{}", plan.stdout);
+    work.apply().assert_success();
+    work.assert_plan_empty();
+
+    // A host key that is not the one in known_hosts: refused at apply, nothing done.
+    let wrong = work.write_file(
+        "known_hosts",
+        &std::fs::read_to_string(hosts.known_hosts_path())
+            .unwrap()
+            .lines()
+            .map(|line| {
+                if line.starts_with(&format!("{} ", hosts.host(0).address())) {
+                    format!("{} {}", hosts.host(0).address(), hosts.host(1).host_key_pub())
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let mut upgraded = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    upgraded.version = V2.to_string();
+    let hcl = upgraded.hcl().replace(&hosts.known_hosts_path().display().to_string(), &wrong.display().to_string());
+    work.write_main_tf(&hcl);
+    let out = work.apply();
+    assert!(!out.success());
+    assert!(out.stderr.to_lowercase().contains("host key"), "{}", out.stderr);
+    assert!(events_named(standin, hosts.host(0), "stop").is_empty(), "s1 was touched with a wrong host key");
+
+    work.write_main_tf(&cluster.hcl());
+    work.destroy().assert_success();
+    for i in 0..2 {
+        assert_eq!(events_named(standin, hosts.host(i), "uninstall").len(), 1);
+    }
+    // The foreign installation is still there.
+    assert!(hosts.host(2).root_dir().join("usr/local/bin/k3s").exists());
+}
+
+#[test]
+fn k3s_standin_plan_time_refusals_name_their_attribute() {
+    let tf = newest_terraform();
+    let work = Workdir::without_cluster(&tf);
+    let cases = [
+        ("version = \"1.29\"", "Invalid k3s version"),
+        ("server_config = \"- not\\n- a map\\n\"", "must be a YAML mapping"),
+        ("server_config = yamlencode({ token = \"x\" })", "Flag set by the provider"),
+        ("agent_version = \"v1.30.2+k3s1\"", "Agents newer than servers"),
+        ("api_endpoint = \"http://10.0.0.1:6443\"", "must be an https:// URL"),
+    ];
+    for (line, needle) in cases {
+        let attribute = line.split_whitespace().next().unwrap();
+        let body = "  name = \"x\"\n  version = \"v1.29.1+k3s2\"\n  api_endpoint = \"https://10.0.0.1:6443\"\n  servers = { s1 = { host = \"10.0.0.1\", bootstrap = true } }\n  ssh {\n    private_key_path = \"/nonexistent\"\n    known_hosts = \"10.0.0.1 ssh-ed25519 AAAA\"\n  }\n";
+        let body =
+            body.lines().filter(|l| l.split_whitespace().next() != Some(attribute)).collect::<Vec<_>>().join("\n");
+        work.write_main_tf(&format!(
+            "{}\nresource \"platform_k3s_cluster\" \"this\" {{\n{body}\n  {line}\n}}\n",
+            required_providers!()
+        ));
+        let out = work.plan();
+        assert!(!out.success(), "{line}: accepted");
+        assert!(out.stderr.contains(needle), "{line}: no {needle:?} in\n{}", out.stderr);
+    }
+    let even = format!(
+        "{}\nresource \"platform_k3s_cluster\" \"this\" {{\n  name = \"x\"\n  version = \"v1.29.1+k3s2\"\n  api_endpoint = \"https://10.0.0.1:6443\"\n  servers = {{\n    s1 = {{ host = \"10.0.0.1\", bootstrap = true }}\n    s2 = {{ host = \"10.0.0.2\" }}\n  }}\n  ssh {{\n    private_key_path = \"/k\"\n    known_hosts = \"\"\n  }}\n}}\n",
+        required_providers!()
+    );
+    work.write_main_tf(&even);
+    let out = work.plan();
+    assert!(out.stderr.contains("Even number of servers") && out.stderr.contains("known_hosts"), "{}", out.stderr);
+}
