@@ -12,6 +12,13 @@
 //! first line), never the script's body or its input. Files are written atomically (a temp
 //! file in the target's directory, then `mv`), large ones checked with `sha256sum` first.
 //!
+//! A command that outlives its timeout, or whose operation is cancelled or runs out of time
+//! (the caller's [`Deadline`] dropping the future included), is stopped whole: every process
+//! of a run carries the environment variable `TF_SSH_RUN=<random id>` (set by `env` before
+//! `sh` starts), and a second command on the same connection kills the processes that carry
+//! it (sshd itself would signal only its direct child). Services the script started through
+//! systemd do not inherit it and keep running.
+//!
 //! Connecting (TCP, key exchange, authentication) is retried on transient faults (refused,
 //! reset, no answer within [`SshSettings::connect_timeout`]) by [`retry`] until the current
 //! [`Deadline`]; a command is never run twice. Every wait honours the deadline's expiry and
