@@ -343,3 +343,65 @@ async fn ssh_client_stops_when_the_deadline_is_cancelled() {
     assert_eq!(left.unwrap().trim(), "0");
     client.close().await;
 }
+
+/// A key made by `ssh-keygen -t <kind>` with `extra` options, authorized for root on `host`;
+/// its private key text.
+fn authorized_key(hosts: &Hosts, host: &Host, name: &str, kind: &str, extra: &[&str]) -> String {
+    let path = hosts.dir().join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-C", name, "-f"])
+        .arg(&path)
+        .args(extra)
+        .output()
+        .expect("run ssh-keygen");
+    assert!(out.status.success(), "ssh-keygen -t {kind}: {}", String::from_utf8_lossy(&out.stderr));
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    let authorized = host.root_dir().join("etc/ssh/tf_acc_authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&public);
+    std::fs::write(&authorized, keys).unwrap();
+    std::fs::read_to_string(&path).unwrap()
+}
+
+#[tokio::test]
+async fn ssh_client_logs_in_with_rsa_ecdsa_pkcs8_and_encrypted_keys() {
+    let hosts = Hosts::start(1);
+    let host = hosts.host(0);
+    let keys = [
+        ("rsa-openssh", authorized_key(&hosts, host, "id_rsa", "rsa", &["-b", "3072", "-N", ""]), None),
+        ("rsa-pkcs1", authorized_key(&hosts, host, "id_rsa_pem", "rsa", &["-b", "2048", "-N", "", "-m", "PEM"]), None),
+        ("ecdsa-pkcs8", authorized_key(&hosts, host, "id_ecdsa", "ecdsa", &["-N", "", "-m", "PKCS8"]), None),
+        (
+            "ed25519-encrypted",
+            authorized_key(&hosts, host, "id_ed25519_enc", "ed25519", &["-N", "correct horse"]),
+            Some("correct horse"),
+        ),
+    ];
+    for (what, pem, passphrase) in &keys {
+        let mut s = settings(&hosts);
+        s.auth = SshAuth::PrivateKey {
+            pem: SecretString::from(pem.clone()),
+            passphrase: passphrase.map(SecretString::from),
+        };
+        let out = SshClient::new(s).run_checked(&addr(host), "id -un", None, COMMAND_TIMEOUT).await;
+        assert_eq!(out.unwrap_or_else(|e| panic!("{what}: {e}")), "root\n", "{what}");
+    }
+
+    // The encrypted key without its passphrase, or with a wrong one, is an invalid key.
+    let encrypted = &keys[3].1;
+    for passphrase in [None, Some("wrong")] {
+        let mut s = settings(&hosts);
+        s.auth = SshAuth::PrivateKey {
+            pem: SecretString::from(encrypted.clone()),
+            passphrase: passphrase.map(SecretString::from),
+        };
+        let err = SshClient::new(s).run(&addr(host), "true", None, COMMAND_TIMEOUT).await.unwrap_err();
+        match &err {
+            SshError::InvalidKey(detail) => assert!(detail.contains("passphrase"), "{detail}"),
+            other => panic!("expected InvalidKey with passphrase {passphrase:?}, got {other:?}"),
+        }
+        assert!(
+            !err.to_string().contains("correct horse") && !err.to_string().contains(encrypted.lines().nth(1).unwrap())
+        );
+    }
+}
