@@ -5,5 +5,6 @@ pub mod backups;
 pub mod catalog;
 pub mod cluster;
 pub mod dns_record;
+pub mod k3s_kubeconfig;
 pub mod namespace;
 pub mod sops_file;

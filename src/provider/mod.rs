@@ -103,6 +103,6 @@ impl Provider for PlatformProvider {
 
     /// Ephemeral resources: opened like data sources, never stored.
     fn ephemeral_resources(&self) -> Vec<Arc<dyn DataSource>> {
-        vec![Arc::new(data_sources::sops_file::SopsFile::new(self.shared.clone()))]
+        vec![Arc::new(data_sources::sops_file::SopsFile::new(self.shared.clone())), data_sources::k3s_kubeconfig::K3sKubeconfig::new()]
     }
 }

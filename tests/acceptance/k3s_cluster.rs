@@ -211,7 +211,8 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
         work.write_main_tf(&changed.hcl());
         let out = work.plan();
         assert!(!out.success(), "plan accepted ({needle})");
-        assert!(out.stderr.contains(needle), "no {needle:?} in:\n{}", out.stderr);
+        let said = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(said.contains(needle), "no {needle:?} in:\n{}", out.stderr);
     };
     refused(
         &|c| {
@@ -286,11 +287,31 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
 fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and_bad_host_keys() {
     let tf = oldest_terraform();
     let hosts = Hosts::start(3);
-    let cluster = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    let mut cluster = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    // Imported clusters are kept on destroy unless asked; this one is imported below.
+    cluster.extra = "  on_destroy = \"uninstall\"\n".to_string();
     let standin = cluster.standin;
     let work = Workdir::without_cluster(&tf);
     work.write_main_tf(&cluster.hcl());
-    work.apply().assert_success();
+    // Created under TF_LOG=trace: no key, token or kubeconfig content in the log.
+    let out = work.run_with_env(&["apply", "-auto-approve", "-input=false", "-no-color"], &[("TF_LOG", "trace")]);
+    out.assert_success();
+    let log = format!("{}{}", out.stdout, out.stderr);
+    let state = work.resource_values("platform_k3s_cluster.this").unwrap();
+    let client_key = state["connection"]["client_key"].as_str().unwrap().to_string();
+    let token = standin.token(hosts.host(0)).expect("token");
+    let token_secret = token.rsplit(':').next().unwrap().to_string();
+    let private_key = hosts.private_key_pem();
+    let key_body: String = private_key.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().join("");
+    for (what, secret) in [
+        ("client key", client_key.lines().nth(1).unwrap().to_string()),
+        ("token", token_secret),
+        ("ssh key", private_key.lines().nth(1).unwrap().to_string()),
+        ("ssh key", key_body[..40].to_string()),
+    ] {
+        assert!(!log.contains(&secret), "{what} appears in the TF_LOG=trace output");
+    }
+    assert!(log.contains("ApplyResourceChange") || log.contains("apply"), "no trace output captured");
     assert_node(&nodes_output(&work), "s1", "server", V1);
     assert_node(&nodes_output(&work), "a1", "agent", V1);
     work.assert_plan_empty();
@@ -301,10 +322,38 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
     assert!(!kubeconfig.contains("127.0.0.1"));
     assert_eq!(state["connection"]["host"], cluster.endpoint());
 
+    // Import by name (no hosts or credentials in the id); the next apply adopts the nodes
+    // the configuration names without touching them, and then nothing is left to do.
+    work.run(&["state", "rm", "platform_k3s_cluster.this"]).assert_success();
+    let events_before: Vec<usize> = (0..2).map(|i| standin.events(hosts.host(i)).len()).collect();
+    work.import("platform_k3s_cluster.this", "acc").assert_success();
+    let adopt = work.apply();
+    adopt.assert_success();
+    for (i, count) in events_before.iter().enumerate() {
+        assert_eq!(standin.events(hosts.host(i)).len(), *count, "adoption touched node {i}");
+    }
+    assert_eq!(work.resource_values("platform_k3s_cluster.this").unwrap()["adopted"], true);
+    assert_node(&nodes_output(&work), "a1", "agent", V1);
+    work.assert_plan_empty();
+    // Adopting a configuration that does not match what runs is refused, naming the node.
+    work.run(&["state", "rm", "platform_k3s_cluster.this"]).assert_success();
+    work.import("platform_k3s_cluster.this", "acc").assert_success();
+    let mut wrong = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    wrong.extra = cluster.extra.clone();
+    wrong.version = V2.to_string();
+    work.write_main_tf(&wrong.hcl());
+    let out = work.apply();
+    assert!(!out.success());
+    let said = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(said.contains("cannot adopt node") && said.contains(&format!("runs k3s {V1}")), "{}", out.stderr);
+    work.write_main_tf(&cluster.hcl());
+    work.apply().assert_success();
+    work.assert_plan_empty();
+
     // A host that already runs k3s is refused, naming it, and left alone.
     standin.upload_binary(hosts.host(2), V1).assert_success();
     let mut grown = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1), ("a2", 2)]);
-    grown.version = V1.to_string();
+    grown.extra = cluster.extra.clone();
     work.write_main_tf(&grown.hcl());
     let out = work.apply();
     assert!(!out.success());
@@ -339,6 +388,7 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
             .join("\n"),
     );
     let mut upgraded = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    upgraded.extra = cluster.extra.clone();
     upgraded.version = V2.to_string();
     let hcl = upgraded.hcl().replace(&hosts.known_hosts_path().display().to_string(), &wrong.display().to_string());
     work.write_main_tf(&hcl);
@@ -346,6 +396,22 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
     assert!(!out.success());
     assert!(out.stderr.to_lowercase().contains("host key"), "{}", out.stderr);
     assert!(events_named(standin, hosts.host(0), "stop").is_empty(), "s1 was touched with a wrong host key");
+
+    // An unreachable node: the apply gives up within its timeout, naming the host.
+    let octets = hosts.gateway().octets();
+    let nowhere = format!("{}.{}.{}.250", octets[0], octets[1], octets[2]);
+    let mut unreachable = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    unreachable.extra = format!("{}  timeouts {{\n    update = \"20s\"\n  }}\n", cluster.extra);
+    let hcl = unreachable.hcl().replace(
+        "  agents = {\n",
+        &format!("  agents = {{\n    a9 = {{ host = \"{nowhere}\" }}\n"),
+    );
+    work.write_main_tf(&hcl);
+    let started = std::time::Instant::now();
+    let out = work.apply();
+    assert!(!out.success());
+    assert!(out.stderr.contains(&nowhere), "{}", out.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(90), "took {:?}", started.elapsed());
 
     work.write_main_tf(&cluster.hcl());
     work.destroy().assert_success();

@@ -141,7 +141,9 @@ pub struct ClusterSpec {
     pub ssh: SshSpec,
     pub install: InstallSpec,
     pub upgrade: UpgradeSpec,
-    pub keep_on_destroy: bool,
+    /// `on_destroy`: `Some(true)` keep, `Some(false)` uninstall, `None` unset (uninstall what
+    /// this resource installed, keep an imported cluster).
+    pub keep_on_destroy: Option<bool>,
 }
 
 impl ClusterSpec {
@@ -349,7 +351,8 @@ fn version(config: &Value, name: &str, diags: &mut Diagnostics) -> Option<K3sVer
     }
 }
 
-fn ssh(config: &Value) -> SshSpec {
+/// The `ssh` block of `config` (`private_key_wo` included when present).
+pub fn ssh(config: &Value) -> SshSpec {
     let ssh = block(config, "ssh");
     SshSpec {
         user: text(ssh, "user").unwrap_or("root").to_string(),
@@ -513,15 +516,16 @@ pub fn check(config: &Value, diags: &mut Diagnostics) -> Option<ClusterSpec> {
     let install_spec = install(config, diags);
     let upgrade_spec = upgrade(config, diags);
     let keep_on_destroy = match text(config, "on_destroy") {
-        None | Some("uninstall") => false,
-        Some("keep") => true,
+        None => None,
+        Some("uninstall") => Some(false),
+        Some("keep") => Some(true),
         Some(other) => {
             diags.error_at(
                 AttributePath::root("on_destroy"),
                 "Invalid on_destroy",
                 format!("{other:?} is not \"uninstall\" or \"keep\"."),
             );
-            false
+            None
         }
     };
     let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();

@@ -69,7 +69,7 @@ pub fn diagnostic(summary: &str, error: &K3sError) -> Diagnostic {
             format!("{error}. The provider runs commands with `sudo -n`; allow the SSH user passwordless sudo, or use root."),
         ),
         other => match other.log() {
-            Some(log) => Diagnostic::error(summary, format!("{other}.\n\nLast lines of the service log:\n{log}")),
+            Some(log) => Diagnostic::error(summary, format!("{other}.\n\nLast lines of its output:\n{log}")),
             None => Diagnostic::error(summary, format!("{other}.")),
         },
     }

@@ -126,11 +126,12 @@ impl NodeHost<'_> {
         }
         let out = self.ssh.run(self.host(), &format!("{env} sh -s -"), Some(&installer.script), INSTALL).await?;
         if !out.success() {
+            let service = self.node.role.service();
             return Err(K3sError::Install {
                 node: self.node.key.clone(),
                 host: self.host().to_string(),
                 detail: format!("the install script exited with {}", out.status),
-                log: out.tail(LOG_LINES),
+                log: format!("{}\n\n`journalctl -u {service}`:\n{}", out.tail(LOG_LINES), self.service_log().await),
             });
         }
         Ok(())

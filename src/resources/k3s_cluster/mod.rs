@@ -5,10 +5,10 @@
 //! which brings the hosts from what the state records to the spec one node at a time and
 //! records each node as it finishes.
 
-mod config;
+pub mod config;
 mod error;
 mod host;
-mod kubeconfig;
+pub mod kubeconfig;
 mod rollout;
 mod version;
 
@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use self::config::{ClusterSpec, Role};
 use self::error::{diagnostic, K3sError};
 use self::rollout::{NodeRecord, Progress, Rollout};
+pub use self::rollout::server_url;
 use self::version::{upgrade_refusal, K3sVersion};
 use crate::clients::deadline::Deadline;
 use crate::clients::ssh::{SshAuth, SshClient, SshSettings};
@@ -144,6 +145,38 @@ fn without_write_only(mut state: Value) -> Value {
     state
 }
 
+/// A server's admin kubeconfig read over SSH, rewritten for `server` under `name`, with its
+/// decoded credentials: what `platform_k3s_kubeconfig` opens.
+pub async fn read_kubeconfig(
+    ssh: &config::SshSpec,
+    host: &str,
+    server: &str,
+    name: &str,
+    timeout: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<(kubeconfig::Credentials, String), crate::framework::diagnostics::Diagnostic> {
+    let client = ssh_client(ssh).map_err(|e| crate::framework::diagnostics::Diagnostic::error("No SSH credentials", e))?;
+    let node = config::NodeSpec {
+        key: String::new(),
+        role: Role::Server,
+        host: host.to_string(),
+        bootstrap: false,
+        labels: BTreeMap::new(),
+        config: Default::default(),
+    };
+    let deadline = Deadline::after(timeout, stop);
+    let result = deadline
+        .run(async {
+            let text = host::NodeHost { ssh: &client, node: &node }.read_kubeconfig().await?;
+            let bad = |detail: String| K3sError::Kubeconfig { host: host.to_string(), detail };
+            let credentials = kubeconfig::credentials(&text).map_err(bad)?;
+            Ok::<_, K3sError>((credentials, kubeconfig::rewrite(&text, server, name).map_err(bad)?))
+        })
+        .await;
+    client.close().await;
+    result.map_err(|e| diagnostic("Could not read the k3s kubeconfig", &e))
+}
+
 /// The SSH client for one operation. `private_key_wo` exists only during create and update.
 fn ssh_client(spec: &config::SshSpec) -> Result<SshClient, String> {
     let auth = if let Some(key) = &spec.private_key {
@@ -186,6 +219,11 @@ fn spec_of(value: &Value, diags: &mut Diagnostics) -> Option<ClusterSpec> {
     spec
 }
 
+/// A state made by import that no apply has completed yet: it names the cluster only.
+fn is_imported(state: &Value) -> bool {
+    state.get_attr("adopted").and_then(Value::as_bool) == Some(true) && recorded_nodes(state).is_empty()
+}
+
 fn token_of(config: &Value) -> Option<String> {
     config.get_attr("token_wo").and_then(Value::as_str).map(str::to_string)
 }
@@ -213,7 +251,11 @@ impl K3sClusterResource {
         let deadline = Deadline::after(timeout, ctx.stop.clone());
         let result = {
             let mut rollout = Rollout::new(&self.platform, &spec, &ssh, &deadline, token_of(config));
-            deadline.run(Box::pin(rollout.converge(&mut progress))).await
+            if prior.is_some_and(is_imported) {
+                deadline.run(Box::pin(rollout.adopt(&mut progress))).await
+            } else {
+                deadline.run(Box::pin(rollout.converge(&mut progress))).await
+            }
         };
         ssh.close().await;
         let base = match &result {
@@ -274,21 +316,23 @@ impl K3sClusterResource {
                 );
             }
         }
-        let versions = |from: &str, to: &K3sVersion, diags: &mut Diagnostics, attribute: &str| {
-            if let Ok(from) = K3sVersion::parse(from) {
-                if let Some(why) = upgrade_refusal(&from, to) {
-                    diags.error_at(AttributePath::root(attribute), "Unsupported version change", format!("{why}."));
-                }
-            }
+        // Agents follow `version` unless `agent_version` is set: one refusal per attribute.
+        let agent_attribute = if config.get_attr("agent_version").is_some_and(|v| !v.is_null()) {
+            "agent_version"
+        } else {
+            "version"
         };
-        let mut seen = std::collections::BTreeSet::new();
+        let mut refused = std::collections::BTreeSet::new();
         for record in recorded.values() {
             let (target, attribute) = match record.role {
                 Role::Server => (&spec.version, "version"),
-                Role::Agent => (&spec.agent_version, "agent_version"),
+                Role::Agent => (&spec.agent_version, agent_attribute),
             };
-            if seen.insert((record.version.clone(), attribute)) {
-                versions(&record.version, target, diags, attribute);
+            let Ok(from) = K3sVersion::parse(&record.version) else { continue };
+            if let Some(why) = upgrade_refusal(&from, target) {
+                if refused.insert((attribute, why.clone())) {
+                    diags.error_at(AttributePath::root(attribute), "Unsupported version change", format!("{why}."));
+                }
             }
         }
         // Token: a change after bootstrap is a rotation k3s does itself.
@@ -395,8 +439,11 @@ impl Resource for K3sClusterResource {
                 .optional()
                 .describe("Allow an even number of servers (etcd tolerates no more failures with 4 than with 3)."),
             Attribute::string("on_destroy").optional().describe(
-                "`uninstall` (default: agents, then servers, run k3s's uninstall script) or `keep` (leave the hosts \
-                 as they are).",
+                "`uninstall` (agents, then servers, run k3s's uninstall script; the default for a cluster this \
+                 resource created) or `keep` (leave the hosts as they are; the default for an imported cluster).",
+            ),
+            Attribute::bool("adopted").computed().keep_on_update().describe(
+                "Whether the cluster was imported rather than created here.",
             ),
             nested_nodes("servers", Role::Server, true),
             nested_nodes("agents", Role::Agent, false),
@@ -487,7 +534,14 @@ impl Resource for K3sClusterResource {
         };
         plan.planned.set_attr("id", Value::string(spec.name.clone()));
         let nodes = planned_nodes(&spec);
-        if !plan.is_create() {
+        if plan.is_create() {
+            plan.planned.set_attr("adopted", Value::Bool(false));
+        } else if is_imported(&plan.prior) {
+            // The apply adopts the configured nodes; it changes nothing on them.
+            for name in ["connection", "kubeconfig"] {
+                plan.planned.set_attr(name, Value::Unknown);
+            }
+        } else {
             self.check_change(&plan.prior, &spec, &plan.config, diags);
             let endpoint_changed = plan.prior.get_attr("api_endpoint") != plan.planned.get_attr("api_endpoint");
             for name in ["connection", "kubeconfig"] {
@@ -572,12 +626,32 @@ impl Resource for K3sClusterResource {
         self.apply(ctx, Some(prior), planned, config, timeout, diags).await
     }
 
+    /// Import takes the cluster name only (no hosts, no credentials in the id); the next apply
+    /// adopts the nodes the configuration names, checking each runs k3s as configured.
+    async fn import(&self, _ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        let name = id.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            diags.error("Invalid import id", format!("Import a k3s cluster by its name, e.g. \"home\", not {id:?}."));
+            return None;
+        }
+        let mut state = Value::null_object(&self.schema().implied_type());
+        state.set_attr("id", Value::string(name));
+        state.set_attr("name", Value::string(name));
+        state.set_attr("adopted", Value::Bool(true));
+        Some(state)
+    }
+
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
+        if is_imported(prior) {
+            // Imported, never adopted: nothing was touched.
+            return;
+        }
         let Some(spec) = config::check(prior, &mut Diagnostics::new()) else {
             diags.error("Invalid state", "The k3s cluster's state cannot be read; nothing was uninstalled.");
             return;
         };
-        if spec.keep_on_destroy {
+        let adopted = prior.get_attr("adopted").and_then(Value::as_bool).unwrap_or(false);
+        if spec.keep_on_destroy.unwrap_or(adopted) {
             tracing::info!(cluster = %spec.name, "on_destroy = keep: leaving the hosts as they are");
             return;
         }

@@ -474,6 +474,38 @@ impl<'a> Rollout<'a> {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Takes over an imported cluster: every configured node must already run k3s of its
+    /// configured version and role, and be Ready. Nothing is installed or restarted.
+    pub async fn adopt(&mut self, progress: &mut Progress) -> Result<(), K3sError> {
+        let spec = self.spec;
+        for node in &spec.nodes {
+            let probe = self.host(node).probe().await?;
+            let want = spec.version_for(node.role);
+            let found = match (&probe.version, probe.active.iter().any(|s| s == node.role.service())) {
+                (Some(version), true) if version == want => None,
+                (Some(version), true) => Some(format!("runs k3s {version}, not the configured {want}")),
+                (Some(_), false) => Some(format!("has k3s but its {} service is not running", node.role.service())),
+                (None, _) => Some("does not run k3s".to_string()),
+            };
+            if let Some(found) = found {
+                return Err(K3sError::Refused(format!(
+                    "cannot adopt node {:?} ({}): it {found}. Make the configuration describe the cluster as it \
+                     is, then change it after the import",
+                    node.key, node.host
+                )));
+            }
+        }
+        let (credentials, kubeconfig) = self.read_credentials(spec.bootstrap()).await?;
+        progress.credentials = Some(credentials);
+        progress.kubeconfig = Some(kubeconfig);
+        for node in &spec.nodes {
+            let version = spec.version_for(node.role).clone();
+            self.wait_node(node, &version, progress).await?;
+            self.record(node, &version, progress);
+        }
+        Ok(())
+    }
+
     fn shallow(&self) -> Rollout<'a> {
         Rollout {
             platform: self.platform,
