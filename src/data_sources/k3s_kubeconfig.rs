@@ -39,7 +39,9 @@ impl DataSource for K3sKubeconfig {
             Attribute::string("private_key_wo").optional().sensitive().describe("Private key (OpenSSH or PKCS#8 PEM)."),
             Attribute::string("private_key_path").optional().describe("Path of the private key."),
             Attribute::bool("use_agent").optional().describe("Authenticate with the SSH agent at `SSH_AUTH_SOCK`."),
-            Attribute::string("known_hosts").required().describe("known_hosts lines for the server: host keys are always checked."),
+            Attribute::string("known_hosts")
+                .required()
+                .describe("known_hosts lines for the server: host keys are always checked."),
         ])
         .describe("How the provider reaches the server, as in `platform_k3s_cluster`.");
         Schema::new(
@@ -65,7 +67,11 @@ impl DataSource for K3sKubeconfig {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         if config.get_attr("ssh").is_some_and(Value::is_null) {
-            diags.error_at(AttributePath::root("ssh"), "Missing ssh block", "An `ssh` block with `known_hosts` is required.");
+            diags.error_at(
+                AttributePath::root("ssh"),
+                "Missing ssh block",
+                "An `ssh` block with `known_hosts` is required.",
+            );
             return;
         }
         config::check_ssh(config, diags);

@@ -6,63 +6,19 @@
 //! Everything runs under the caller's [`Deadline`] (see [`Deadline::run`]): [`observe`] is
 //! one look, [`wait_healthy`] polls [`observe`] until the cluster passes the [`HealthGate`].
 
-use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
-use tokio_util::sync::CancellationToken;
 
 use crate::clients::deadline::{Deadline, Progress, WaitError};
+use crate::clients::kube::nodes::{node_health, readyz};
+pub use crate::clients::kube::nodes::{NodeHealth, Readyz};
 use crate::clients::kube::{Cluster, KubeError};
 
 /// How often [`wait_healthy`] looks again.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
-/// How long one `/readyz` request may take, retries of a failing (500) answer included:
-/// a failing check is an answer, not something to retry for the whole deadline.
-const PROBE_BUDGET: Duration = Duration::from_secs(3);
-/// The label prefix kubeadm, k3s, Talos and managed clusters mark node roles with.
-const ROLE_LABEL_PREFIX: &str = "node-role.kubernetes.io/";
-/// The older single role label some installers still set.
-const LEGACY_ROLE_LABEL: &str = "kubernetes.io/role";
-
-/// One node as [`observe`] saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeHealth {
-    pub name: String,
-    /// From the `node-role.kubernetes.io/<role>` labels (and `kubernetes.io/role`), sorted.
-    pub roles: Vec<String>,
-    /// `status.nodeInfo.kubeletVersion`, e.g. `v1.20.2` (empty before the kubelet reports).
-    pub kubelet_version: String,
-    /// The `Ready` condition is `True`.
-    pub ready: bool,
-    /// The `Ready` condition's reason (e.g. `KubeletReady`, `KubeletNotReady`,
-    /// `NodeStatusUnknown`), or `NoReadyCondition` when the node reports none.
-    pub reason: String,
-    /// The `Ready` condition's message.
-    pub message: String,
-}
-
-impl NodeHealth {
-    /// `name (reason: message)`, for messages about unready nodes.
-    pub fn describe(&self) -> String {
-        match (self.reason.is_empty(), self.message.is_empty()) {
-            (true, true) => self.name.clone(),
-            (false, true) => format!("{} ({})", self.name, self.reason),
-            (true, false) => format!("{} ({})", self.name, self.message),
-            (false, false) => format!("{} ({}: {})", self.name, self.reason, self.message),
-        }
-    }
-}
-
-/// What `/readyz?verbose` said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Readyz {
-    pub ok: bool,
-    /// `ok`, or the failing checks (the `[-]` lines), or why there was no usable answer.
-    pub detail: String,
-}
 
 /// One look at a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,97 +152,6 @@ pub async fn wait_healthy(
     }
 }
 
-fn node_health(node: &Node) -> NodeHealth {
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    let mut roles: Vec<String> = labels
-        .keys()
-        .filter_map(|k| k.strip_prefix(ROLE_LABEL_PREFIX))
-        .filter(|role| !role.is_empty())
-        .map(str::to_string)
-        .collect();
-    if let Some(role) = labels.get(LEGACY_ROLE_LABEL).filter(|r| !r.is_empty()) {
-        roles.push(role.clone());
-    }
-    roles.sort();
-    roles.dedup();
-    let status = node.status.as_ref();
-    let kubelet_version =
-        status.and_then(|s| s.node_info.as_ref()).map(|i| i.kubelet_version.clone()).unwrap_or_default();
-    let ready_condition = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|conditions| conditions.iter().find(|c| c.type_ == "Ready"));
-    let (ready, reason, message) = match ready_condition {
-        Some(c) => (c.status == "True", c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()),
-        None => (false, "NoReadyCondition".to_string(), "the node reports no Ready condition".to_string()),
-    };
-    NodeHealth { name: node.metadata.name.clone().unwrap_or_default(), roles, kubelet_version, ready, reason, message }
-}
-
-/// `/readyz?verbose`, or `/healthz?verbose` on servers older than 1.16 that lack it.
-async fn readyz(cluster: &Cluster) -> Result<Readyz, KubeError> {
-    match probe(cluster, "/readyz?verbose").await? {
-        Some(answer) => Ok(answer),
-        None => Ok(probe(cluster, "/healthz?verbose")
-            .await?
-            .unwrap_or(Readyz { ok: false, detail: "the API server serves neither /readyz nor /healthz".into() })),
-    }
-}
-
-/// One health endpoint; `None` when the server does not serve it (404).
-async fn probe(cluster: &Cluster, path: &str) -> Result<Option<Readyz>, KubeError> {
-    let outer = Deadline::current();
-    // Its own short deadline, so that the retry layer gives up on a 500 quickly; bounded by
-    // the operation's, whose expiry and cancellation still end it.
-    let inner = Deadline::after(PROBE_BUDGET.min(outer.remaining()), CancellationToken::new());
-    let request = http::Request::get(path)
-        .body(kube::client::Body::from(Vec::new()))
-        .map_err(|e| KubeError::Config(format!("cannot build the request for {path}: {e}")))?;
-    let sent = outer
-        .within(inner.run(async {
-            let response = cluster.client.send(request).await.map_err(|e| cluster.error(e))?;
-            let status = response.status();
-            let body = response.into_body().collect_bytes().await.map_err(|e| cluster.error(e))?;
-            Ok::<_, KubeError>((status, String::from_utf8_lossy(&body).into_owned()))
-        }))
-        .await;
-    let (status, body) = match sent {
-        Ok(answer) => answer,
-        Err(KubeError::Timeout(_)) if outer.check().is_ok() => {
-            return Ok(Some(Readyz {
-                ok: false,
-                detail: format!("{path} did not answer within {}", humantime::format_duration(inner.budget())),
-            }))
-        }
-        Err(e) => return Err(e),
-    };
-    match status.as_u16() {
-        200..=299 => Ok(Some(Readyz { ok: true, detail: "ok".into() })),
-        404 => Ok(None),
-        401 | 403 => Err(cluster.error(kube::Error::Api(Box::new(
-            kube::core::Status::failure(body.trim(), status.canonical_reason().unwrap_or(""))
-                .with_code(status.as_u16()),
-        )))),
-        code => Ok(Some(Readyz { ok: false, detail: failing_checks(code, &body) })),
-    }
-}
-
-/// The `[-]` lines of a verbose health answer (`[-]etcd failed: reason withheld`), else
-/// its status and text.
-fn failing_checks(code: u16, body: &str) -> String {
-    let failing: Vec<&str> = body.lines().map(str::trim).filter(|l| l.starts_with("[-]")).collect();
-    if failing.is_empty() {
-        format!("HTTP {code}: {}", body.trim())
-    } else {
-        failing.join("\n")
-    }
-}
-
-impl fmt::Display for NodeHealth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.describe())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,10 +211,4 @@ mod tests {
         assert!(!healthy.is_healthy(&HealthGate::default().min_nodes(2)));
     }
 
-    #[test]
-    fn failing_checks_keep_only_the_failed_lines() {
-        let body = "[+]ping ok\n[-]etcd failed: reason withheld\n[+]log ok\nreadyz check failed\n";
-        assert_eq!(failing_checks(500, body), "[-]etcd failed: reason withheld");
-        assert_eq!(failing_checks(502, "Bad Gateway"), "HTTP 502: Bad Gateway");
-    }
 }

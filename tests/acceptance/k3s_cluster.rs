@@ -322,6 +322,22 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
     assert!(!kubeconfig.contains("127.0.0.1"));
     assert_eq!(state["connection"]["host"], cluster.endpoint());
 
+    // A config change rolls over the nodes of that role only: the agent restarts with it.
+    let s1_events = standin.events(hosts.host(0)).len();
+    let a1_starts = events_named(standin, hosts.host(1), "start").len();
+    let mut configured = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    configured.extra =
+        format!("{}  agent_config = yamlencode({{ \"kubelet-arg\" = [\"max-pods=50\"] }})\n", cluster.extra);
+    work.write_main_tf(&configured.hcl());
+    work.apply().assert_success();
+    assert_eq!(events_named(standin, hosts.host(1), "start").len(), a1_starts + 1, "a1 not restarted");
+    assert_eq!(standin.events(hosts.host(0)).len(), s1_events, "s1 touched by an agent config change");
+    let agent_config = hosts.host(1).ssh("cat /etc/rancher/k3s/config.yaml");
+    assert!(agent_config.stdout.contains("max-pods=50"), "{}", agent_config.stdout);
+    work.assert_plan_empty();
+    work.write_main_tf(&cluster.hcl());
+    work.apply().assert_success();
+
     // Import by name (no hosts or credentials in the id); the next apply adopts the nodes
     // the configuration names without touching them, and then nothing is left to do.
     work.run(&["state", "rm", "platform_k3s_cluster.this"]).assert_success();
@@ -402,10 +418,8 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
     let nowhere = format!("{}.{}.{}.250", octets[0], octets[1], octets[2]);
     let mut unreachable = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
     unreachable.extra = format!("{}  timeouts {{\n    update = \"20s\"\n  }}\n", cluster.extra);
-    let hcl = unreachable.hcl().replace(
-        "  agents = {\n",
-        &format!("  agents = {{\n    a9 = {{ host = \"{nowhere}\" }}\n"),
-    );
+    let hcl =
+        unreachable.hcl().replace("  agents = {\n", &format!("  agents = {{\n    a9 = {{ host = \"{nowhere}\" }}\n"));
     work.write_main_tf(&hcl);
     let started = std::time::Instant::now();
     let out = work.apply();

@@ -1,55 +1,150 @@
-//! Nodes as a cluster operator handles them: their readiness and kubelet version, cordon
-//! and uncordon, drain (evictions that respect PodDisruptionBudgets), removal, and the API
-//! server's `/readyz`.
+//! Nodes as a cluster operator sees and handles them: roles, kubelet version and readiness
+//! ([`NodeHealth`]), the API server's `/readyz` ([`readyz`]), cordon and uncordon, drain
+//! (evictions that respect PodDisruptionBudgets) and removal.
 
+use std::fmt;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use tokio_util::sync::CancellationToken;
 
 use super::{Cluster, KubeError};
 use crate::clients::deadline::{Deadline, Progress, WaitError};
 
-/// What matters of one Node.
+/// How long one `/readyz` request may take, retries of a failing (500) answer included:
+/// a failing check is an answer, not something to retry for the whole deadline.
+const PROBE_BUDGET: Duration = Duration::from_secs(3);
+/// The label prefix kubeadm, k3s, Talos and managed clusters mark node roles with.
+const ROLE_LABEL_PREFIX: &str = "node-role.kubernetes.io/";
+/// The older single role label some installers still set.
+const LEGACY_ROLE_LABEL: &str = "kubernetes.io/role";
+
+/// One node: roles, kubelet version, readiness.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeStatus {
+pub struct NodeHealth {
     pub name: String,
-    pub ready: bool,
-    /// The Ready condition's reason and message, or "no Ready condition".
-    pub ready_detail: String,
+    /// From the `node-role.kubernetes.io/<role>` labels (and `kubernetes.io/role`), sorted.
+    pub roles: Vec<String>,
+    /// `status.nodeInfo.kubeletVersion`, e.g. `v1.20.2` (empty before the kubelet reports).
     pub kubelet_version: String,
-    pub unschedulable: bool,
-    pub internal_ip: Option<String>,
+    /// The `Ready` condition is `True`.
+    pub ready: bool,
+    /// The `Ready` condition's reason (e.g. `KubeletReady`, `KubeletNotReady`,
+    /// `NodeStatusUnknown`), or `NoReadyCondition` when the node reports none.
+    pub reason: String,
+    /// The `Ready` condition's message.
+    pub message: String,
 }
 
-impl NodeStatus {
-    pub fn from_node(node: &Node) -> NodeStatus {
-        let status = node.status.as_ref();
-        let ready = status.and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
-        NodeStatus {
-            name: node.metadata.name.clone().unwrap_or_default(),
-            ready: ready.is_some_and(|c| c.status == "True"),
-            ready_detail: match ready {
-                Some(c) => format!(
-                    "Ready={} {} {}",
-                    c.status,
-                    c.reason.as_deref().unwrap_or_default(),
-                    c.message.as_deref().unwrap_or_default()
-                )
-                .trim()
-                .to_string(),
-                None => "no Ready condition".to_string(),
-            },
-            kubelet_version: status
-                .and_then(|s| s.node_info.as_ref())
-                .map(|i| i.kubelet_version.clone())
-                .unwrap_or_default(),
-            unschedulable: node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
-            internal_ip: status
-                .and_then(|s| s.addresses.as_ref())
-                .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
-                .map(|a| a.address.clone()),
+impl NodeHealth {
+    /// `name (reason: message)`, for messages about unready nodes.
+    pub fn describe(&self) -> String {
+        match (self.reason.is_empty(), self.message.is_empty()) {
+            (true, true) => self.name.clone(),
+            (false, true) => format!("{} ({})", self.name, self.reason),
+            (true, false) => format!("{} ({})", self.name, self.message),
+            (false, false) => format!("{} ({}: {})", self.name, self.reason, self.message),
         }
+    }
+}
+
+/// What `/readyz?verbose` said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readyz {
+    pub ok: bool,
+    /// `ok`, or the failing checks (the `[-]` lines), or why there was no usable answer.
+    pub detail: String,
+}
+
+pub fn node_health(node: &Node) -> NodeHealth {
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let mut roles: Vec<String> = labels
+        .keys()
+        .filter_map(|k| k.strip_prefix(ROLE_LABEL_PREFIX))
+        .filter(|role| !role.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(role) = labels.get(LEGACY_ROLE_LABEL).filter(|r| !r.is_empty()) {
+        roles.push(role.clone());
+    }
+    roles.sort();
+    roles.dedup();
+    let status = node.status.as_ref();
+    let kubelet_version =
+        status.and_then(|s| s.node_info.as_ref()).map(|i| i.kubelet_version.clone()).unwrap_or_default();
+    let ready_condition = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|conditions| conditions.iter().find(|c| c.type_ == "Ready"));
+    let (ready, reason, message) = match ready_condition {
+        Some(c) => (c.status == "True", c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()),
+        None => (false, "NoReadyCondition".to_string(), "the node reports no Ready condition".to_string()),
+    };
+    NodeHealth { name: node.metadata.name.clone().unwrap_or_default(), roles, kubelet_version, ready, reason, message }
+}
+
+/// `/readyz?verbose`, or `/healthz?verbose` on servers older than 1.16 that lack it.
+pub async fn readyz(cluster: &Cluster) -> Result<Readyz, KubeError> {
+    match probe(cluster, "/readyz?verbose").await? {
+        Some(answer) => Ok(answer),
+        None => Ok(probe(cluster, "/healthz?verbose")
+            .await?
+            .unwrap_or(Readyz { ok: false, detail: "the API server serves neither /readyz nor /healthz".into() })),
+    }
+}
+
+/// One health endpoint; `None` when the server does not serve it (404).
+async fn probe(cluster: &Cluster, path: &str) -> Result<Option<Readyz>, KubeError> {
+    let outer = Deadline::current();
+    // Its own short deadline, so that the retry layer gives up on a 500 quickly; bounded by
+    // the operation's, whose expiry and cancellation still end it.
+    let inner = Deadline::after(PROBE_BUDGET.min(outer.remaining()), CancellationToken::new());
+    let request = http::Request::get(path)
+        .body(kube::client::Body::from(Vec::new()))
+        .map_err(|e| KubeError::Config(format!("cannot build the request for {path}: {e}")))?;
+    let sent = outer
+        .within(inner.run(async {
+            let response = cluster.client.send(request).await.map_err(|e| cluster.error(e))?;
+            let status = response.status();
+            let body = response.into_body().collect_bytes().await.map_err(|e| cluster.error(e))?;
+            Ok::<_, KubeError>((status, String::from_utf8_lossy(&body).into_owned()))
+        }))
+        .await;
+    let (status, body) = match sent {
+        Ok(answer) => answer,
+        Err(KubeError::Timeout(_)) if outer.check().is_ok() => {
+            return Ok(Some(Readyz {
+                ok: false,
+                detail: format!("{path} did not answer within {}", humantime::format_duration(inner.budget())),
+            }))
+        }
+        Err(e) => return Err(e),
+    };
+    match status.as_u16() {
+        200..=299 => Ok(Some(Readyz { ok: true, detail: "ok".into() })),
+        404 => Ok(None),
+        401 | 403 => Err(cluster.error(kube::Error::Api(Box::new(
+            kube::core::Status::failure(body.trim(), status.canonical_reason().unwrap_or(""))
+                .with_code(status.as_u16()),
+        )))),
+        code => Ok(Some(Readyz { ok: false, detail: failing_checks(code, &body) })),
+    }
+}
+
+/// The `[-]` lines of a verbose health answer (`[-]etcd failed: reason withheld`), else
+/// its status and text.
+fn failing_checks(code: u16, body: &str) -> String {
+    let failing: Vec<&str> = body.lines().map(str::trim).filter(|l| l.starts_with("[-]")).collect();
+    if failing.is_empty() {
+        format!("HTTP {code}: {}", body.trim())
+    } else {
+        failing.join("\n")
+    }
+}
+
+impl fmt::Display for NodeHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
     }
 }
 
@@ -58,13 +153,15 @@ impl Cluster {
         Api::all(self.client.clone())
     }
 
-    pub async fn node_status(&self, name: &str) -> Result<Option<NodeStatus>, KubeError> {
-        Ok(self.get_opt(&self.nodes_api(), name).await?.as_ref().map(NodeStatus::from_node))
+    /// The node `name`, `None` when the API server says it does not exist.
+    pub async fn node(&self, name: &str) -> Result<Option<NodeHealth>, KubeError> {
+        Ok(self.get_opt(&self.nodes_api(), name).await?.as_ref().map(node_health))
     }
 
-    pub async fn node_statuses(&self) -> Result<Vec<NodeStatus>, KubeError> {
+    /// Every node of the cluster.
+    pub async fn nodes(&self) -> Result<Vec<NodeHealth>, KubeError> {
         let list = self.nodes_api().list(&ListParams::default()).await.map_err(|e| self.error(e))?;
-        Ok(list.items.iter().map(NodeStatus::from_node).collect())
+        Ok(list.items.iter().map(node_health).collect())
     }
 
     /// Marks the node (un)schedulable.
@@ -85,17 +182,6 @@ impl Cluster {
                 e if e.is_not_found() => Ok(false),
                 e => Err(e),
             },
-        }
-    }
-
-    /// The server's `/readyz`: `Ok(None)` when ready, else the failing checks.
-    pub async fn readyz(&self) -> Result<Option<String>, KubeError> {
-        let request =
-            http::Request::get("/readyz?verbose").body(Vec::new()).map_err(|e| KubeError::Config(e.to_string()))?;
-        match self.client.request_text(request).await {
-            Ok(_) => Ok(None),
-            Err(kube::Error::Api(status)) if status.code == 500 => Ok(Some(failing_checks(&status.message))),
-            Err(e) => Err(self.error(e)),
         }
     }
 
@@ -187,44 +273,14 @@ impl Cluster {
     }
 }
 
-/// The `[-]check failed: reason` lines of a verbose `/readyz` answer.
-fn failing_checks(text: &str) -> String {
-    let failed: Vec<&str> = text.lines().map(str::trim).filter(|l| l.starts_with("[-]")).collect();
-    if failed.is_empty() {
-        text.trim().to_string()
-    } else {
-        failed.join("; ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn quotes_only_failing_checks() {
-        let text = "[+]ping ok\n[-]etcd failed: reason withheld\n[+]log ok\nreadyz check failed";
-        assert_eq!(failing_checks(text), "[-]etcd failed: reason withheld");
-        assert_eq!(failing_checks("  something else  "), "something else");
-    }
-
-    #[test]
-    fn reads_node_status() {
-        let node: Node = serde_json::from_value(serde_json::json!({
-            "metadata": { "name": "s1" },
-            "spec": { "unschedulable": true },
-            "status": {
-                "conditions": [{ "type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "stopped" }],
-                "nodeInfo": { "kubeletVersion": "v1.29.1+k3s2", "architecture": "", "bootID": "", "containerRuntimeVersion": "",
-                    "kernelVersion": "", "kubeProxyVersion": "", "machineID": "", "operatingSystem": "", "osImage": "", "systemUUID": "" },
-                "addresses": [{ "type": "InternalIP", "address": "10.0.0.11" }]
-            }
-        }))
-        .unwrap();
-        let status = NodeStatus::from_node(&node);
-        assert!(!status.ready && status.unschedulable);
-        assert_eq!(status.ready_detail, "Ready=False KubeletNotReady stopped");
-        assert_eq!(status.kubelet_version, "v1.29.1+k3s2");
-        assert_eq!(status.internal_ip.as_deref(), Some("10.0.0.11"));
+    fn failing_checks_keep_only_the_failed_lines() {
+        let body = "[+]ping ok\n[-]etcd failed: reason withheld\n[+]log ok\nreadyz check failed\n";
+        assert_eq!(failing_checks(500, body), "[-]etcd failed: reason withheld");
+        assert_eq!(failing_checks(502, "Bad Gateway"), "HTTP 502: Bad Gateway");
     }
 }

@@ -228,6 +228,9 @@ pub struct SshClient {
     /// One slot per host, locked while its connection is being made.
     connections: StdMutex<HashMap<String, Arc<Mutex<Option<Connection>>>>>,
     opened: AtomicU64,
+    /// Commands run and the time spent in them (microseconds), for [`SshClient::stats`].
+    commands: AtomicU64,
+    command_micros: AtomicU64,
     /// The decoded private key, decoded once (an encrypted key's KDF is slow).
     key: OnceLock<Result<Arc<PrivateKey>, String>>,
 }
@@ -254,6 +257,8 @@ impl SshClient {
             known_hosts: Arc::new(known_hosts),
             connections: StdMutex::new(HashMap::new()),
             opened: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            command_micros: AtomicU64::new(0),
             key: OnceLock::new(),
         }
     }
@@ -261,6 +266,11 @@ impl SshClient {
     /// How many connections this client has made (authenticated) so far.
     pub fn connections_opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Commands run so far and the wall time spent in them (connecting included).
+    pub fn stats(&self) -> (u64, Duration) {
+        (self.commands.load(Ordering::Relaxed), Duration::from_micros(self.command_micros.load(Ordering::Relaxed)))
     }
 
     /// Runs `script` with `sh -c` as root: directly when user is root, else through
@@ -276,6 +286,12 @@ impl SshClient {
         timeout: Duration,
     ) -> Result<CommandOutput, SshError> {
         self.run_summarized(host, script, &summarize(script), stdin, timeout).await
+    }
+
+    /// Counts one command and its duration.
+    fn count(&self, started: std::time::Instant) {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        self.command_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 
     /// [`SshClient::run`] that turns a non-zero exit into [`SshError::CommandFailed`]; the
@@ -356,6 +372,20 @@ impl SshClient {
     }
 
     async fn run_summarized(
+        &self,
+        host: &str,
+        script: &str,
+        summary: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<CommandOutput, SshError> {
+        let started = std::time::Instant::now();
+        let result = self.run_uncounted(host, script, summary, stdin, timeout).await;
+        self.count(started);
+        result
+    }
+
+    async fn run_uncounted(
         &self,
         host: &str,
         script: &str,

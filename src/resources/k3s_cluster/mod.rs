@@ -20,8 +20,8 @@ use async_trait::async_trait;
 
 use self::config::{ClusterSpec, Role};
 use self::error::{diagnostic, K3sError};
-use self::rollout::{NodeRecord, Progress, Rollout};
 pub use self::rollout::server_url;
+use self::rollout::{NodeRecord, Progress, Rollout};
 use self::version::{upgrade_refusal, K3sVersion};
 use crate::clients::deadline::Deadline;
 use crate::clients::ssh::{SshAuth, SshClient, SshSettings};
@@ -155,7 +155,8 @@ pub async fn read_kubeconfig(
     timeout: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<(kubeconfig::Credentials, String), crate::framework::diagnostics::Diagnostic> {
-    let client = ssh_client(ssh).map_err(|e| crate::framework::diagnostics::Diagnostic::error("No SSH credentials", e))?;
+    let client =
+        ssh_client(ssh).map_err(|e| crate::framework::diagnostics::Diagnostic::error("No SSH credentials", e))?;
     let node = config::NodeSpec {
         key: String::new(),
         role: Role::Server,
@@ -249,13 +250,27 @@ impl K3sClusterResource {
         };
         let mut progress = prior.map(progress_from_state).unwrap_or_default();
         let deadline = Deadline::after(timeout, ctx.stop.clone());
+        let started = std::time::Instant::now();
         let result = {
             let mut rollout = Rollout::new(&self.platform, &spec, &ssh, &deadline, token_of(config));
-            if prior.is_some_and(is_imported) {
+            let result = if prior.is_some_and(is_imported) {
                 deadline.run(Box::pin(rollout.adopt(&mut progress))).await
             } else {
                 deadline.run(Box::pin(rollout.converge(&mut progress))).await
-            }
+            };
+            // What the apply spent where: SSH commands (round trips and the work they do on
+            // the hosts) apart from waiting for nodes to become Ready.
+            let (commands, in_commands) = ssh.stats();
+            tracing::info!(
+                cluster = %spec.name,
+                seconds = started.elapsed().as_secs_f64(),
+                ssh_commands = commands,
+                ssh_connections = ssh.connections_opened(),
+                ssh_seconds = in_commands.as_secs_f64(),
+                ready_wait_seconds = rollout.waited().as_secs_f64(),
+                "k3s rollout finished"
+            );
+            result
         };
         ssh.close().await;
         let base = match &result {
@@ -317,11 +332,8 @@ impl K3sClusterResource {
             }
         }
         // Agents follow `version` unless `agent_version` is set: one refusal per attribute.
-        let agent_attribute = if config.get_attr("agent_version").is_some_and(|v| !v.is_null()) {
-            "agent_version"
-        } else {
-            "version"
-        };
+        let agent_attribute =
+            if config.get_attr("agent_version").is_some_and(|v| !v.is_null()) { "agent_version" } else { "version" };
         let mut refused = std::collections::BTreeSet::new();
         for record in recorded.values() {
             let (target, attribute) = match record.role {
@@ -442,9 +454,10 @@ impl Resource for K3sClusterResource {
                 "`uninstall` (agents, then servers, run k3s's uninstall script; the default for a cluster this \
                  resource created) or `keep` (leave the hosts as they are; the default for an imported cluster).",
             ),
-            Attribute::bool("adopted").computed().keep_on_update().describe(
-                "Whether the cluster was imported rather than created here.",
-            ),
+            Attribute::bool("adopted")
+                .computed()
+                .keep_on_update()
+                .describe("Whether the cluster was imported rather than created here."),
             nested_nodes("servers", Role::Server, true),
             nested_nodes("agents", Role::Agent, false),
             Attribute::string_map("connection").computed().sensitive().describe(
@@ -571,7 +584,7 @@ impl Resource for K3sClusterResource {
         let observed = deadline
             .run(async {
                 let cluster = self.platform.cluster(Some(&value)).await.map_err(|d| K3sError::Refused(d.detail))?;
-                Ok::<_, K3sError>(cluster.node_statuses().await?)
+                Ok::<_, K3sError>(cluster.nodes().await?)
             })
             .await;
         match observed {

@@ -14,7 +14,7 @@ use super::host::{Installer, NodeHost, KUBECONFIG_PATH, TOKEN_PATH};
 use super::kubeconfig::{self, Credentials};
 use super::version::K3sVersion;
 use crate::clients::deadline::{Deadline, Progress as Check};
-use crate::clients::kube::Cluster;
+use crate::clients::kube::{nodes, Cluster};
 use crate::clients::ssh::SshClient;
 use crate::framework::value::Value;
 use crate::platform::Platform;
@@ -54,6 +54,8 @@ pub struct Rollout<'a> {
     /// Whether `token` came from the configuration (else the bootstrap server made it).
     user_token: bool,
     installer: Option<Arc<Installer>>,
+    /// Time spent waiting for nodes to become Ready (microseconds), shared by the agents' copies.
+    waited: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<'a> Rollout<'a> {
@@ -64,7 +66,16 @@ impl<'a> Rollout<'a> {
         deadline: &'a Deadline,
         token: Option<String>,
     ) -> Self {
-        Rollout { platform, spec, ssh, deadline, user_token: token.is_some(), token, installer: None }
+        Rollout {
+            platform,
+            spec,
+            ssh,
+            deadline,
+            user_token: token.is_some(),
+            token,
+            installer: None,
+            waited: Arc::default(),
+        }
     }
 
     fn host(&self, node: &'a NodeSpec) -> NodeHost<'a> {
@@ -140,6 +151,11 @@ impl<'a> Rollout<'a> {
         Ok(self.spec.config_yaml(node, token.as_deref()))
     }
 
+    /// Time spent so far waiting for nodes to become Ready.
+    pub fn waited(&self) -> Duration {
+        Duration::from_micros(self.waited.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Refuses hosts that already run k3s this state does not record.
     pub async fn refuse_foreign(&self, nodes: &[&NodeSpec]) -> Result<(), K3sError> {
         let probes =
@@ -205,6 +221,7 @@ impl<'a> Rollout<'a> {
             Role::Agent => None,
         };
         let host = self.host(node);
+        let started = std::time::Instant::now();
         let mut checks = 0u32;
         let what = format!("node {:?} ({}) to be Ready with k3s {version}", node.key, node.host);
         let waited = self
@@ -225,24 +242,26 @@ impl<'a> Rollout<'a> {
                             }
                         }
                     }
-                    let Some(status) = cluster.node_status(&node.key).await? else {
+                    let Some(status) = cluster.node(&node.key).await? else {
                         return Ok(Check::Pending("the Node has not registered yet".into()));
                     };
                     if status.kubelet_version != version.as_str() {
                         return Ok(Check::Pending(format!("kubelet {} (want {version})", status.kubelet_version)));
                     }
                     if !status.ready {
-                        return Ok(Check::Pending(status.ready_detail));
+                        return Ok(Check::Pending(format!("not Ready: {status}")));
                     }
                     if let Some(api) = server_api {
-                        if let Some(failing) = api.readyz().await? {
-                            return Ok(Check::Pending(format!("/readyz on {}: {failing}", node.host)));
+                        let readyz = nodes::readyz(api).await?;
+                        if !readyz.ok {
+                            return Ok(Check::Pending(format!("/readyz on {}: {}", node.host, readyz.detail)));
                         }
                     }
                     Ok(Check::Done)
                 }
             })
             .await;
+        self.waited.fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
         waited.map_err(|e| K3sError::Start {
             node: node.key.clone(),
             host: node.host.clone(),
@@ -279,7 +298,7 @@ impl<'a> Rollout<'a> {
             config: Default::default(),
         };
         tracing::info!(node = key, host = %record.host, "removing");
-        if cluster.node_status(key).await?.is_some() {
+        if cluster.node(key).await?.is_some() {
             cluster.cordon(key, true).await?;
             let drain =
                 Deadline::after(self.spec.upgrade.drain_timeout.min(self.deadline.remaining()), Default::default());
@@ -346,17 +365,22 @@ impl<'a> Rollout<'a> {
         Ok(())
     }
 
-    /// Every node Ready, `/readyz` ok: the gate before any node is taken down.
+    /// Every node Ready (but those already recorded as not Ready, which are repaired first),
+    /// `/readyz` ok: the gate before any node is taken down.
     async fn preflight(&self, progress: &Progress) -> Result<(), K3sError> {
         let cluster = self.cluster(progress).await?;
         let mut problems = Vec::new();
-        if let Some(failing) = cluster.readyz().await? {
-            problems.push(format!("/readyz: {failing}"));
+        let readyz = nodes::readyz(&cluster).await?;
+        if !readyz.ok {
+            problems.push(format!("/readyz: {}", readyz.detail));
         }
-        for key in progress.nodes.keys() {
-            match cluster.node_status(key).await? {
+        for (key, record) in &progress.nodes {
+            if !record.ready {
+                continue;
+            }
+            match cluster.node(key).await? {
                 Some(status) if status.ready => {}
-                Some(status) => problems.push(format!("node {key:?}: {}", status.ready_detail)),
+                Some(status) => problems.push(format!("not Ready: {status}")),
                 None => problems.push(format!("node {key:?} is not registered")),
             }
         }
@@ -403,6 +427,10 @@ impl<'a> Rollout<'a> {
             }
             stale
         };
+        // Nodes recorded as not Ready (a node whose upgrade failed) are repaired first; the
+        // health gate holds for all the others.
+        let mut stale = stale;
+        stale.sort_by_key(|n| (n.role, progress.nodes.get(&n.key).is_some_and(|r| r.ready), n.key.clone()));
         if !removed.is_empty() || !stale.is_empty() {
             self.preflight(progress).await?;
         }
@@ -515,6 +543,7 @@ impl<'a> Rollout<'a> {
             token: self.token.clone(),
             user_token: self.user_token,
             installer: self.installer.clone(),
+            waited: self.waited.clone(),
         }
     }
 

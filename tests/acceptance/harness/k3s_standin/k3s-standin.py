@@ -721,7 +721,18 @@ class Service:
         members = etcd_members(remote)
         if not any(peer in m.get("peerURLs", []) for m in members):
             log("info", "Adding member %s=%s to etcd cluster at %s" % (etcd_name, peer, remote))
-            members = etcd(remote, "/v3/cluster/member/add", {"peerURLs": [peer]}).get("members") or []
+            # etcd refuses a member add (503) until every member has been connected for a few
+            # seconds; k3s retries its join the same way.
+            deadline = time.time() + 90
+            while True:
+                try:
+                    members = etcd(remote, "/v3/cluster/member/add", {"peerURLs": [peer]}).get("members") or []
+                    break
+                except urllib.error.HTTPError as e:
+                    if e.code != 503 or time.time() > deadline:
+                        raise
+                    log("info", "etcd member add refused (%s), retrying" % e.code)
+                    time.sleep(2)
         parts = []
         for m in members:
             urls = m.get("peerURLs") or []
