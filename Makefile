@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TESTENV_DIR ?= $(HOME)/.cache/terraform-provider-platform/testenv
 export PLATFORM_TESTENV_DIR := $(TESTENV_DIR)
 
-.PHONY: all build release mirror testenv test test-release lint demo demo-down docs bench bench-stack bench-dns clean
+.PHONY: all build release mirror testenv test test-release lint demo demo-down docs bench bench-stack bench-dns bench-k3s clean
 
 all: build
 
@@ -54,7 +54,7 @@ docs:
 	cargo run --locked --quiet --bin generate-docs
 
 bench: testenv build
-	source $(TESTENV_DIR)/env.sh && bash bench/run.sh && bash bench/stack.sh && bash bench/dns.sh
+	source $(TESTENV_DIR)/env.sh && bash bench/run.sh && bash bench/stack.sh && bash bench/dns.sh && bash bench/k3s.sh
 
 # Only the 300-object platform_stack against kubectl (about 5 minutes).
 bench-stack: testenv build
@@ -63,6 +63,11 @@ bench-stack: testenv build
 # Only the 200 platform_dns_record on a BIND 9 it starts, against nsupdate (a minute after the build).
 bench-dns: testenv build
 	bash bench/dns.sh
+
+# Only platform_k3s_cluster on the node rig with the k3s stand-in: bootstrap of 5 nodes,
+# no-change plan, upgrade, destroy (needs root; a few minutes after the release build).
+bench-k3s: testenv
+	bash bench/k3s.sh
 
 clean:
 	cargo clean
