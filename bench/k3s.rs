@@ -36,6 +36,7 @@ macro_rules! required_providers {
 mod harness;
 
 use harness::hosts::Hosts;
+use harness::k3s_config::K3sConfig;
 use harness::k3s_standin::K3sStandin;
 use harness::{terraform_binaries, CmdOutput, TerraformBin, Workdir};
 
@@ -51,17 +52,26 @@ fn main() {
     let began = Instant::now();
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(1);
     let tf = terraform_binaries().into_iter().max_by_key(|t| t.version).expect("a terraform");
-    let standin = K3sStandin::prepare();
+    // The releases and the install script server, before the first round's clock starts.
+    K3sStandin::prepare();
     let load_start = load_average();
     // The commit the provider was just built from (cargo bench builds before it runs this).
     let commit = command_line("git", &["rev-parse", "--short", "HEAD"]);
-    let dirty = !command_line("git", &["status", "--porcelain", "--", "src", "Cargo.toml", "build.rs", "proto"]).is_empty();
+    let dirty =
+        !command_line("git", &["status", "--porcelain", "--", "src", "Cargo.toml", "build.rs", "proto"]).is_empty();
     let commit = if dirty { format!("`{commit}` with uncommitted changes") } else { format!("`{commit}`") };
-    log(&began, &format!("{rounds} round(s) with terraform {}, provider {}", tf.version_string, harness::terraform::PROVIDER_BINARY));
+    log(
+        &began,
+        &format!(
+            "{rounds} round(s) with terraform {}, provider {}",
+            tf.version_string,
+            harness::terraform::PROVIDER_BINARY
+        ),
+    );
 
     let mut results: Vec<Round> = Vec::new();
     for round in 1..=rounds {
-        results.push(run_round(&began, round, rounds, &tf, standin));
+        results.push(run_round(&began, round, rounds, &tf));
     }
 
     let header = header(&tf, rounds, &load_start, &commit);
@@ -91,15 +101,18 @@ struct Apply {
     ready_wait_seconds: f64,
 }
 
-fn run_round(began: &Instant, round: usize, rounds: usize, tf: &TerraformBin, standin: &K3sStandin) -> Round {
+fn run_round(began: &Instant, round: usize, rounds: usize, tf: &TerraformBin) -> Round {
     log(began, &format!("round {round}/{rounds}: starting a rig of {NODES} hosts"));
     let hosts = Hosts::start(NODES);
     let work = Workdir::without_cluster(tf);
 
-    work.write_main_tf(&hcl(&hosts, standin, FROM));
+    work.write_main_tf(&hcl(&hosts, FROM));
     let bootstrap = timed_apply(&work, "bootstrap");
     check_nodes(&work, FROM);
-    log(began, &format!("round {round}/{rounds}: bootstrap {:.1} s (rollout {:.1} s)", bootstrap.wall, bootstrap.seconds));
+    log(
+        began,
+        &format!("round {round}/{rounds}: bootstrap {:.1} s (rollout {:.1} s)", bootstrap.wall, bootstrap.seconds),
+    );
 
     let (plan, out) = timed(|| work.plan_detailed().1);
     if out.code() != 0 {
@@ -107,67 +120,26 @@ fn run_round(began: &Instant, round: usize, rounds: usize, tf: &TerraformBin, st
     }
     log(began, &format!("round {round}/{rounds}: no-change plan {plan:.2} s"));
 
-    work.write_main_tf(&hcl(&hosts, standin, TO));
+    work.write_main_tf(&hcl(&hosts, TO));
     let upgrade = timed_apply(&work, "upgrade");
     check_nodes(&work, TO);
     log(began, &format!("round {round}/{rounds}: upgrade {:.1} s (rollout {:.1} s)", upgrade.wall, upgrade.seconds));
 
     let (destroy, out) = timed(|| work.destroy());
     out.assert_success();
-    let left: Vec<&str> = hosts
-        .hosts()
-        .iter()
-        .filter(|h| h.root_dir().join("usr/local/bin/k3s").exists())
-        .map(|h| h.name())
-        .collect();
+    let left: Vec<&str> =
+        hosts.hosts().iter().filter(|h| h.root_dir().join("usr/local/bin/k3s").exists()).map(|h| h.name()).collect();
     assert!(left.is_empty(), "k3s still installed after destroy on {left:?}");
     log(began, &format!("round {round}/{rounds}: destroy {destroy:.1} s"));
     Round { bootstrap, plan, upgrade, destroy }
 }
 
 /// The cluster: 3 servers (the first bootstraps) and 2 agents on the rig's first 5 hosts.
-fn hcl(hosts: &Hosts, standin: &K3sStandin, version: &str) -> String {
-    let node = |key: &str, index: usize, extra: &str| {
-        format!("    {key} = {{ host = \"{}\"{extra} }}\n", hosts.host(index).address())
-    };
-    let servers: String =
-        SERVERS.iter().enumerate().map(|(i, key)| node(key, i, if i == 0 { ", bootstrap = true" } else { "" })).collect();
-    let agents: String = AGENTS.iter().enumerate().map(|(i, key)| node(key, SERVERS.len() + i, "")).collect();
-    format!(
-        r#"{providers}
-provider "platform" {{}}
-
-resource "platform_k3s_cluster" "this" {{
-  name          = "bench"
-  version       = "{version}"
-  api_endpoint  = "https://{endpoint}:6443"
-  server_config = yamlencode({{ "write-kubeconfig-mode" = "0600", disable = ["traefik"] }})
-  servers = {{
-{servers}  }}
-  agents = {{
-{agents}  }}
-  ssh {{
-    private_key_path = "{key}"
-    known_hosts      = file("{known_hosts}")
-  }}
-  install {{
-    script_url = "{script}"
-  }}
-  upgrade {{
-    drain_timeout = "2m"
-  }}
-}}
-
-output "nodes" {{
-  value = platform_k3s_cluster.this.nodes
-}}
-"#,
-        providers = required_providers!(),
-        endpoint = hosts.host(0).address(),
-        key = hosts.private_key_path().display(),
-        known_hosts = hosts.known_hosts_path().display(),
-        script = standin.install_script_url(),
-    )
+fn hcl(hosts: &Hosts, version: &str) -> String {
+    let mut config = K3sConfig::new(hosts, &[("s1", 0), ("s2", 1), ("s3", 2)], &[("a1", 3), ("a2", 4)]);
+    config.name = "bench".to_string();
+    config.version = version.to_string();
+    config.hcl()
 }
 
 /// Every node in the `nodes` output is Ready with `version`.
@@ -325,4 +297,3 @@ fn write_readme(header: &str, table: &str) {
     };
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
-

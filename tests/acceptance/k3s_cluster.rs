@@ -4,102 +4,11 @@
 //! from the nodes' own event logs, never from the provider's.
 
 use crate::harness::hosts::{Host, Hosts};
+use crate::harness::k3s_config::{K3sConfig, V1};
 use crate::harness::k3s_standin::{Event, K3sStandin};
 use crate::harness::{terraform_binaries, TerraformBin, Workdir};
 
-const V1: &str = "v1.29.1+k3s2";
 const V2: &str = "v1.29.4+k3s1";
-
-/// One cluster's HCL, keyed nodes with the rig's addresses.
-struct Cluster<'a> {
-    hosts: &'a Hosts,
-    standin: &'a K3sStandin,
-    version: String,
-    /// (key, host index) of the servers; the first is the bootstrap server.
-    servers: Vec<(&'static str, usize)>,
-    agents: Vec<(&'static str, usize)>,
-    extra: String,
-    with_namespace: Option<String>,
-}
-
-impl<'a> Cluster<'a> {
-    fn new(hosts: &'a Hosts, servers: &[(&'static str, usize)], agents: &[(&'static str, usize)]) -> Self {
-        Cluster {
-            hosts,
-            standin: K3sStandin::prepare(),
-            version: V1.to_string(),
-            servers: servers.to_vec(),
-            agents: agents.to_vec(),
-            extra: String::new(),
-            with_namespace: None,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("https://{}:6443", self.hosts.host(self.servers[0].1).address())
-    }
-
-    fn hcl(&self) -> String {
-        let node = |key: &str, index: usize, bootstrap: bool, labels: &str| {
-            let bootstrap = if bootstrap { ", bootstrap = true" } else { "" };
-            format!("    {key} = {{ host = \"{}\"{bootstrap}{labels} }}\n", self.hosts.host(index).address())
-        };
-        let servers: String =
-            self.servers.iter().enumerate().map(|(i, (key, index))| node(key, *index, i == 0, "")).collect();
-        let agents: String = self
-            .agents
-            .iter()
-            .map(|(key, index)| node(key, *index, false, ", labels = { \"node.kubernetes.io/pool\" = \"general\" }"))
-            .collect();
-        let namespace = self
-            .with_namespace
-            .as_ref()
-            .map(|name| {
-                format!(
-                    "resource \"platform_namespace\" \"apps\" {{\n  name    = \"{name}\"\n  cluster = platform_k3s_cluster.this.connection\n}}\n"
-                )
-            })
-            .unwrap_or_default();
-        format!(
-            r#"{providers}
-provider "platform" {{}}
-
-resource "platform_k3s_cluster" "this" {{
-  name          = "acc"
-  version       = "{version}"
-  api_endpoint  = "{endpoint}"
-  server_config = yamlencode({{ "write-kubeconfig-mode" = "0600", disable = ["traefik"] }})
-  servers = {{
-{servers}  }}
-  agents = {{
-{agents}  }}
-  ssh {{
-    private_key_path = "{key}"
-    known_hosts      = file("{known_hosts}")
-  }}
-  install {{
-    script_url = "{script}"
-  }}
-  upgrade {{
-    drain_timeout = "2m"
-  }}
-{extra}}}
-
-{namespace}
-output "nodes" {{
-  value = platform_k3s_cluster.this.nodes
-}}
-"#,
-            providers = required_providers!(),
-            version = self.version,
-            endpoint = self.endpoint(),
-            key = self.hosts.private_key_path().display(),
-            known_hosts = self.hosts.known_hosts_path().display(),
-            script = self.standin.install_script_url(),
-            extra = self.extra,
-        )
-    }
-}
 
 fn newest_terraform() -> TerraformBin {
     terraform_binaries().into_iter().max_by_key(|t| t.version).expect("a terraform")
@@ -139,7 +48,7 @@ fn kube_get(standin: &K3sStandin, server: &Host, path: &str) -> serde_json::Valu
 fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_and_is_destroyed() {
     let tf = newest_terraform();
     let hosts = Hosts::start(6);
-    let mut cluster = Cluster::new(&hosts, &[("s1", 0), ("s2", 1), ("s3", 2)], &[("a1", 3), ("a2", 4)]);
+    let mut cluster = K3sConfig::new(&hosts, &[("s1", 0), ("s2", 1), ("s3", 2)], &[("a1", 3), ("a2", 4)]);
     cluster.with_namespace = Some("apps".to_string());
     let standin = cluster.standin;
     let work = Workdir::without_cluster(&tf);
@@ -200,11 +109,11 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
 
     // Refused at plan time: removing a server (even count), a skipped minor, a downgrade,
     // a moved bootstrap server.
-    let refused = |edit: &dyn Fn(&mut Cluster), needle: &str| {
-        let mut changed = Cluster {
+    let refused = |edit: &dyn Fn(&mut K3sConfig), needle: &str| {
+        let mut changed = K3sConfig {
             servers: cluster.servers.clone(),
             agents: cluster.agents.clone(),
-            ..Cluster::new(&hosts, &[], &[])
+            ..K3sConfig::new(&hosts, &[], &[])
         };
         changed.version = cluster.version.clone();
         edit(&mut changed);
@@ -287,7 +196,7 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
 fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and_bad_host_keys() {
     let tf = oldest_terraform();
     let hosts = Hosts::start(3);
-    let mut cluster = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    let mut cluster = K3sConfig::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
     // Imported clusters are kept on destroy unless asked; this one is imported below.
     cluster.extra = "  on_destroy = \"uninstall\"\n".to_string();
     let standin = cluster.standin;
@@ -325,7 +234,7 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
     // A config change rolls over the nodes of that role only: the agent restarts with it.
     let s1_events = standin.events(hosts.host(0)).len();
     let a1_starts = events_named(standin, hosts.host(1), "start").len();
-    let mut configured = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    let mut configured = K3sConfig::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
     configured.extra =
         format!("{}  agent_config = yamlencode({{ \"kubelet-arg\" = [\"max-pods=50\"] }})\n", cluster.extra);
     work.write_main_tf(&configured.hcl());
@@ -354,7 +263,7 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
     // Adopting a configuration that does not match what runs is refused, naming the node.
     work.run(&["state", "rm", "platform_k3s_cluster.this"]).assert_success();
     work.import("platform_k3s_cluster.this", "acc").assert_success();
-    let mut wrong = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    let mut wrong = K3sConfig::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
     wrong.extra = cluster.extra.clone();
     wrong.version = V2.to_string();
     work.write_main_tf(&wrong.hcl());
@@ -368,7 +277,7 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
 
     // A host that already runs k3s is refused, naming it, and left alone.
     standin.upload_binary(hosts.host(2), V1).assert_success();
-    let mut grown = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1), ("a2", 2)]);
+    let mut grown = K3sConfig::new(&hosts, &[("s1", 0)], &[("a1", 1), ("a2", 2)]);
     grown.extra = cluster.extra.clone();
     work.write_main_tf(&grown.hcl());
     let out = work.apply();
@@ -403,7 +312,7 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    let mut upgraded = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    let mut upgraded = K3sConfig::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
     upgraded.extra = cluster.extra.clone();
     upgraded.version = V2.to_string();
     let hcl = upgraded.hcl().replace(&hosts.known_hosts_path().display().to_string(), &wrong.display().to_string());
@@ -416,7 +325,7 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
     // An unreachable node: the apply gives up within its timeout, naming the host.
     let octets = hosts.gateway().octets();
     let nowhere = format!("{}.{}.{}.250", octets[0], octets[1], octets[2]);
-    let mut unreachable = Cluster::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    let mut unreachable = K3sConfig::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
     unreachable.extra = format!("{}  timeouts {{\n    update = \"20s\"\n  }}\n", cluster.extra);
     let hcl =
         unreachable.hcl().replace("  agents = {\n", &format!("  agents = {{\n    a9 = {{ host = \"{nowhere}\" }}\n"));

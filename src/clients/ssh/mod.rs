@@ -221,6 +221,19 @@ fn shell_quote(text: &str) -> String {
 
 type Connection = Arc<Handle<HostCheck>>;
 
+/// Adds one command and its duration to [`SshClient::stats`] when dropped.
+struct Counted<'a> {
+    client: &'a SshClient,
+    started: std::time::Instant,
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.client.commands.fetch_add(1, Ordering::Relaxed);
+        self.client.command_micros.fetch_add(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
 /// One per operation: keeps one authenticated connection per host and reuses it.
 pub struct SshClient {
     settings: SshSettings,
@@ -286,12 +299,6 @@ impl SshClient {
         timeout: Duration,
     ) -> Result<CommandOutput, SshError> {
         self.run_summarized(host, script, &summarize(script), stdin, timeout).await
-    }
-
-    /// Counts one command and its duration.
-    fn count(&self, started: std::time::Instant) {
-        self.commands.fetch_add(1, Ordering::Relaxed);
-        self.command_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 
     /// [`SshClient::run`] that turns a non-zero exit into [`SshError::CommandFailed`]; the
@@ -379,20 +386,8 @@ impl SshClient {
         stdin: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<CommandOutput, SshError> {
-        let started = std::time::Instant::now();
-        let result = self.run_uncounted(host, script, summary, stdin, timeout).await;
-        self.count(started);
-        result
-    }
-
-    async fn run_uncounted(
-        &self,
-        host: &str,
-        script: &str,
-        summary: &str,
-        stdin: Option<&[u8]>,
-        timeout: Duration,
-    ) -> Result<CommandOutput, SshError> {
+        // Counted however the run ends (a dropped future included).
+        let _counted = Counted { client: self, started: std::time::Instant::now() };
         let deadline = Deadline::current();
         deadline.check()?;
         // Every process of the script inherits the run's mark, so that a timed-out or

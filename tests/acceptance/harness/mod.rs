@@ -25,6 +25,7 @@ pub mod fake_flux;
 pub mod fault_proxy;
 pub mod hosts;
 pub mod http;
+pub mod k3s_config;
 pub mod k3s_standin;
 pub mod kubectl;
 pub mod manifests_server;
