@@ -138,6 +138,7 @@ fn velero_standin_locations_backups_restores_and_deletion() {
     assert_eq!(b1["status"]["formatVersion"], "1.1.0");
     assert_eq!(b1["status"]["progress"], json!({"totalItems": 10, "itemsBackedUp": 10}));
     assert_eq!(b1["metadata"]["labels"]["velero.io/storage-location"], "good");
+    recorded(&standin, "Backup", "b1", "Completed");
     assert_eq!(
         standin.events_for("Backup", "b1"),
         ["Queued", "ReadyToStart", "InProgress", "Finalizing", "Completed"],
@@ -173,6 +174,7 @@ fn velero_standin_locations_backups_restores_and_deletion() {
         (b6["status"]["phase"].as_str(), b6["status"]["errors"].as_i64(), b6["status"]["warnings"].as_i64()),
         (Some("PartiallyFailed"), Some(2), Some(1))
     );
+    recorded(&standin, "Backup", "b6", "PartiallyFailed");
     assert_eq!(standin.events_for("Backup", "b6").last().map(String::as_str), Some("PartiallyFailed"));
 
     // Restore from b3: finalizer, Completed, files in the bucket; deleting it removes them.
@@ -194,7 +196,7 @@ fn velero_standin_locations_backups_restores_and_deletion() {
     cluster().wait_gone(&backup("b1"), WAIT);
     assert!(s3.list(&bucket, "cluster-a/backups/b1/").is_empty());
     cluster().wait_gone(&velero_path(&ns, "deletebackuprequests", "delete-b1"), WAIT);
-    assert!(standin.events_for("DeleteBackupRequest", "delete-b1").contains(&"Processed".to_string()));
+    recorded(&standin, "DeleteBackupRequest", "delete-b1", "Processed");
 
     // A plain DELETE of a backup still in the bucket is undone by the backup sync.
     kubectl(&["-n", &ns, "delete", "backups.velero.io", "b3"]).assert_success();
@@ -314,4 +316,17 @@ fn velero_standin_volsync_manual_trigger_runs_restic() {
     assert!(failed["message"].as_str().unwrap_or_default().contains("wrong password"), "{failed}");
     let snapshots = s3.restic(&bucket, "data", password, &["snapshots", "--json"]).assert_success().json();
     assert_eq!(snapshots.as_array().map(Vec::len), Some(1));
+}
+
+/// Waits until the stand-in has recorded `what` for the object: it records an event just
+/// after writing the status, so the API can show a phase a moment before the event exists.
+fn recorded(standin: &VeleroStandIn, kind: &str, name: &str, what: &str) {
+    wait_until(&format!("{kind} {name}: event {what:?}"), Duration::from_secs(10), || {
+        let events = standin.events_for(kind, name);
+        if events.iter().any(|e| e == what) {
+            Ok(())
+        } else {
+            Err(format!("events so far: {events:?}"))
+        }
+    });
 }
