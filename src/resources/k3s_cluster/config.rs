@@ -106,12 +106,22 @@ pub struct InstallSpec {
     pub binary_sha256: Option<String>,
 }
 
+/// Who upgrades the nodes when `version` changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// The provider, over SSH, node by node.
+    Ssh,
+    /// The System Upgrade Controller, through the Plans the provider writes.
+    SystemUpgradeController,
+}
+
 #[derive(Debug, Clone)]
 pub struct UpgradeSpec {
     pub drain: bool,
     pub drain_timeout: Duration,
     pub agent_concurrency: usize,
     pub snapshot_before: bool,
+    pub strategy: Strategy,
 }
 
 #[derive(Clone)]
@@ -444,7 +454,20 @@ fn upgrade(config: &Value, diags: &mut Diagnostics) -> UpgradeSpec {
             "`agent_concurrency` must be at least 1.",
         );
     }
+    let strategy = match text(upgrade, "strategy").unwrap_or("ssh") {
+        "ssh" => Strategy::Ssh,
+        "system-upgrade-controller" => Strategy::SystemUpgradeController,
+        other => {
+            diags.error_at(
+                AttributePath::root("upgrade").attribute("strategy"),
+                "Invalid upgrade strategy",
+                format!("{other:?} is not \"ssh\" or \"system-upgrade-controller\"."),
+            );
+            Strategy::Ssh
+        }
+    };
     UpgradeSpec {
+        strategy,
         drain: flag(upgrade, "drain").unwrap_or(true),
         drain_timeout,
         agent_concurrency: concurrency.max(1) as usize,

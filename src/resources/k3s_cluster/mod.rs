@@ -10,6 +10,7 @@ mod error;
 mod host;
 pub mod kubeconfig;
 mod rollout;
+mod suc;
 mod version;
 
 use std::collections::BTreeMap;
@@ -507,6 +508,13 @@ impl Resource for K3sClusterResource {
             Attribute::string("drain_timeout").optional().describe("How long a drain may take (default `10m`)."),
             Attribute::number("agent_concurrency").optional().describe("Agents upgraded at once (default 1)."),
             Attribute::bool("snapshot_before").optional().describe("Take an etcd snapshot before upgrading."),
+            Attribute::string("strategy").optional().describe(
+                "Who upgrades the nodes when `version` changes: `ssh` (default: the provider, node by node as \
+                 described above) or `system-upgrade-controller` (the provider writes the System Upgrade \
+                 Controller's server and agent Plans, `<name>-server` and `<name>-agent` in namespace \
+                 `system-upgrade`, and waits until every node runs the new version; for clusters that already \
+                 run SUC). Config changes and new nodes always go over SSH.",
+            ),
         ])
         .describe("How version and config changes roll over the nodes.");
         Schema::new(

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::config::{ClusterSpec, InstallMode, NodeSpec, Role};
+use super::config::{ClusterSpec, InstallMode, NodeSpec, Role, Strategy};
 use super::error::K3sError;
 use super::host::{Installer, NodeHost, KUBECONFIG_PATH, TOKEN_PATH};
 use super::kubeconfig::{self, Credentials};
+use super::suc;
 use super::version::K3sVersion;
 use crate::clients::deadline::{Deadline, Progress as Check};
 use crate::clients::kube::{nodes, Cluster};
@@ -198,7 +199,7 @@ impl<'a> Rollout<'a> {
         let (credentials, kubeconfig) = self.read_credentials(node).await?;
         progress.credentials = Some(credentials);
         progress.kubeconfig = Some(kubeconfig);
-        self.wait_node(node, &version, progress).await?;
+        self.wait_node(node, &version, progress, true).await?;
         self.record(node, &version, progress);
         Ok(())
     }
@@ -212,7 +213,14 @@ impl<'a> Rollout<'a> {
 
     /// Waits until `node` is Ready with `version` (and, for a server, its own API is ready),
     /// stopping early with the service log when the service has failed.
-    async fn wait_node(&self, node: &NodeSpec, version: &K3sVersion, progress: &Progress) -> Result<(), K3sError> {
+    /// `watch_service`: also look at the service over SSH (not while SUC upgrades the node).
+    async fn wait_node(
+        &self,
+        node: &NodeSpec,
+        version: &K3sVersion,
+        progress: &Progress,
+        watch_service: bool,
+    ) -> Result<(), K3sError> {
         let cluster = self.cluster(progress).await?;
         let server_api = match node.role {
             Role::Server => Some(
@@ -228,7 +236,7 @@ impl<'a> Rollout<'a> {
             .deadline
             .poll(&what, POLL, || {
                 checks += 1;
-                let check_service = checks % 5 == 0;
+                let check_service = watch_service && checks % 5 == 0;
                 let (cluster, server_api, host) = (&cluster, &server_api, &host);
                 async move {
                     if check_service {
@@ -279,7 +287,7 @@ impl<'a> Rollout<'a> {
         host.write_config(&self.spec.config_yaml(node, Some(&token))).await?;
         tracing::info!(node = %node.key, host = %node.host, role = node.role.as_str(), version = %version, "joining");
         host.install(&installer, &version).await?;
-        self.wait_node(node, &version, progress).await?;
+        self.wait_node(node, &version, progress, true).await?;
         self.record(node, &version, progress);
         Ok(())
     }
@@ -323,7 +331,7 @@ impl<'a> Rollout<'a> {
         let active = host.service_active().await?;
         if !upgrade && !config_changed && active {
             // Only readiness was off: wait for it.
-            self.wait_node(node, &version, progress).await?;
+            self.wait_node(node, &version, progress, true).await?;
             self.record(node, &version, progress);
             return Ok(());
         }
@@ -350,7 +358,7 @@ impl<'a> Rollout<'a> {
             } else {
                 host.restart().await?;
             }
-            self.wait_node(node, &version, progress).await
+            self.wait_node(node, &version, progress, true).await
         }
         .await;
         if drain {
@@ -449,6 +457,24 @@ impl<'a> Rollout<'a> {
             let output = self.host(spec.bootstrap()).snapshot(&name).await?;
             tracing::info!(snapshot = %output.trim(), "etcd snapshot taken before the upgrade");
         }
+        if spec.upgrade.strategy == Strategy::SystemUpgradeController {
+            let upgrading: Vec<&NodeSpec> = stale
+                .iter()
+                .copied()
+                .filter(|n| progress.nodes.get(&n.key).is_some_and(|r| r.version != spec.version_for(n.role).as_str()))
+                .collect();
+            if !upgrading.is_empty() {
+                self.suc_upgrade(&upgrading, progress).await?;
+            }
+        }
+        // Left: config changes and nodes that were not Ready (and, with the SSH strategy, upgrades).
+        let mut rest = Vec::new();
+        for node in stale {
+            if self.needs_roll(node, progress).await? {
+                rest.push(node);
+            }
+        }
+        let stale = rest;
         for node in stale.iter().filter(|n| n.role == Role::Server) {
             self.roll(node, progress).await?;
         }
@@ -502,6 +528,19 @@ impl<'a> Rollout<'a> {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Upgrades through the System Upgrade Controller: writes its Plans, then waits for each
+    /// node (servers first, as SUC does them) and records it as it arrives.
+    async fn suc_upgrade(&self, nodes: &[&NodeSpec], progress: &mut Progress) -> Result<(), K3sError> {
+        let cluster = self.cluster(progress).await?;
+        suc::apply_plans(&cluster, self.spec).await?;
+        for node in nodes {
+            let version = self.spec.version_for(node.role).clone();
+            self.wait_node(node, &version, progress, false).await?;
+            self.record(node, &version, progress);
+        }
+        Ok(())
+    }
+
     /// Takes over an imported cluster: every configured node must already run k3s of its
     /// configured version and role, and be Ready. Nothing is installed or restarted.
     pub async fn adopt(&mut self, progress: &mut Progress) -> Result<(), K3sError> {
@@ -528,7 +567,7 @@ impl<'a> Rollout<'a> {
         progress.kubeconfig = Some(kubeconfig);
         for node in &spec.nodes {
             let version = spec.version_for(node.role).clone();
-            self.wait_node(node, &version, progress).await?;
+            self.wait_node(node, &version, progress, true).await?;
             self.record(node, &version, progress);
         }
         Ok(())

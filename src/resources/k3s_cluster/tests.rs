@@ -17,7 +17,7 @@ fn agent(host: &str) -> Value {
     Value::object([("host", Value::string(host)), ("labels", Value::Null), ("config", Value::Null)])
 }
 
-fn base() -> Value {
+pub(super) fn base() -> Value {
     Value::object([
         ("name", Value::string("home")),
         ("version", Value::string("v1.29.1+k3s2")),
