@@ -91,6 +91,20 @@ pub struct NodeSpec {
     pub config: Mapping,
 }
 
+impl NodeSpec {
+    /// A node known only by name, role and host (from state): enough to reach and uninstall it.
+    pub fn recorded(key: &str, role: Role, host: &str) -> NodeSpec {
+        NodeSpec {
+            key: key.to_string(),
+            role,
+            host: host.to_string(),
+            bootstrap: false,
+            labels: BTreeMap::new(),
+            config: Mapping::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstallMode {
     Script,

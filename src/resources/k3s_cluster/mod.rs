@@ -158,14 +158,7 @@ pub async fn read_kubeconfig(
 ) -> Result<(kubeconfig::Credentials, String), crate::framework::diagnostics::Diagnostic> {
     let client =
         ssh_client(ssh).map_err(|e| crate::framework::diagnostics::Diagnostic::error("No SSH credentials", e))?;
-    let node = config::NodeSpec {
-        key: String::new(),
-        role: Role::Server,
-        host: host.to_string(),
-        bootstrap: false,
-        labels: BTreeMap::new(),
-        config: Default::default(),
-    };
+    let node = config::NodeSpec::recorded("", Role::Server, host);
     let deadline = Deadline::after(timeout, stop);
     let result = deadline
         .run(async {
@@ -688,25 +681,28 @@ impl Resource for K3sClusterResource {
             }
         };
         let deadline = Deadline::after(timeouts::timeout(prior, "delete", DEFAULT_DELETE_TIMEOUT), ctx.stop.clone());
-        let mut nodes: Vec<(String, NodeRecord)> = recorded_nodes(prior).into_iter().collect();
-        // Agents first, then servers, each in reverse order; the bootstrap server last.
+        let nodes: Vec<config::NodeSpec> = recorded_nodes(prior)
+            .iter()
+            .map(|(key, record)| config::NodeSpec::recorded(key, record.role, &record.host))
+            .collect();
+        // Agents first, all at once; then servers one at a time, the bootstrap server last.
         let bootstrap = spec.bootstrap().key.clone();
-        nodes.sort_by(|a, b| {
-            (b.1.role == Role::Agent, a.0 == bootstrap, &b.0).cmp(&(a.1.role == Role::Agent, b.0 == bootstrap, &a.0))
-        });
+        let mut servers: Vec<&config::NodeSpec> = nodes.iter().filter(|n| n.role == Role::Server).collect();
+        servers.sort_by_key(|n| (n.key == bootstrap, std::cmp::Reverse(n.key.clone())));
+        let uninstall = |node: &config::NodeSpec| {
+            let ssh = &ssh;
+            let node = node.clone();
+            async move {
+                tracing::info!(node = %node.key, host = %node.host, "uninstalling k3s");
+                host::NodeHost { ssh, node: &node }.uninstall(node.role).await
+            }
+        };
         let result = deadline
             .run(async {
-                for (key, record) in &nodes {
-                    let node = config::NodeSpec {
-                        key: key.clone(),
-                        role: record.role,
-                        host: record.host.clone(),
-                        bootstrap: false,
-                        labels: BTreeMap::new(),
-                        config: Default::default(),
-                    };
-                    tracing::info!(node = %key, host = %record.host, "uninstalling k3s");
-                    host::NodeHost { ssh: &ssh, node: &node }.uninstall(record.role).await?;
+                let agents = nodes.iter().filter(|n| n.role == Role::Agent).map(&uninstall);
+                futures::future::try_join_all(agents).await?;
+                for server in servers {
+                    uninstall(server).await?;
                 }
                 Ok::<_, K3sError>(())
             })

@@ -297,14 +297,7 @@ impl<'a> Rollout<'a> {
     /// deleted server node).
     async fn remove(&self, key: &str, record: &NodeRecord, progress: &mut Progress) -> Result<(), K3sError> {
         let cluster = self.cluster(progress).await?;
-        let node = NodeSpec {
-            key: key.to_string(),
-            role: record.role,
-            host: record.host.clone(),
-            bootstrap: false,
-            labels: BTreeMap::new(),
-            config: Default::default(),
-        };
+        let node = NodeSpec::recorded(key, record.role, &record.host);
         tracing::info!(node = key, host = %record.host, "removing");
         if cluster.node(key).await?.is_some() {
             cluster.cordon(key, true).await?;
