@@ -36,3 +36,4 @@ mod velero;
 mod volsync;
 mod ssh_client;
 mod k3s_cluster;
+mod k3s_suc;

@@ -33,6 +33,7 @@ pub mod plain_http;
 pub mod registry;
 pub mod s3;
 pub mod secrets;
+pub mod suc_standin;
 pub mod terraform;
 pub mod velero_standin;
 
