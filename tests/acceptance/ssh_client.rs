@@ -2,7 +2,8 @@
 //! real sshds: commands with their output, status and stdin on one reused connection, atomic
 //! file writes and checked uploads, strict host keys (unknown and changed ones refused with
 //! their fingerprints), a wrong key refused, command timeouts, an address nobody answers, and
-//! cancellation through the operation's deadline.
+//! cancellation through the operation's deadline; a non-root user through `sudo -n` (run as
+//! root, root-owned files) and a sudo that asks for a password refused.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +16,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::hosts::{Host, Hosts};
+use crate::harness::hosts::{Host, Hosts, Sudo};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -404,4 +405,122 @@ async fn ssh_client_logs_in_with_rsa_ecdsa_pkcs8_and_encrypted_keys() {
             !err.to_string().contains("correct horse") && !err.to_string().contains(encrypted.lines().nth(1).unwrap())
         );
     }
+}
+
+/// [`settings`] logging in as `user` (made by [`Host::add_user`]; the rig's key serves every user).
+fn settings_as(hosts: &Hosts, user: &str) -> SshSettings {
+    SshSettings { user: user.to_string(), ..settings(hosts) }
+}
+
+/// How many logins as `user` the host's sshd accepted.
+fn accepted_logins_as(host: &Host, user: &str) -> usize {
+    std::fs::read_to_string(host.log_path())
+        .unwrap_or_default()
+        .matches(&format!("Accepted publickey for {user} "))
+        .count()
+}
+
+#[tokio::test]
+async fn ssh_client_sudo_without_password_runs_as_root_and_writes_root_owned_files() {
+    let hosts = Hosts::start(1);
+    let host = hosts.host(0);
+    let a = addr(host);
+    host.add_user("deploy", Sudo::NoPassword);
+    let root_logins = accepted_logins_as(host, "root");
+    let client = SshClient::new(settings_as(&hosts, "deploy"));
+
+    // Logged in as deploy, the script runs as root through sudo; stdin and the exit status pass
+    // through sudo unchanged.
+    let out = client
+        .run(
+            &a,
+            "id -u; id -un; echo \"$SUDO_USER\"; cat; echo to-stderr >&2; exit 3",
+            Some(b"via stdin\n"),
+            COMMAND_TIMEOUT,
+        )
+        .await
+        .expect("the command runs");
+    assert_eq!(out.stdout, "0\nroot\ndeploy\nvia stdin\n");
+    assert_eq!(out.stderr, "to-stderr\n");
+    assert_eq!(out.status, 3);
+    assert_eq!(
+        accepted_logins_as(host, "deploy"),
+        1,
+        "sshd log:\n{}",
+        std::fs::read_to_string(host.log_path()).unwrap()
+    );
+    assert_eq!(accepted_logins_as(host, "root"), root_logins, "logged in as root");
+    // sudo's secure_path: what the provider installs to /usr/local/bin is found.
+    let path = client.run_checked(&a, "echo \"$PATH\"", None, COMMAND_TIMEOUT).await.unwrap();
+    assert!(path.split(':').any(|d| d.trim() == "/usr/local/bin"), "PATH under sudo: {path}");
+
+    // write_file: a root-owned file with the mode, in a directory only root may write.
+    let contents = b"token: s3cr3t\n\x00\xffbinary";
+    client.write_file(&a, "/etc/rancher/k3s/config.yaml", contents, 0o600, COMMAND_TIMEOUT).await.unwrap();
+    let written = host.root_dir().join("etc/rancher/k3s/config.yaml");
+    assert_eq!(std::fs::read(&written).unwrap(), contents);
+    assert_eq!(std::fs::metadata(&written).unwrap().permissions().mode() & 0o7777, 0o600);
+    let stat = client.run_checked(
+        &a,
+        "stat -c '%a %U %G' /etc/rancher/k3s /etc/rancher/k3s/config.yaml",
+        None,
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(stat.await.unwrap(), "755 root root\n600 root root\n");
+    // upload too (checked with sha256sum as root).
+    let binary: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    let sha = hex::encode(Sha256::digest(&binary));
+    client.upload(&a, "/usr/local/bin/k3s", &binary, 0o755, &sha, COMMAND_TIMEOUT).await.unwrap();
+    let stat = client.run_checked(&a, "stat -c '%a %U %G %s' /usr/local/bin/k3s", None, COMMAND_TIMEOUT).await;
+    assert_eq!(stat.unwrap(), format!("755 root root {}\n", binary.len()));
+    // What deploy itself cannot do, the client can: the file is root's alone.
+    let mine = host.ssh("su deploy -s /bin/sh -c 'cat /etc/rancher/k3s/config.yaml' >/dev/null 2>&1; echo $?");
+    assert_eq!(mine.stdout.trim(), "1", "deploy can read a 0600 root file: {}", mine.describe());
+
+    // A timed-out command run through sudo is stopped whole (the stop runs through sudo too).
+    let err = client.run(&a, "sleep 303", None, Duration::from_secs(2)).await.unwrap_err();
+    assert!(matches!(err, SshError::Timeout { .. }), "{err:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left = client.run_checked(&a, "pgrep -f 'slee[p] 303' | wc -l", None, COMMAND_TIMEOUT).await;
+    assert_eq!(left.unwrap().trim(), "0", "the timed-out command still runs");
+    assert_eq!(client.connections_opened(), 1);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn ssh_client_sudo_asking_for_a_password_is_refused_naming_host_and_user() {
+    let hosts = Hosts::start(1);
+    let host = hosts.host(0);
+    let a = addr(host);
+    host.add_user("deploy", Sudo::Password);
+    host.add_user("nosudo", Sudo::None);
+
+    for user in ["deploy", "nosudo"] {
+        let client = SshClient::new(settings_as(&hosts, user));
+        let started = Instant::now();
+        let err = client.run(&a, "touch /should-not-exist", None, COMMAND_TIMEOUT).await.unwrap_err();
+        let elapsed = started.elapsed();
+        match &err {
+            SshError::SudoPassword { host: h, user: u } => {
+                assert_eq!(h, &a);
+                assert_eq!(u, user);
+            }
+            other => panic!("{user}: expected SudoPassword, got {other:?}"),
+        }
+        assert!(elapsed < Duration::from_secs(10), "{user}: took {elapsed:?} (sudo waited for a password?)");
+        let message = err.to_string();
+        assert!(message.contains(&a) && message.contains(user) && message.contains("NOPASSWD"), "{message}");
+        // The checked runners and the file writers say the same.
+        let err = client.run_checked(&a, "true", None, COMMAND_TIMEOUT).await.unwrap_err();
+        assert!(matches!(err, SshError::SudoPassword { .. }), "{user}: {err:?}");
+        let err = client.write_file(&a, "/etc/should-not-exist", b"x", 0o600, COMMAND_TIMEOUT).await.unwrap_err();
+        assert!(matches!(err, SshError::SudoPassword { .. }), "{user}: {err:?}");
+        assert_eq!(client.connections_opened(), 1, "{user}");
+        client.close().await;
+    }
+    assert!(!host.root_dir().join("should-not-exist").exists(), "a command ran as root");
+    assert!(!host.root_dir().join("etc/should-not-exist").exists(), "a file was written");
+    // The users did log in: it is sudo that refused, not sshd.
+    let log = std::fs::read_to_string(host.log_path()).unwrap();
+    assert!(log.contains("Accepted publickey for deploy ") && log.contains("Accepted publickey for nosudo "), "{log}");
 }

@@ -122,6 +122,63 @@ impl Host {
     pub fn log_path(&self) -> &Path {
         &self.log
     }
+
+    /// Creates user `name` on this host (home dir, `/bin/sh`), who logs in with the rig's key
+    /// (the rig's `AuthorizedKeysFile` serves every user) and may use sudo as `sudo` says (a
+    /// `/etc/sudoers.d/tf-acc-<name>` file); the host's name goes into its `/etc/hosts` for
+    /// sudo. Panics with [`SETUP_HINT`] when this machine has no
+    /// `sudo` (the hosts' root is an overlay of `/`, so they have what it has).
+    #[track_caller]
+    pub fn add_user(&self, name: &str, sudo: Sudo) {
+        let missing: Vec<&str> =
+            ["sudo", "useradd", "usermod", "chpasswd", "visudo"].into_iter().filter(|p| which(p).is_none()).collect();
+        if !missing.is_empty() {
+            panic!(
+                "the node rig's non-root users need {} (Debian `sudo`, `passwd`; not found on PATH or in /usr/sbin, /sbin): {SETUP_HINT}",
+                missing.join(", ")
+            );
+        }
+        assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "add_user({name:?}): lowercase letters, digits and '-' only"
+        );
+        // Without PAM, sshd refuses a locked account (`!` in shadow, useradd's default): `*`
+        // is no usable password but no lock either.
+        let password = match sudo {
+            Sudo::Password => format!("echo '{name}:tf-acc-{name}-password' | chpasswd"),
+            Sudo::NoPassword | Sudo::None => format!("usermod -p '*' {name}"),
+        };
+        let rule = match sudo {
+            Sudo::NoPassword => Some(format!("{name} ALL=(ALL:ALL) NOPASSWD: ALL")),
+            Sudo::Password => Some(format!("{name} ALL=(ALL:ALL) ALL")),
+            Sudo::None => None,
+        };
+        let sudoers = rule
+            .map(|rule| {
+                let file = format!("/etc/sudoers.d/tf-acc-{name}");
+                format!("printf '%s\\n' '{rule}' > {file}\nchmod 0440 {file}\nvisudo -c -q -f {file}\n")
+            })
+            .unwrap_or_default();
+        // sudo looks up the host's own name: without an /etc/hosts line it asks the machine's DNS
+        // server, which the host's network namespace cannot reach (every sudo then waits for
+        // its timeouts and warns "unable to resolve host"). Real hosts have the line.
+        let hosts_line =
+            "grep -q \"[[:space:]]$(hostname)\\$\" /etc/hosts || echo \"127.0.1.1 $(hostname)\" >> /etc/hosts";
+        let script = format!("set -e\n{hosts_line}\nuseradd -m -s /bin/sh {name}\n{password}\n{sudoers}");
+        let out = self.ssh(&script);
+        assert!(out.success(), "adding user {name} ({sudo:?}) on {} failed:\n{}", self.name, out.describe());
+    }
+}
+
+/// What a user made by [`Host::add_user`] may do with sudo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sudo {
+    /// Anything as anyone, without a password (`NOPASSWD: ALL`).
+    NoPassword,
+    /// Anything as anyone after typing their password (which they have).
+    Password,
+    /// No sudoers entry.
+    None,
 }
 
 /// The hosts of one test, removed when dropped.
