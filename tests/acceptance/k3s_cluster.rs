@@ -107,6 +107,41 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
     assert!(node_list["items"].as_array().unwrap().iter().all(|n| n["metadata"]["name"] != "a3"));
     work.assert_plan_empty();
 
+    // A new host under the same key replaces that node only: a2 moves from host 4 to host 5.
+    let untouched: Vec<usize> = (0..4).map(|i| standin.events(hosts.host(i)).len()).collect();
+    cluster.agents[1] = ("a2", 5);
+    work.write_main_tf(&cluster.hcl());
+    let plan = work.assert_plan_has_changes();
+    assert!(plan.stdout.contains(&hosts.host(5).address().to_string()), "{}", plan.stdout);
+    work.apply().assert_success();
+    assert_eq!(events_named(standin, hosts.host(4), "uninstall").len(), 1, "a2's old host not uninstalled");
+    // Host 5 held a3 before; a2 is its second install there.
+    assert_eq!(events_named(standin, hosts.host(5), "ready").len(), 2, "a2 not joined on its new host");
+    for (i, count) in untouched.iter().enumerate() {
+        assert_eq!(standin.events(hosts.host(i)).len(), *count, "node {i} was touched by moving a2");
+    }
+    assert_eq!(nodes_output(&work)["a2"]["host"], hosts.host(5).address().to_string());
+    work.assert_plan_empty();
+
+    // A fourth server joins the running cluster (an even count needs allow_even_servers) and
+    // leaves it again: etcd keeps quorum and the API keeps answering through s1.
+    cluster.servers.push(("s4", 4));
+    cluster.extra = "  allow_even_servers = true\n".to_string();
+    work.write_main_tf(&cluster.hcl());
+    work.apply().assert_success();
+    assert_node(&nodes_output(&work), "s4", "server", V1);
+    let s4 = kube_get(standin, hosts.host(4), "/api/v1/nodes/s4");
+    assert_eq!(s4["metadata"]["labels"]["node-role.kubernetes.io/etcd"], "true");
+    work.assert_plan_empty();
+    cluster.servers.pop();
+    cluster.extra = String::new();
+    work.write_main_tf(&cluster.hcl());
+    work.apply().assert_success();
+    assert_eq!(events_named(standin, hosts.host(4), "uninstall").len(), 2, "s4 not uninstalled");
+    let node_list = kube_get(standin, s1, "/api/v1/nodes");
+    assert!(node_list["items"].as_array().unwrap().iter().all(|n| n["metadata"]["name"] != "s4"));
+    work.assert_plan_empty();
+
     // Refused at plan time: removing a server (even count), a skipped minor, a downgrade,
     // a moved bootstrap server.
     let refused = |edit: &dyn Fn(&mut K3sConfig), needle: &str| {
@@ -181,13 +216,17 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
 
     // Destroy: the namespace, then agents, then servers; nothing of k3s is left.
     work.destroy().assert_success();
-    for i in 0..5 {
+    for (i, uninstalls) in [(0, 1), (1, 1), (2, 1), (3, 1), (5, 2)] {
         let host = hosts.host(i);
-        assert_eq!(events_named(standin, host, "uninstall").len(), 1, "{} not uninstalled", host.name());
+        assert_eq!(events_named(standin, host, "uninstall").len(), uninstalls, "{} not uninstalled", host.name());
         let probe = host.ssh("test -e /usr/local/bin/k3s || test -e /etc/rancher/k3s/config.yaml; echo $?");
         assert_eq!(probe.stdout.trim(), "1", "{} still has k3s", host.name());
     }
-    let last_agent = (3..5).map(|i| events_named(standin, hosts.host(i), "uninstall")[0].unix_ms).max().unwrap();
+    let last_agent = [3, 5]
+        .iter()
+        .map(|i| events_named(standin, hosts.host(*i), "uninstall").last().unwrap().unix_ms)
+        .max()
+        .unwrap();
     let first_server = (0..3).map(|i| events_named(standin, hosts.host(i), "uninstall")[0].unix_ms).min().unwrap();
     assert!(last_agent <= first_server, "servers uninstalled before agents");
 }
