@@ -335,6 +335,16 @@ pub fn plan_defaults(schema: &Schema, prior: &Value, proposed: &Value, config: &
     for attribute in attributes.iter().filter(|a| a.write_only) {
         planned.set_attr(&attribute.name, Value::Null);
     }
+    // Terraform 1.0 proposes null for an empty nested-attribute map (`agents = {}`), then
+    // rejects that plan ("planned for absence but config wants existence"): a value that only
+    // the configuration sets is planned as written.
+    for attribute in attributes.iter().filter(|a| !a.computed && !a.write_only) {
+        if let Some(value) = config.get_attr(&attribute.name).filter(|v| !v.is_null()) {
+            if planned.get_attr(&attribute.name).is_none_or(Value::is_null) {
+                planned.set_attr(&attribute.name, value.clone());
+            }
+        }
+    }
 
     if prior.is_null() {
         for attribute in attributes.iter().filter(|a| a.computed && unset_in_config(&a.name)) {
@@ -402,6 +412,15 @@ mod tests {
             v.set_attr(k, val.clone());
         }
         v
+    }
+
+    #[test]
+    fn a_configured_value_proposed_as_null_is_planned_as_written() {
+        // Terraform 1.0 proposes null for an empty nested-attribute map.
+        let config = object(&[("name", Value::string("a")), ("labels", Value::map(Vec::<(String, Value)>::new()))]);
+        let proposed = object(&[("name", Value::string("a"))]);
+        let plan = plan_defaults(&schema(), &Value::Null, &proposed, &config);
+        assert_eq!(plan.planned.get_attr("labels"), Some(&Value::map(Vec::<(String, Value)>::new())));
     }
 
     #[test]

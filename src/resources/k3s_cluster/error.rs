@@ -64,10 +64,6 @@ pub fn diagnostic(summary: &str, error: &K3sError) -> Diagnostic {
                  known_hosts; otherwise this may be someone else's machine answering at that address."
             ),
         ),
-        K3sError::Ssh(SshError::SudoPassword { .. }) => Diagnostic::error(
-            summary,
-            format!("{error}. The provider runs commands with `sudo -n`; allow the SSH user passwordless sudo, or use root."),
-        ),
         other => match other.log() {
             Some(log) => Diagnostic::error(summary, format!("{other}.\n\nLast lines of its output:\n{log}")),
             None => Diagnostic::error(summary, format!("{other}.")),
