@@ -95,13 +95,15 @@ fn k3s_standin_suc_standin_upgrade_through_plans_server_first_then_agents_one_at
     assert_eq!(expr["key"], "node-role.kubernetes.io/control-plane", "{server_plan}");
     assert_eq!(expr["operator"], "In", "{server_plan}");
     assert_eq!(expr["values"], serde_json::json!(["true"]), "{server_plan}");
-    assert!(spec["prepare"].is_null(), "{server_plan}");
-    assert_eq!(server_plan["metadata"]["labels"]["app.kubernetes.io/managed-by"], "terraform-provider-platform");
+    assert!(spec["prepare"].is_null() && spec["drain"].is_null(), "{server_plan}");
 
     let agent_plan = kube_get(standin, s1, &format!("{PLANS_PATH}/acc-agent"));
     let spec = &agent_plan["spec"];
     assert_eq!(spec["version"], V2, "{agent_plan}");
     assert_eq!(spec["concurrency"], 1, "{agent_plan}");
+    assert_eq!(spec["cordon"], true, "{agent_plan}");
+    assert_eq!(spec["serviceAccountName"], "system-upgrade", "{agent_plan}");
+    assert_eq!(spec["upgrade"]["image"], "rancher/k3s-upgrade", "{agent_plan}");
     let expr = &spec["nodeSelector"]["matchExpressions"][0];
     assert_eq!(expr["key"], "node-role.kubernetes.io/control-plane", "{agent_plan}");
     assert_eq!(expr["operator"], "DoesNotExist", "{agent_plan}");
@@ -111,6 +113,7 @@ fn k3s_standin_suc_standin_upgrade_through_plans_server_first_then_agents_one_at
     assert_eq!(spec["drain"]["force"], true, "{agent_plan}");
     assert_eq!(spec["drain"]["timeout"], 120, "{agent_plan}");
     for plan in [&server_plan, &agent_plan] {
+        assert_eq!(plan["metadata"]["labels"]["app.kubernetes.io/managed-by"], "terraform-provider-platform");
         assert_eq!(plan["status"]["latestVersion"], V2, "{plan}");
     }
 
