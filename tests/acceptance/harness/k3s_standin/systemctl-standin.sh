@@ -42,7 +42,10 @@ start() {
   exec_line=$(sed -n 's/^ExecStart=//p' "$unit" | head -n 1)
   mkdir -p "$RUN" "$LOGDIR"
   rm -f "$RUN/$svc.started" "$RUN/$svc.failed" "$RUN/$svc.pid" "$RUN/etcd-left"
-  K3S_STANDIN_SERVICE=$svc setsid -f sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$RUN/$svc.pid" $exec_line \
+  # A clean environment, as systemd gives its services: nothing of the caller's session (an
+  # SSH client's markers included) reaches the service.
+  env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    K3S_STANDIN_SERVICE=$svc setsid -f sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$RUN/$svc.pid" $exec_line \
     </dev/null >>"$LOGDIR/$svc.log" 2>&1
   i=0
   while [ "$i" -lt 600 ]; do
