@@ -3,25 +3,12 @@
 //! whose servers run a real etcd and kube-apiserver. Orders and one-at-a-time are asserted
 //! from the nodes' own event logs, never from the provider's.
 
-use crate::harness::hosts::{Host, Hosts, Sudo};
+use crate::harness::hosts::{Hosts, Sudo};
 use crate::harness::k3s_config::{K3sConfig, V1};
-use crate::harness::k3s_standin::{Event, K3sStandin};
-use crate::harness::{terraform_binaries, TerraformBin, Workdir};
+use crate::harness::k3s_standin::Event;
+use crate::harness::{newest_terraform, oldest_terraform, Workdir};
 
 const V2: &str = "v1.29.4+k3s1";
-
-fn newest_terraform() -> TerraformBin {
-    terraform_binaries().into_iter().max_by_key(|t| t.version).expect("a terraform")
-}
-
-fn oldest_terraform() -> TerraformBin {
-    terraform_binaries().into_iter().min_by_key(|t| t.version).expect("a terraform")
-}
-
-/// The events of `name` on `host`.
-fn events_named(standin: &K3sStandin, host: &Host, name: &str) -> Vec<Event> {
-    standin.events(host).into_iter().filter(|e| e.name == name).collect()
-}
 
 /// The nodes output: key → (role, version, ready).
 fn nodes_output(work: &Workdir) -> serde_json::Value {
@@ -34,14 +21,6 @@ fn assert_node(nodes: &serde_json::Value, key: &str, role: &str, version: &str) 
     assert_eq!(node["role"], role, "{key}: {nodes}");
     assert_eq!(node["version"], version, "{key}: {nodes}");
     assert_eq!(node["ready"], true, "{key}: {nodes}");
-}
-
-/// Kubernetes objects through the new cluster's first server, with the admin certificate.
-fn kube_get(standin: &K3sStandin, server: &Host, path: &str) -> serde_json::Value {
-    let client = standin.admin_client(server).expect("admin client");
-    let response = client.get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    assert_eq!(response.status, 200, "GET {path}: {}", response.body);
-    serde_json::from_str(&response.body).expect("json")
 }
 
 #[test]
@@ -65,19 +44,19 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
         assert_node(&nodes, key, "agent", V1);
     }
     let s1 = hosts.host(0);
-    let namespace = kube_get(standin, s1, "/api/v1/namespaces/apps");
+    let namespace = standin.kube_get(s1, "/api/v1/namespaces/apps");
     assert_eq!(namespace["metadata"]["name"], "apps");
-    let node_list = kube_get(standin, s1, "/api/v1/nodes");
+    let node_list = standin.kube_get(s1, "/api/v1/nodes");
     let names: Vec<&str> =
         node_list["items"].as_array().unwrap().iter().map(|n| n["metadata"]["name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 5, "{names:?}");
     let a1 = node_list["items"].as_array().unwrap().iter().find(|n| n["metadata"]["name"] == "a1").unwrap();
     assert_eq!(a1["metadata"]["labels"]["node.kubernetes.io/pool"], "general");
     // Servers joined one at a time: each started only after the one before was ready.
-    let ready_s1 = events_named(standin, s1, "ready")[0].unix_ms;
-    let start_s2 = events_named(standin, hosts.host(1), "start")[0].unix_ms;
-    let ready_s2 = events_named(standin, hosts.host(1), "ready")[0].unix_ms;
-    let start_s3 = events_named(standin, hosts.host(2), "start")[0].unix_ms;
+    let ready_s1 = standin.events_named(s1, "ready")[0].unix_ms;
+    let start_s2 = standin.events_named(hosts.host(1), "start")[0].unix_ms;
+    let ready_s2 = standin.events_named(hosts.host(1), "ready")[0].unix_ms;
+    let start_s3 = standin.events_named(hosts.host(2), "start")[0].unix_ms;
     assert!(ready_s1 <= start_s2 && ready_s2 <= start_s3, "servers not joined one at a time");
     // config.yaml is the provider's, 0600.
     let mode = s1.ssh("stat -c %a /etc/rancher/k3s/config.yaml");
@@ -101,9 +80,9 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
     cluster.agents.pop();
     work.write_main_tf(&cluster.hcl());
     work.apply().assert_success();
-    assert!(events_named(standin, hosts.host(5), "uninstall").len() == 1);
+    assert!(standin.events_named(hosts.host(5), "uninstall").len() == 1);
     assert!(!hosts.host(5).root_dir().join("usr/local/bin/k3s").exists());
-    let node_list = kube_get(standin, s1, "/api/v1/nodes");
+    let node_list = standin.kube_get(s1, "/api/v1/nodes");
     assert!(node_list["items"].as_array().unwrap().iter().all(|n| n["metadata"]["name"] != "a3"));
     work.assert_plan_empty();
 
@@ -114,9 +93,9 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
     let plan = work.assert_plan_has_changes();
     assert!(plan.stdout.contains(&hosts.host(5).address().to_string()), "{}", plan.stdout);
     work.apply().assert_success();
-    assert_eq!(events_named(standin, hosts.host(4), "uninstall").len(), 1, "a2's old host not uninstalled");
+    assert_eq!(standin.events_named(hosts.host(4), "uninstall").len(), 1, "a2's old host not uninstalled");
     // Host 5 held a3 before; a2 is its second install there.
-    assert_eq!(events_named(standin, hosts.host(5), "ready").len(), 2, "a2 not joined on its new host");
+    assert_eq!(standin.events_named(hosts.host(5), "ready").len(), 2, "a2 not joined on its new host");
     for (i, count) in untouched.iter().enumerate() {
         assert_eq!(standin.events(hosts.host(i)).len(), *count, "node {i} was touched by moving a2");
     }
@@ -130,15 +109,15 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
     work.write_main_tf(&cluster.hcl());
     work.apply().assert_success();
     assert_node(&nodes_output(&work), "s4", "server", V1);
-    let s4 = kube_get(standin, hosts.host(4), "/api/v1/nodes/s4");
+    let s4 = standin.kube_get(hosts.host(4), "/api/v1/nodes/s4");
     assert_eq!(s4["metadata"]["labels"]["node-role.kubernetes.io/etcd"], "true");
     work.assert_plan_empty();
     cluster.servers.pop();
     cluster.extra = String::new();
     work.write_main_tf(&cluster.hcl());
     work.apply().assert_success();
-    assert_eq!(events_named(standin, hosts.host(4), "uninstall").len(), 2, "s4 not uninstalled");
-    let node_list = kube_get(standin, s1, "/api/v1/nodes");
+    assert_eq!(standin.events_named(hosts.host(4), "uninstall").len(), 2, "s4 not uninstalled");
+    let node_list = standin.kube_get(s1, "/api/v1/nodes");
     assert!(node_list["items"].as_array().unwrap().iter().all(|n| n["metadata"]["name"] != "s4"));
     work.assert_plan_empty();
 
@@ -182,7 +161,7 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
     assert_eq!(nodes["s1"]["version"], V2, "s1's upgrade not recorded: {nodes}");
     assert_eq!(nodes["s3"]["version"], V1, "s3 touched after s2 failed: {nodes}");
     // s2 was uncordoned although it failed.
-    let s2_node = kube_get(standin, s1, "/api/v1/nodes/s2");
+    let s2_node = standin.kube_get(s1, "/api/v1/nodes/s2");
     assert_ne!(s2_node["spec"]["unschedulable"], true, "s2 left cordoned");
     standin.clear_fail_start(hosts.host(1));
     let plan = work.assert_plan_has_changes();
@@ -199,11 +178,11 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
     let mut windows = Vec::new();
     for (key, index) in cluster.servers.iter().chain(&cluster.agents) {
         let host = hosts.host(*index);
-        let stops: Vec<Event> = events_named(standin, host, "stop").into_iter().filter(|e| e.version() == V1).collect();
+        let stops: Vec<Event> = standin.events_named(host, "stop").into_iter().filter(|e| e.version() == V1).collect();
         let stop = stops.last().unwrap_or_else(|| panic!("{key} never stopped for the upgrade"));
         assert_eq!(stop.field("unschedulable"), Some("true"), "{key} was not cordoned when it stopped");
         let ready =
-            events_named(standin, host, "ready").into_iter().find(|e| e.version() == V2 && e.unix_ms >= stop.unix_ms);
+            standin.events_named(host, "ready").into_iter().find(|e| e.version() == V2 && e.unix_ms >= stop.unix_ms);
         let ready = ready.unwrap_or_else(|| panic!("{key} never became ready on {V2}"));
         windows.push((*key, stop.unix_ms, ready.unix_ms));
     }
@@ -218,16 +197,13 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
     work.destroy().assert_success();
     for (i, uninstalls) in [(0, 1), (1, 1), (2, 1), (3, 1), (5, 2)] {
         let host = hosts.host(i);
-        assert_eq!(events_named(standin, host, "uninstall").len(), uninstalls, "{} not uninstalled", host.name());
+        assert_eq!(standin.events_named(host, "uninstall").len(), uninstalls, "{} not uninstalled", host.name());
         let probe = host.ssh("test -e /usr/local/bin/k3s || test -e /etc/rancher/k3s/config.yaml; echo $?");
         assert_eq!(probe.stdout.trim(), "1", "{} still has k3s", host.name());
     }
-    let last_agent = [3, 5]
-        .iter()
-        .map(|i| events_named(standin, hosts.host(*i), "uninstall").last().unwrap().unix_ms)
-        .max()
-        .unwrap();
-    let first_server = (0..3).map(|i| events_named(standin, hosts.host(i), "uninstall")[0].unix_ms).min().unwrap();
+    let last_agent =
+        [3, 5].iter().map(|i| standin.events_named(hosts.host(*i), "uninstall").last().unwrap().unix_ms).max().unwrap();
+    let first_server = (0..3).map(|i| standin.events_named(hosts.host(i), "uninstall")[0].unix_ms).min().unwrap();
     assert!(last_agent <= first_server, "servers uninstalled before agents");
 }
 
@@ -272,13 +248,13 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
 
     // A config change rolls over the nodes of that role only: the agent restarts with it.
     let s1_events = standin.events(hosts.host(0)).len();
-    let a1_starts = events_named(standin, hosts.host(1), "start").len();
+    let a1_starts = standin.events_named(hosts.host(1), "start").len();
     let mut configured = K3sConfig::new(&hosts, &[("s1", 0)], &[("a1", 1)]);
     configured.extra =
         format!("{}  agent_config = yamlencode({{ \"kubelet-arg\" = [\"max-pods=50\"] }})\n", cluster.extra);
     work.write_main_tf(&configured.hcl());
     work.apply().assert_success();
-    assert_eq!(events_named(standin, hosts.host(1), "start").len(), a1_starts + 1, "a1 not restarted");
+    assert_eq!(standin.events_named(hosts.host(1), "start").len(), a1_starts + 1, "a1 not restarted");
     assert_eq!(standin.events(hosts.host(0)).len(), s1_events, "s1 touched by an agent config change");
     let agent_config = hosts.host(1).ssh("cat /etc/rancher/k3s/config.yaml");
     assert!(agent_config.stdout.contains("max-pods=50"), "{}", agent_config.stdout);
@@ -326,7 +302,7 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
         "{}",
         out.stderr
     );
-    assert!(events_named(standin, hosts.host(2), "uninstall").is_empty(), "foreign k3s was touched");
+    assert!(standin.events_named(hosts.host(2), "uninstall").is_empty(), "foreign k3s was touched");
     // The resource did not change (the failed apply may leave the `nodes` output stale, which
     // the next apply refreshes).
     work.write_main_tf(&cluster.hcl());
@@ -359,7 +335,7 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
     let out = work.apply();
     assert!(!out.success());
     assert!(out.stderr.to_lowercase().contains("host key"), "{}", out.stderr);
-    assert!(events_named(standin, hosts.host(0), "stop").is_empty(), "s1 was touched with a wrong host key");
+    assert!(standin.events_named(hosts.host(0), "stop").is_empty(), "s1 was touched with a wrong host key");
 
     // An unreachable node: the apply gives up within its timeout, naming the host.
     let octets = hosts.gateway().octets();
@@ -378,7 +354,7 @@ fn k3s_standin_small_cluster_with_the_oldest_terraform_refuses_foreign_hosts_and
     work.write_main_tf(&cluster.hcl());
     work.destroy().assert_success();
     for i in 0..2 {
-        assert_eq!(events_named(standin, hosts.host(i), "uninstall").len(), 1);
+        assert_eq!(standin.events_named(hosts.host(i), "uninstall").len(), 1);
     }
     // The foreign installation is still there.
     assert!(hosts.host(2).root_dir().join("usr/local/bin/k3s").exists());
@@ -452,14 +428,14 @@ fn k3s_standin_cluster_as_a_sudo_user_is_created_and_destroyed_and_a_sudo_passwo
             stat.describe()
         );
     }
-    let node_list = kube_get(standin, hosts.host(0), "/api/v1/nodes");
+    let node_list = standin.kube_get(hosts.host(0), "/api/v1/nodes");
     assert_eq!(node_list["items"].as_array().unwrap().len(), 2, "{node_list}");
     work.assert_plan_empty();
 
     work.destroy().assert_success();
     for i in 0..2 {
         let host = hosts.host(i);
-        assert_eq!(events_named(standin, host, "uninstall").len(), 1, "{} not uninstalled", host.name());
+        assert_eq!(standin.events_named(host, "uninstall").len(), 1, "{} not uninstalled", host.name());
         let probe = host.ssh("test -e /usr/local/bin/k3s || test -e /etc/rancher/k3s/config.yaml; echo $?");
         assert_eq!(probe.stdout.trim(), "1", "{} still has k3s", host.name());
     }
@@ -482,6 +458,6 @@ fn k3s_standin_cluster_as_a_sudo_user_is_created_and_destroyed_and_a_sudo_passwo
     assert!(said.contains("sudo") && said.contains(&address), "no sudo diagnostic naming {address}:\n{}", out.stderr);
     assert!(said.contains("NOPASSWD"), "no hint to allow sudo without a password:\n{}", out.stderr);
     assert!(elapsed < std::time::Duration::from_secs(60), "took {elapsed:?}");
-    assert!(events_named(refused.standin, hosts.host(2), "start").is_empty(), "k3s started on host 2");
+    assert!(refused.standin.events_named(hosts.host(2), "start").is_empty(), "k3s started on host 2");
     assert!(!hosts.host(2).root_dir().join("usr/local/bin/k3s").exists(), "k3s installed on host 2");
 }

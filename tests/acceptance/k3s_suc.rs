@@ -9,13 +9,9 @@ use crate::harness::hosts::{Host, Hosts};
 use crate::harness::k3s_config::{K3sConfig, V1};
 use crate::harness::k3s_standin::{Event, K3sStandin};
 use crate::harness::suc_standin::{SucStandin, PLANS_PATH};
-use crate::harness::{terraform_binaries, TerraformBin, Workdir};
+use crate::harness::{newest_terraform, Workdir};
 
 const V2: &str = "v1.29.4+k3s1";
-
-fn newest_terraform() -> TerraformBin {
-    terraform_binaries().into_iter().max_by_key(|t| t.version).expect("a terraform")
-}
 
 /// The cluster's HCL with `strategy = "system-upgrade-controller"` in its `upgrade` block.
 fn suc_hcl(cluster: &K3sConfig) -> String {
@@ -25,26 +21,15 @@ fn suc_hcl(cluster: &K3sConfig) -> String {
     hcl.replace(block, &format!("{block}    strategy = \"system-upgrade-controller\"\n"))
 }
 
-fn events_named(standin: &K3sStandin, host: &Host, name: &str) -> Vec<Event> {
-    standin.events(host).into_iter().filter(|e| e.name == name).collect()
-}
-
 /// (stop on V1, ready on V2) of a node's upgrade, from its own event log.
 #[track_caller]
 fn upgrade_window(standin: &K3sStandin, host: &Host, key: &str) -> (u64, u64) {
-    let stop = events_named(standin, host, "stop").into_iter().rfind(|e| e.version() == V1);
+    let stop = standin.events_named(host, "stop").into_iter().rfind(|e| e.version() == V1);
     let stop = stop.unwrap_or_else(|| panic!("{key} never stopped on {V1}: {:?}", standin.events(host)));
     let ready =
-        events_named(standin, host, "ready").into_iter().find(|e| e.version() == V2 && e.unix_ms >= stop.unix_ms);
+        standin.events_named(host, "ready").into_iter().find(|e| e.version() == V2 && e.unix_ms >= stop.unix_ms);
     let ready = ready.unwrap_or_else(|| panic!("{key} never became ready on {V2}: {:?}", standin.events(host)));
     (stop.unix_ms, ready.unix_ms)
-}
-
-fn kube_get(standin: &K3sStandin, server: &Host, path: &str) -> serde_json::Value {
-    let client = standin.admin_client(server).expect("admin client");
-    let response = client.get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    assert_eq!(response.status, 200, "GET {path}: {}", response.body);
-    serde_json::from_str(&response.body).expect("json")
 }
 
 #[test]
@@ -84,7 +69,7 @@ fn k3s_standin_suc_standin_upgrade_through_plans_server_first_then_agents_one_at
     work.apply().assert_success();
     eprintln!("acceptance: upgrade through the SUC stand-in took {:.1?}", started.elapsed());
 
-    let server_plan = kube_get(standin, s1, &format!("{PLANS_PATH}/acc-server"));
+    let server_plan = standin.kube_get(s1, &format!("{PLANS_PATH}/acc-server"));
     let spec = &server_plan["spec"];
     assert_eq!(spec["version"], V2, "{server_plan}");
     assert_eq!(spec["concurrency"], 1, "{server_plan}");
@@ -97,7 +82,7 @@ fn k3s_standin_suc_standin_upgrade_through_plans_server_first_then_agents_one_at
     assert_eq!(expr["values"], serde_json::json!(["true"]), "{server_plan}");
     assert!(spec["prepare"].is_null() && spec["drain"].is_null(), "{server_plan}");
 
-    let agent_plan = kube_get(standin, s1, &format!("{PLANS_PATH}/acc-agent"));
+    let agent_plan = standin.kube_get(s1, &format!("{PLANS_PATH}/acc-agent"));
     let spec = &agent_plan["spec"];
     assert_eq!(spec["version"], V2, "{agent_plan}");
     assert_eq!(spec["concurrency"], 1, "{agent_plan}");
@@ -118,7 +103,7 @@ fn k3s_standin_suc_standin_upgrade_through_plans_server_first_then_agents_one_at
     }
 
     // Every Node on V2, and the state says so.
-    let node_list = kube_get(standin, s1, "/api/v1/nodes");
+    let node_list = standin.kube_get(s1, "/api/v1/nodes");
     for node in node_list["items"].as_array().unwrap() {
         assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], V2, "{node}");
         assert_ne!(node["spec"]["unschedulable"], true, "{} left cordoned", node["metadata"]["name"]);
@@ -144,7 +129,7 @@ fn k3s_standin_suc_standin_upgrade_through_plans_server_first_then_agents_one_at
     for (node, index) in [("s1", 0), ("a1", 1), ("a2", 2)] {
         let host = hosts.host(index);
         let installs: Vec<Event> =
-            events_named(standin, host, "install").into_iter().filter(|e| e.version() == V2).collect();
+            standin.events_named(host, "install").into_iter().filter(|e| e.version() == V2).collect();
         assert_eq!(installs.len(), 1, "{node} installed {V2} {} times: {:?}", installs.len(), standin.events(host));
         let at = |what: &str| record.iter().find(|e| e.node == node && e.what == what).unwrap().unix_ms;
         assert!(
@@ -170,7 +155,7 @@ fn k3s_standin_suc_standin_upgrade_through_plans_server_first_then_agents_one_at
     );
     assert!(agents[0].2 <= agents[1].1, "agents upgraded at the same time: {agents:?}");
     for (key, index) in [("s1", 0), ("a1", 1), ("a2", 2)] {
-        let stop = events_named(standin, hosts.host(index), "stop").into_iter().rfind(|e| e.version() == V1).unwrap();
+        let stop = standin.events_named(hosts.host(index), "stop").into_iter().rfind(|e| e.version() == V1).unwrap();
         assert_eq!(stop.field("unschedulable"), Some("true"), "{key} was not cordoned when it stopped");
     }
 
@@ -179,7 +164,7 @@ fn k3s_standin_suc_standin_upgrade_through_plans_server_first_then_agents_one_at
     work.destroy().assert_success();
     for i in 0..3 {
         assert_eq!(
-            events_named(standin, hosts.host(i), "uninstall").len(),
+            standin.events_named(hosts.host(i), "uninstall").len(),
             1,
             "{} not uninstalled",
             hosts.host(i).name()
@@ -301,14 +286,14 @@ fn k3s_standin_suc_standin_self_test_plans_written_by_the_test_upgrade_the_nodes
         }
         Ok(())
     });
-    for node in kube_get(standin, s1, "/api/v1/nodes")["items"].as_array().unwrap() {
+    for node in standin.kube_get(s1, "/api/v1/nodes")["items"].as_array().unwrap() {
         assert_ne!(node["spec"]["unschedulable"], true, "{node}");
         let plan = if node["metadata"]["name"] == "s1" { "t-server" } else { "t-agent" };
         assert_eq!(node["metadata"]["labels"][format!("plan.upgrade.cattle.io/{plan}")], "v1.29.4-k3s1", "{node}");
     }
     for index in 0..3 {
         let (stop, _) = upgrade_window(standin, hosts.host(index), hosts.host(index).name());
-        let stopped = events_named(standin, hosts.host(index), "stop").into_iter().find(|e| e.unix_ms == stop).unwrap();
+        let stopped = standin.events_named(hosts.host(index), "stop").into_iter().find(|e| e.unix_ms == stop).unwrap();
         assert_eq!(stopped.field("unschedulable"), Some("true"), "node {index} not cordoned when it stopped");
     }
     drop(suc);

@@ -245,6 +245,20 @@ impl K3sStandin {
             .collect()
     }
 
+    /// The node's events called `name`, oldest first.
+    pub fn events_named(&self, host: &Host, name: &str) -> Vec<Event> {
+        self.events(host).into_iter().filter(|e| e.name == name).collect()
+    }
+
+    /// GET `path` from the server on `server` with the admin certificate; panics unless 200.
+    #[track_caller]
+    pub fn kube_get(&self, server: &Host, path: &str) -> serde_json::Value {
+        let client = self.admin_client(server).expect("admin client");
+        let response = client.get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+        serde_json::from_str(&response.body).expect("json")
+    }
+
     /// The service log of `unit` (`k3s` or `k3s-agent`) on the node, as `journalctl` shows it.
     pub fn service_log(&self, host: &Host, unit: &str) -> String {
         std::fs::read_to_string(host.root_dir().join(format!("var/log/k3s-standin/{unit}.log"))).unwrap_or_default()

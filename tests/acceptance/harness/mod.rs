@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 pub use control_plane::{cluster, Cluster};
 pub use kubectl::{kubectl, kubectl_apply, kubectl_stdin};
-pub use terraform::{for_each_terraform, terraform_binaries, TerraformBin, Workdir};
+pub use terraform::{for_each_terraform, newest_terraform, oldest_terraform, terraform_binaries, TerraformBin, Workdir};
 
 /// The cache directory of `scripts/testenv.sh`.
 pub fn testenv_dir() -> PathBuf {

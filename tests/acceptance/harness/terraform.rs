@@ -91,6 +91,16 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
 }
 
+/// The newest terraform under test (for features older versions lack).
+pub fn newest_terraform() -> TerraformBin {
+    terraform_binaries().into_iter().max_by_key(|t| t.version).expect("a terraform")
+}
+
+/// The oldest terraform under test.
+pub fn oldest_terraform() -> TerraformBin {
+    terraform_binaries().into_iter().min_by_key(|t| t.version).expect("a terraform")
+}
+
 /// Runs `f` once per terraform binary; a failure names the terraform version.
 pub fn for_each_terraform(mut f: impl FnMut(&TerraformBin)) {
     for tf in terraform_binaries() {
