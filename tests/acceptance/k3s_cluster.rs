@@ -146,6 +146,8 @@ fn k3s_standin_cluster_of_three_servers_and_two_agents_grows_shrinks_upgrades_an
     refused(&|c| c.version = "v1.31.0+k3s1".into(), "upgrade to v1.30 first");
     refused(&|c| c.version = "v1.28.9+k3s1".into(), "downgrade");
     refused(&|c| c.servers.swap(0, 1), "Bootstrap server changed");
+    refused(&|c| c.extra = "  token_wo_version = 2\n".into(), "k3s token rotate");
+    refused(&|c| c.servers.truncate(1), "Removing servers would break quorum");
 
     // Upgrade: servers one at a time, then agents, each drained and back before the next.
     cluster.version = V2.to_string();
