@@ -458,16 +458,17 @@ impl<'a> Rollout<'a> {
                 .collect();
             if !upgrading.is_empty() {
                 self.suc_upgrade(&upgrading, progress).await?;
+                // Only the nodes SUC upgraded can have nothing left to do (their config already
+                // matched); the others still need what made them stale.
+                let mut rest = Vec::new();
+                for node in stale {
+                    if !upgrading.iter().any(|u| u.key == node.key) || self.needs_roll(node, progress).await? {
+                        rest.push(node);
+                    }
+                }
+                stale = rest;
             }
         }
-        // Left: config changes and nodes that were not Ready (and, with the SSH strategy, upgrades).
-        let mut rest = Vec::new();
-        for node in stale {
-            if self.needs_roll(node, progress).await? {
-                rest.push(node);
-            }
-        }
-        let stale = rest;
         for node in stale.iter().filter(|n| n.role == Role::Server) {
             self.roll(node, progress).await?;
         }
