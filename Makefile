@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TESTENV_DIR ?= $(HOME)/.cache/terraform-provider-platform/testenv
 export PLATFORM_TESTENV_DIR := $(TESTENV_DIR)
 
-.PHONY: all build release mirror testenv test test-release lint demo demo-down docs bench bench-stack bench-dns bench-k3s clean
+.PHONY: check-disk all build release mirror testenv test test-release lint demo demo-down docs bench bench-stack bench-dns bench-k3s clean
 
 all: build
 
@@ -33,7 +33,7 @@ test-release:
 
 # Unit tests, docs freshness, and acceptance tests with every Terraform found.
 # The last line totals every test binary's results.
-test: testenv lint test-release
+test: check-disk testenv lint test-release
 	mkdir -p target; set -o pipefail; source $(TESTENV_DIR)/env.sh && \
 	cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=4 2>&1 | tee target/test.log; \
 	status=$$?; \
@@ -71,3 +71,6 @@ bench-k3s: testenv
 
 clean:
 	cargo clean
+
+check-disk:
+	bash scripts/check-disk.sh
