@@ -37,3 +37,4 @@ mod volsync;
 mod ssh_client;
 mod k3s_cluster;
 mod k3s_suc;
+mod k3s_nodes;

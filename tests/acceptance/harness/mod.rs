@@ -26,6 +26,7 @@ pub mod fault_proxy;
 pub mod hosts;
 pub mod http;
 pub mod k3s_config;
+pub mod k3s_nodes;
 pub mod k3s_standin;
 pub mod kubectl;
 pub mod manifests_server;
