@@ -137,6 +137,12 @@ impl KubeError {
         matches!(self, KubeError::Api { code: 404, reason, .. } if reason == "NotFound")
     }
 
+    /// The API server rejects the object itself: invalid (422), malformed (400) or too
+    /// large (413). Sending it again will not help; changing it will.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, KubeError::Api { code: 400 | 413 | 422, .. })
+    }
+
     pub fn is_conflict(&self) -> bool {
         matches!(self, KubeError::Api { code: 409, .. })
     }

@@ -146,6 +146,23 @@ impl Cluster {
         Ok(serde_json::to_value(live).unwrap_or_default())
     }
 
+    /// [`apply_owned`](Self::apply_owned) as a server-side dry run: the object as the apply
+    /// would leave it (defaults, admission, validation and size checks included), nothing
+    /// written.
+    pub async fn apply_owned_dry_run(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        object: &serde_json::Value,
+        force: bool,
+    ) -> Result<serde_json::Value, KubeError> {
+        let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
+        params.force = force;
+        let live = self.dynamic_api(info, namespace).patch(name, &params, &Patch::Apply(object)).await.map_err(|e| self.error(e))?;
+        Ok(serde_json::to_value(live).unwrap_or_default())
+    }
+
     /// Deletes exactly the object with `uid` (a newer object of the same name is left
     /// alone: the server refuses with a conflict). `Ok(false)` when it was already gone.
     pub async fn delete_exact(&self, info: &KindInfo, namespace: Option<&str>, name: &str, uid: &str) -> Result<bool, KubeError> {

@@ -201,10 +201,10 @@ impl StackOps<'_> {
         errors
     }
 
-    /// Puts `m` where it will live: namespaced kinds in the component's namespace unless
-    /// they name one; cluster-scoped kinds in none (the API server would refuse one).
-    fn place(component: &Component, info: &KindInfo, m: &mut Manifest) {
-        if info.namespaced {
+    /// Puts `m` where it will live: objects of namespaced kinds in the component's namespace
+    /// unless they name one; of cluster-scoped kinds in none (the API server would refuse one).
+    pub(super) fn place(component: &Component, namespaced: bool, m: &mut Manifest) {
+        if namespaced {
             manifests::default_namespace(m, component.namespace.as_deref().unwrap_or("default"));
         } else {
             m.namespace = None;
@@ -216,7 +216,7 @@ impl StackOps<'_> {
 
     async fn apply_one(&self, component: &Component, mut m: Manifest, defined_here: bool) -> Result<(ObjectKey, Applied), ObjectFailure> {
         let info = self.kind_of(&m, defined_here).await.map_err(ObjectFailure::refused)?;
-        Self::place(component, &info, &mut m);
+        Self::place(component, info.namespaced, &mut m);
         let key = ObjectKey::of(&component.name, &m);
         let namespace = m.namespace.clone();
         let live = self
@@ -263,54 +263,6 @@ impl StackOps<'_> {
         Ok((key, Applied { entry: Entry::Digest(digest), adopted, resource_version }))
     }
 
-    /// The objects this plan would adopt, looked up without changing anything; refusals name
-    /// the component (by index) and the object. Kinds the cluster does not serve yet hold no
-    /// objects.
-    pub async fn planned_adoptions(
-        &self,
-        components: &[Component],
-        rendered: &[Vec<Manifest>],
-    ) -> Result<(BTreeSet<String>, Vec<(usize, ObjectKey, claims::Refusal)>), OpError> {
-        let mut work = Vec::new();
-        for (component, objects) in components.iter().zip(rendered) {
-            for m in objects {
-                work.push(
-                    async move {
-                        let info = match self.cluster.kind(&m.api_version, &m.kind).await {
-                            Ok(Some(info)) => info,
-                            Ok(None) => return Ok(None),
-                            Err(e) => return Err(self.kube("discovery", e)),
-                        };
-                        let mut m = m.clone();
-                        Self::place(component, &info, &mut m);
-                        let key = ObjectKey::of(&component.name, &m);
-                        let live = self
-                            .cluster
-                            .get_dynamic(&info, m.namespace.as_deref(), &m.name)
-                            .await
-                            .map_err(|e| self.kube(&format!("reading {}", describe(&key)), e))?;
-                        let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt);
-                        Ok(Some((component.index, key, claim)))
-                    }
-                    .boxed(),
-                );
-            }
-        }
-        let mut keys = BTreeSet::new();
-        let mut refusals = Vec::new();
-        for result in concurrently(work).await {
-            let Some((index, key, claim)) = result? else { continue };
-            match claim {
-                Ok(Claim::Adopt | Claim::Ours { adopted: true }) => {
-                    keys.insert(key.to_string());
-                }
-                Ok(_) => {}
-                Err(refusal) => refusals.push((index, key, refusal)),
-            }
-        }
-        Ok((keys, refusals))
-    }
-
     /// Waits until `m` is ready (see `readiness`), failed, the deadline or Ctrl-C.
     async fn wait_ready(&self, component: &Component, m: &Manifest) -> Result<(), OpError> {
         let goal = match m.kind.as_str() {
@@ -338,7 +290,7 @@ impl StackOps<'_> {
     ) -> Result<(), OpError> {
         let info = self.kind_of(m, false).await?;
         let mut placed = m.clone();
-        Self::place(component, &info, &mut placed);
+        Self::place(component, info.namespaced, &mut placed);
         let namespace = placed.namespace.clone();
         let what = match &namespace {
             Some(ns) => format!("{} {ns}/{}{goal}", m.kind, m.name),
@@ -472,7 +424,7 @@ impl StackOps<'_> {
 }
 
 /// The API server's NotFound for the namespace an object goes into.
-fn namespace_missing(e: &KubeError) -> bool {
+pub(super) fn namespace_missing(e: &KubeError) -> bool {
     matches!(e, KubeError::NotFound { resource, .. } if resource == "namespaces")
 }
 
@@ -499,7 +451,7 @@ pub struct LabelledObject {
 const VALUES_VERSION_ANNOTATION: &str = flux::RECONCILE_REQUEST;
 
 /// (namespace, name) of the Secrets HelmReleases among `objects` take values from.
-fn values_secrets(objects: &[Manifest]) -> BTreeSet<(Option<String>, String)> {
+pub(super) fn values_secrets(objects: &[Manifest]) -> BTreeSet<(Option<String>, String)> {
     objects
         .iter()
         .filter(|m| m.kind == "HelmRelease")
@@ -516,7 +468,7 @@ fn values_secrets(objects: &[Manifest]) -> BTreeSet<(Option<String>, String)> {
 }
 
 /// Writes [`VALUES_VERSION_ANNOTATION`] on a HelmRelease from its values Secrets' versions.
-fn mark_values_version(release: &mut Manifest, versions: &BTreeMap<(Option<String>, String), String>) {
+pub(super) fn mark_values_version(release: &mut Manifest, versions: &BTreeMap<(Option<String>, String), String>) {
     let mut mine: Vec<String> = values_secrets(std::slice::from_ref(release))
         .into_iter()
         .filter_map(|secret| versions.get(&secret).map(|v| format!("{}={v}", secret.1)))
@@ -533,7 +485,7 @@ fn mark_values_version(release: &mut Manifest, versions: &BTreeMap<(Option<Strin
 }
 
 /// Writes the owner annotation into an object about to be applied.
-fn annotate_owner(object: &mut serde_json::Value, id: &str) {
+pub(super) fn annotate_owner(object: &mut serde_json::Value, id: &str) {
     let Some(metadata) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) else { return };
     let annotations = metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
     if !annotations.is_object() {

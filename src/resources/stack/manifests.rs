@@ -82,6 +82,11 @@ impl Manifest {
         Some((group.to_string(), kind.to_string()))
     }
 
+    /// For a CRD: whether the kind it defines is namespaced (`spec.scope`).
+    pub fn crd_namespaced(&self) -> bool {
+        self.object["spec"]["scope"] == "Namespaced"
+    }
+
     pub fn identity(&self) -> ObjectIdentity<'_> {
         (self.group(), &self.kind, self.namespace.as_deref(), &self.name)
     }

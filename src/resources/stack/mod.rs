@@ -11,6 +11,7 @@ mod claims;
 mod cluster_ops;
 mod config;
 mod documents;
+mod dry_run;
 mod errors;
 mod flux;
 mod graph;
@@ -28,6 +29,7 @@ use async_trait::async_trait;
 
 use self::claims::{Claimant, Identity, Refusal};
 use self::cluster_ops::{describe, Applied, StackOps};
+use self::dry_run::PlannedObjects;
 use self::config::{Component, Source};
 use self::inventory::{Entry, ObjectKey};
 use self::manifests::{Manifest, STACK_LABEL};
@@ -80,6 +82,22 @@ impl Past {
     fn claimant<'a>(&'a self, id: &'a str, planned_adoptions: Option<&'a BTreeSet<Identity>>) -> Claimant<'a> {
         Claimant { id, inventory: &self.inventory, adopted: &self.adopted, planned_adoptions }
     }
+}
+
+/// The applied inventory, with the digests the plan showed as staying where the apply
+/// recorded another (a CRD of the stack changed the schema meanwhile, say): the plan's word
+/// stands, and the next refresh shows the object as changed if it really is.
+fn keep_planned_digests(planned: &Value, mut applied: BTreeMap<String, Entry>) -> BTreeMap<String, Entry> {
+    let Some(Value::Map(planned)) = planned.get_attr("objects") else { return applied };
+    for (key, value) in planned {
+        let (Some(text), Some(entry)) = (value.as_str(), applied.get_mut(key)) else { continue };
+        let promised = Entry::parse(text);
+        if matches!(entry, Entry::Digest(_)) && *entry != promised {
+            tracing::debug!(object = %key, "applied digest differs from the planned one; the planned one is kept");
+            *entry = promised;
+        }
+    }
+    applied
 }
 
 /// The inventory of a state: entry text by object key.
@@ -230,7 +248,7 @@ impl StackResource {
                 }
             }
         }
-        state.set_attr("objects", entries_value(&applied_entries));
+        state.set_attr("objects", entries_value(&keep_planned_digests(planned, applied_entries)));
         Some(state)
     }
 
@@ -266,10 +284,17 @@ impl StackResource {
         others.is_empty()
     }
 
-    /// At plan, with a reachable cluster: which objects the apply will adopt, and refusals
-    /// (objects that exist and may not be taken over) as errors on their components.
-    /// `None` when the cluster cannot be asked (unknown connection, unreachable).
-    async fn plan_adoptions(&self, ctx: &Context, plan: &Plan, diags: &mut Diagnostics) -> Option<BTreeSet<String>> {
+    /// At plan, with a reachable cluster and a known connection: the objects the apply would
+    /// write, looked up and dry-run applied (see `dry_run`). Refusals (objects that exist and
+    /// may not be taken over) and objects the API server rejects are errors on their
+    /// components. `None` when the cluster cannot be asked (unknown connection, unreachable);
+    /// else the adoptions (`None`: unknown until the apply) and what was found.
+    async fn plan_objects(
+        &self,
+        ctx: &Context,
+        plan: &Plan,
+        diags: &mut Diagnostics,
+    ) -> Option<(Option<BTreeSet<String>>, PlannedObjects)> {
         let cluster_value = plan.planned.get_attr("cluster");
         if cluster_value.is_some_and(|c| !c.is_wholly_known()) {
             return None;
@@ -284,36 +309,45 @@ impl StackResource {
             return None;
         }
         let cluster = self.platform.cluster(cluster_value).await.ok()?;
-        let id = plan.prior.get_attr("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let id = plan.prior.get_attr("id").and_then(Value::as_str).filter(|id| is_instance_id(id)).unwrap_or_default().to_string();
         let past = Past::of(&plan.prior);
-        let ops = StackOps::new(&cluster, &stack, Deadline::after(PLAN_TIMEOUT, ctx.stop.clone()), past.claimant(&id, None));
-        let looked = ops.deadline.run(ops.planned_adoptions(&components, &rendered)).await;
-        match looked {
-            Ok((keys, refusals)) => {
-                let mut known = true;
-                for (index, key, refusal) in refusals {
-                    // Planning a create (or a replacement) cannot know an id yet: an object
-                    // of another instance may be the one being replaced, released or deleted
-                    // before this create. The apply decides; what it adopts is unknown.
-                    if plan.is_create() && matches!(refusal, Refusal::OtherOwner { .. }) {
-                        known = false;
-                        continue;
-                    }
-                    let component = components.iter().find(|c| c.index == index);
-                    let name = component.map(|c| c.name.as_str()).unwrap_or("?");
-                    diags.error_at(
-                        AttributePath::root("component").index(index as i64),
-                        format!("Component {name:?} would take over an existing object"),
-                        format!("{} cannot be applied: {refusal}", describe(&key)),
-                    );
-                }
-                known.then_some(keys)
-            }
+        let mut ops = StackOps::new(&cluster, &stack, Deadline::after(PLAN_TIMEOUT, ctx.stop.clone()), past.claimant(&id, None));
+        ops.force_conflicts = flag(&plan.planned, "force_conflicts");
+        // The instance id is one of the fields written: without it a dry run tells nothing.
+        let dry_run = !id.is_empty();
+        let looked = ops.deadline.run(ops.plan_objects(&components, &rendered, &entries(&plan.prior), dry_run)).await;
+        let mut planned = match looked {
+            Ok(planned) => planned,
             Err(e) => {
-                tracing::info!(stack = %stack, error = %e, "cannot look at the cluster at plan; adoptions shown as unknown");
-                None
+                tracing::info!(stack = %stack, error = %e, "cannot look at the cluster at plan; objects and adoptions shown as unknown");
+                return None;
             }
+        };
+        let name_of = |index: usize| components.iter().find(|c| c.index == index).map_or("?", |c| c.name.as_str());
+        let mut adoptions_known = true;
+        for (index, key, refusal) in std::mem::take(&mut planned.refusals) {
+            // Planning a create (or a replacement) cannot know an id yet: an object of another
+            // instance may be the one being replaced, released or deleted before this create.
+            // The apply decides; what it adopts is unknown.
+            if plan.is_create() && matches!(refusal, Refusal::OtherOwner { .. }) {
+                adoptions_known = false;
+                continue;
+            }
+            diags.error_at(
+                AttributePath::root("component").index(index as i64),
+                format!("Component {:?} would take over an existing object", name_of(index)),
+                format!("{} cannot be applied: {refusal}", describe(&key)),
+            );
         }
+        for (index, key, error) in &planned.rejected {
+            diags.error_at(
+                AttributePath::root("component").index(*index as i64),
+                format!("Component {:?}: the API server rejects an object", name_of(*index)),
+                format!("A dry run of the apply was refused for {}: {error}. Nothing was applied.", describe(key)),
+            );
+        }
+        let adopted = adoptions_known.then(|| std::mem::take(&mut planned.adopted));
+        Some((adopted, planned))
     }
 }
 
@@ -352,6 +386,45 @@ fn finish(result: Result<Option<Value>, Interrupted>, inner: Diagnostics, diags:
         diags.error("Stack operation interrupted", format!("{e}. Run apply again to finish it."));
         None
     })
+}
+
+/// A change that removes a HelmRelease (a renamed component, another release name or
+/// namespace) makes Flux uninstall that Helm release; one added beside it is a fresh install.
+/// The plan says so, naming them, rather than let it pass as an in-place update.
+fn warn_reinstalls(prior: &Value, planned: &Value, diags: &mut Diagnostics) {
+    let releases = |keys: &mut dyn Iterator<Item = ObjectKey>| -> BTreeSet<String> {
+        keys.filter(|k| k.kind == "HelmRelease").map(|k| format!("{}/{}", k.namespace.unwrap_or_default(), k.name)).collect()
+    };
+    let before = releases(&mut entries(prior).into_iter().filter(|(_, v)| *v != Entry::Deleted).filter_map(|(k, _)| k.parse().ok()));
+    if before.is_empty() {
+        return;
+    }
+    let mut scratch = Diagnostics::new();
+    let Some(components) = stack_components(planned, &mut scratch) else { return };
+    let stack = text(planned, "name");
+    let flux_namespace = text(planned, "namespace");
+    let mut rendered = components.iter().filter(|c| matches!(c.source, Source::Helm { .. })).flat_map(|c| {
+        let objects = config::render(&stack, &flux_namespace, c, &[], None).unwrap_or_default();
+        objects.into_iter().map(|m| ObjectKey::of(&c.name, &m)).collect::<Vec<_>>()
+    });
+    let after = releases(&mut rendered);
+    let gone: Vec<&String> = before.difference(&after).collect();
+    if gone.is_empty() {
+        return;
+    }
+    let added: Vec<&String> = after.difference(&before).collect();
+    let list = |names: &[&String]| names.iter().map(|n| format!("HelmRelease {n}")).collect::<Vec<_>>().join(", ");
+    let detail = if added.is_empty() {
+        format!("This apply deletes {}: Flux uninstalls those Helm releases and everything they installed.", list(&gone))
+    } else {
+        format!(
+            "This apply deletes {} and creates {}: Flux uninstalls the old Helm releases and installs new ones, so their \
+             workloads are removed and created again (a renamed component, release name or namespace does this).",
+            list(&gone),
+            list(&added)
+        )
+    };
+    diags.warning("Helm releases will be uninstalled", detail);
 }
 
 /// The attributes that decide what is in the cluster.
@@ -605,12 +678,18 @@ impl Resource for StackResource {
                 plan.planned.set_attr(computed, plan.prior.get_attr(computed).cloned().unwrap_or(Value::Null));
             }
         } else {
-            plan.planned.set_attr("objects", Value::Unknown);
             if legacy {
                 plan.planned.set_attr("id", Value::Unknown);
             }
-            let adoptions = self.plan_adoptions(ctx, plan, diags).await;
-            plan.planned.set_attr("adopted", adoptions.as_ref().map_or(Value::Unknown, string_list_value));
+            warn_reinstalls(&plan.prior, &plan.planned, diags);
+            let looked = self.plan_objects(ctx, plan, diags).await;
+            let adopted = looked.as_ref().and_then(|(adopted, _)| adopted.as_ref());
+            plan.planned.set_attr("adopted", adopted.map_or(Value::Unknown, string_list_value));
+            let inventory = looked.and_then(|(_, planned)| planned.inventory(&entries(&plan.prior)));
+            let objects = inventory.map_or(Value::Unknown, |inventory| {
+                Value::Map(inventory.into_iter().map(|(k, v)| (k, v.map_or(Value::Unknown, Value::string))).collect())
+            });
+            plan.planned.set_attr("objects", objects);
             return;
         }
         // Unchanged configuration: only drift recorded by Read makes an update, and the
@@ -618,8 +697,9 @@ impl Resource for StackResource {
         if let Some(Value::Map(objects)) = plan.prior.get_attr("objects") {
             if let Some(planned) = repair_plan(objects) {
                 plan.planned.set_attr("objects", Value::Map(planned));
-                let adoptions = self.plan_adoptions(ctx, plan, diags).await;
-                plan.planned.set_attr("adopted", adoptions.as_ref().map_or(Value::Unknown, string_list_value));
+                let looked = self.plan_objects(ctx, plan, diags).await;
+                let adopted = looked.as_ref().and_then(|(adopted, _)| adopted.as_ref());
+                plan.planned.set_attr("adopted", adopted.map_or(Value::Unknown, string_list_value));
             }
         }
     }
