@@ -96,11 +96,17 @@ impl Api {
 /// (`None`: gone).
 type Transition = (u128, String, Option<NodeState>);
 
-/// Lists the Nodes every [`POLL`] on a thread until stopped, keeping each Node's changes and
-/// every list in which more than one Node was cordoned.
+/// What a [`NodeWatch`] saw: each Node's changes, and every list (ms since the watch started)
+/// in which more than one Node was cordoned.
+struct Watched {
+    transitions: Vec<Transition>,
+    overlaps: Vec<(u128, Vec<String>)>,
+}
+
+/// Lists the Nodes every [`POLL`] on a thread until finished.
 struct NodeWatch {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<(Vec<Transition>, Vec<(u128, Vec<String>)>)>,
+    thread: JoinHandle<Watched>,
 }
 
 impl NodeWatch {
@@ -133,7 +139,7 @@ impl NodeWatch {
                     }
                     last = nodes;
                     if finishing {
-                        return (transitions, overlaps);
+                        return Watched { transitions, overlaps };
                     }
                 }
                 std::thread::sleep(POLL);
@@ -142,7 +148,7 @@ impl NodeWatch {
         NodeWatch { stop, thread }
     }
 
-    fn finish(self) -> (Vec<Transition>, Vec<(u128, Vec<String>)>) {
+    fn finish(self) -> Watched {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.join().expect("the Node watch panicked")
     }
@@ -211,7 +217,7 @@ fn k3s_cluster_lifecycle_on_the_rig_or_on_tf_acc_k3s_nodes() {
     work.write_main_tf(&cluster.hcl());
     let watch = NodeWatch::start(&api);
     let applied = work.apply();
-    let (transitions, overlaps) = watch.finish();
+    let Watched { transitions, overlaps } = watch.finish();
     applied.assert_success();
     eprintln!("acceptance: Node changes during the upgrade: {transitions:#?}");
     assert!(overlaps.is_empty(), "more than one Node cordoned at once: {overlaps:?}");
@@ -221,8 +227,8 @@ fn k3s_cluster_lifecycle_on_the_rig_or_on_tf_acc_k3s_nodes() {
     let of = |name: &'static str| transitions.iter().filter(move |(_, n, _)| n == name);
     let mut windows = Vec::new();
     for name in &order {
-        let touched = of(*name).find(|(_, _, s)| s.as_ref() != Some(&untouched)).map(|t| t.0);
-        let done = of(*name).find(|(_, _, s)| s.as_ref() == Some(&upgraded)).map(|t| t.0);
+        let touched = of(name).find(|(_, _, s)| s.as_ref() != Some(&untouched)).map(|t| t.0);
+        let done = of(name).find(|(_, _, s)| s.as_ref() == Some(&upgraded)).map(|t| t.0);
         let (Some(touched), Some(done)) = (touched, done) else {
             panic!("{name} not seen going to {to}: {transitions:?}")
         };
@@ -234,7 +240,7 @@ fn k3s_cluster_lifecycle_on_the_rig_or_on_tf_acc_k3s_nodes() {
     }
     // The API's server may be down while it is cordoned; every other node must be seen cordoned.
     for name in &order[1..] {
-        assert!(of(*name).any(|(_, _, s)| s.as_ref().is_some_and(|s| s.unschedulable)), "{name} never seen cordoned");
+        assert!(of(name).any(|(_, _, s)| s.as_ref().is_some_and(|s| s.unschedulable)), "{name} never seen cordoned");
     }
     api.assert_nodes(&["a1", "s1", "s2", "s3"], to);
     work.assert_plan_empty();
@@ -246,7 +252,7 @@ fn k3s_cluster_lifecycle_on_the_rig_or_on_tf_acc_k3s_nodes() {
     work.import("platform_k3s_cluster.this", "acc").assert_success();
     let watch = NodeWatch::start(&api);
     let adopted = work.apply();
-    let (transitions, _) = watch.finish();
+    let Watched { transitions, .. } = watch.finish();
     adopted.assert_success();
     let changed: Vec<&Transition> = transitions.iter().filter(|(_, _, s)| s.as_ref() != Some(&upgraded)).collect();
     assert!(changed.is_empty(), "adoption changed Nodes: {changed:?}");

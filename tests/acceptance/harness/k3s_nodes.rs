@@ -187,7 +187,7 @@ impl K3sNodes {
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", real.known_hosts.display()))
             .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
-            .args(["-o", "IdentitiesOnly=yes"])
+            .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes"])
             .arg(format!("{}@{}", node.user, node.address))
             .arg(command);
         run_command(ssh, None, SSH_TIMEOUT)
