@@ -20,6 +20,7 @@ mod sops_file;
 mod stack;
 mod stack_ownership;
 mod stack_waits;
+mod stack_plans;
 mod catalog;
 mod faults;
 mod install;

@@ -726,6 +726,31 @@ fn stack_configuration_problems_fail_the_plan_without_a_cluster() {
             vec!["component \"a\" is defined more than once"],
         ),
         (
+            "every dependency problem at once",
+            vec![
+                Component::new("database").manifests(&cm("db", "x")),
+                Component::new("app").depends_on(&["databse"]).manifests(&cm("app", "x")),
+                Component::new("web").depends_on(&["nope"]).manifests(&cm("web", "x")),
+                Component::new("app").manifests(&cm("app2", "x")),
+                Component::new("p").depends_on(&["q"]).manifests(&cm("p", "x")),
+                Component::new("q").depends_on(&["p"]).manifests(&cm("q", "x")),
+            ],
+            vec![
+                "Duplicate component name",
+                "component \"app\" is defined more than once",
+                "component \"app\" depends on \"databse\", which is not a component of this stack (did you mean \"database\"?)",
+                "component \"web\" depends on \"nope\", which is not a component of this stack",
+                "cycle: p -> q -> p",
+                "depends_on = [\"databse\"]",
+            ],
+        ),
+        (
+            "Helm values too large to store",
+            vec![Component::new("big")
+                .helm("https://charts.example.com", "big", "1.0.0", Some("yamlencode({ blob = format(\"%02200000d\", 0) })"))],
+            vec!["component \"big\": HelmRelease", "its Helm values are too large", "at most 1 MiB"],
+        ),
+        (
             "sensitive values without helm",
             vec![Component::new("a").manifests(&cm("a", "x")).attr("sensitive_values", "{ \"p\" = \"s\" }")],
             vec!["sensitive_values needs a Helm chart"],

@@ -311,8 +311,15 @@ pub fn levels(components: &mut [Component], diags: &mut Diagnostics) -> Option<V
     let graph_input: Vec<(&str, &[String])> = components.iter().map(|c| (c.name.as_str(), c.depends_on.as_slice())).collect();
     match graph::levels(&graph_input) {
         Ok(levels) => Some(levels),
-        Err(problem) => {
-            diags.error_at(AttributePath::root("component"), "Invalid component dependencies", problem.to_string());
+        Err(problems) => {
+            for problem in problems {
+                let at = AttributePath::root("component").index(components[problem.index()].index as i64);
+                let (at, summary) = match problem {
+                    graph::GraphProblem::DuplicateName { .. } => (at.attribute("name"), "Duplicate component name"),
+                    _ => (at.attribute("depends_on"), "Invalid component dependencies"),
+                };
+                diags.error_at(at, summary, problem.to_string());
+            }
             None
         }
     }
@@ -412,7 +419,32 @@ pub fn render(
     for object in &mut objects {
         manifests::label(&mut object.object, stack, &component.name);
     }
+    let too_large: Vec<String> = objects.iter().filter_map(|m| size_problem(m).map(prefix)).collect();
+    if !too_large.is_empty() {
+        return Err(too_large);
+    }
     Ok(objects)
+}
+
+/// The most an object may weigh: the limit Kubernetes documents for ConfigMaps and Secrets,
+/// close to etcd's request limit for everything else, and the size of the Secret in which
+/// Helm keeps a release's values.
+const MAX_OBJECT_BYTES: usize = 1024 * 1024;
+
+/// Why `m` cannot be stored: larger than [`MAX_OBJECT_BYTES`] as JSON.
+fn size_problem(m: &Manifest) -> Option<String> {
+    let size = serde_json::to_vec(&m.object).map_or(0, |bytes| bytes.len());
+    (size > MAX_OBJECT_BYTES).then(|| {
+        let what = if m.kind == "HelmRelease" { "its Helm values are too large" } else { "it is too large" };
+        format!(
+            "{} {} ({}) is {:.1} MiB as JSON: {what}. Kubernetes stores objects of at most 1 MiB; split it, or move bulky data \
+             into files the workload reads (a volume, an image, object storage)",
+            m.kind,
+            m.name,
+            m.location(),
+            size as f64 / (1024.0 * 1024.0)
+        )
+    })
 }
 
 fn values_secret_object(name: &str, namespace: &str, values: &BTreeMap<String, String>) -> serde_json::Value {

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::FutureExt;
 
 use super::claims::{self, Claim, Refusal};
-use super::cluster_ops::{annotate_owner, concurrently, describe, mark_values_version, values_secrets, OpError, StackOps};
+use super::cluster_ops::{
+    annotate_owner, concurrently, describe, mark_values_version, values_secrets, OpError, StackOps,
+};
 use super::config::Component;
 use super::inventory::{Entry, ObjectKey};
 use super::manifests::Manifest;
@@ -65,16 +67,14 @@ struct Looked {
 }
 
 impl StackOps<'_> {
-    /// Looks at every object of `rendered` without changing anything. `dry_run`: also ask
-    /// the server what each write would record (the instance id must be known then: it is
-    /// one of the fields written). `prior`: the inventory before this plan, which tells
+    /// Looks at every object of `rendered` without changing anything, and asks the server
+    /// what each write would record. `prior`: the inventory before this plan, which tells
     /// whether a HelmRelease's values Secrets stay as they are.
     pub async fn plan_objects(
         &self,
         components: &[Component],
         rendered: &[Vec<Manifest>],
         prior: &BTreeMap<String, Entry>,
-        dry_run: bool,
     ) -> Result<PlannedObjects, OpError> {
         let crd_scopes: BTreeMap<(String, String), bool> =
             rendered.iter().flatten().filter_map(|m| Some((m.crd_defines()?, m.crd_namespaced()))).collect();
@@ -89,7 +89,7 @@ impl StackOps<'_> {
                 if reads_secrets {
                     releases.push((component, m, secrets.clone()));
                 } else {
-                    first.push(self.look(component, m.clone(), &crd_scopes, dry_run).boxed());
+                    first.push(self.look(component, m.clone(), &crd_scopes, true).boxed());
                 }
             }
         }
@@ -98,7 +98,7 @@ impl StackOps<'_> {
         for (component, release, secrets) in releases {
             // The versions the apply will write, if every Secret stays as it is.
             let mut versions = BTreeMap::new();
-            let mut unchanged = dry_run;
+            let mut unchanged = true;
             for (namespace, name) in &secrets {
                 let found = looked.iter().flatten().find(|l| {
                     l.component == component.index
@@ -147,14 +147,16 @@ impl StackOps<'_> {
         Ok(planned)
     }
 
-    /// One object: where it goes, whether we may write it, and (`dry_run`) what the write
-    /// would record. `None` when its kind is unknown to the cluster and to the stack's CRDs.
+    /// One object: where it goes, whether we may write it, and what the write would record
+    /// (`digest`: false when the object as looked at is not the one the apply will write, as
+    /// for a HelmRelease whose values Secrets change first). `None` when its kind is unknown
+    /// to the cluster and to the stack's CRDs.
     async fn look(
         &self,
         component: &Component,
         mut m: Manifest,
         crd_scopes: &BTreeMap<(String, String), bool>,
-        dry_run: bool,
+        digest: bool,
     ) -> Result<Option<Looked>, OpError> {
         let defined_here = crd_scopes.get(&(m.group().to_string(), m.kind.clone())).copied();
         let info = self.cluster.kind(&m.api_version, &m.kind).await.map_err(|e| self.kube("discovery", e))?;
@@ -163,8 +165,14 @@ impl StackOps<'_> {
             let Some(namespaced) = defined_here else { return Ok(None) };
             Self::place(component, namespaced, &mut m);
             let key = ObjectKey::of(&component.name, &m);
-            let looked =
-                Looked { component: component.index, key, claim: Ok(Claim::Create), resource_version: None, digest: None, rejected: None };
+            let looked = Looked {
+                component: component.index,
+                key,
+                claim: Ok(Claim::Create),
+                resource_version: None,
+                digest: None,
+                rejected: None,
+            };
             return Ok(Some(looked));
         };
         Self::place(component, info.namespaced, &mut m);
@@ -176,9 +184,11 @@ impl StackOps<'_> {
             .await
             .map_err(|e| self.kube(&format!("reading {}", describe(&key)), e))?;
         let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt);
-        let resource_version = live.as_ref().and_then(|l| l["metadata"]["resourceVersion"].as_str()).map(str::to_string);
-        let mut looked = Looked { component: component.index, key, claim, resource_version, digest: None, rejected: None };
-        if !dry_run || looked.claim.is_err() {
+        let resource_version =
+            live.as_ref().and_then(|l| l["metadata"]["resourceVersion"].as_str()).map(str::to_string);
+        let mut looked =
+            Looked { component: component.index, key, claim, resource_version, digest: None, rejected: None };
+        if looked.claim.is_err() {
             return Ok(Some(looked));
         }
         annotate_owner(&mut m.object, self.claimant.id);
@@ -187,16 +197,23 @@ impl StackOps<'_> {
                 fields::remove_path(&mut m.object, path);
             }
         }
-        match self.cluster.apply_owned_dry_run(&info, namespace.as_deref(), &m.name, &m.object, self.force_conflicts).await {
-            Ok(written) => {
+        match self
+            .cluster
+            .apply_owned_dry_run(&info, namespace.as_deref(), &m.name, &m.object, self.force_conflicts)
+            .await
+        {
+            Ok(written) if digest => {
                 looked.digest = Some(
                     fields::owned_digest_except(&written, FIELD_MANAGER, &component.ignore_fields)
                         .unwrap_or_else(|| fields::digest(&serde_json::Value::Null)),
                 );
             }
+            Ok(_) => {}
             // A CRD of this stack may change the schema first: the apply decides then.
             Err(e) if e.is_rejected() && defined_here.is_none() => looked.rejected = Some(e),
-            Err(e) => tracing::debug!(object = %looked.key, error = %e, "dry run inconclusive; the entry stays unknown"),
+            Err(e) => {
+                tracing::debug!(object = %looked.key, error = %e, "dry run inconclusive; the entry stays unknown")
+            }
         }
         Ok(Some(looked))
     }

@@ -13,18 +13,34 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
-/// Why components cannot be ordered. Names are quoted as the user wrote them.
+/// Why components cannot be ordered. Names are quoted as the user wrote them; `index` is
+/// the component's position in the input.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum GraphProblem {
-    #[error("component {0:?} is defined more than once")]
-    DuplicateName(String),
-    #[error("component {component:?} depends on {dependency:?}, which is not a component of this stack")]
-    UnknownDependency { component: String, dependency: String },
-    #[error("component {0:?} depends on itself")]
-    SelfDependency(String),
+    #[error("component {name:?} is defined more than once")]
+    DuplicateName { name: String, index: usize },
+    #[error(
+        "component {component:?} depends on {dependency:?}, which is not a component of this stack{}",
+        suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()
+    )]
+    UnknownDependency { component: String, index: usize, dependency: String, suggestion: Option<String> },
+    #[error("component {component:?} depends on itself")]
+    SelfDependency { component: String, index: usize },
     /// The components of the cycle in dependency order, the first repeated at the end.
-    #[error("components depend on each other in a cycle: {}", .0.join(" -> "))]
-    Cycle(Vec<String>),
+    #[error("components depend on each other in a cycle: {}", .names.join(" -> "))]
+    Cycle { names: Vec<String>, index: usize },
+}
+
+impl GraphProblem {
+    /// The position of the component the problem is reported at.
+    pub fn index(&self) -> usize {
+        match self {
+            GraphProblem::DuplicateName { index, .. }
+            | GraphProblem::UnknownDependency { index, .. }
+            | GraphProblem::SelfDependency { index, .. }
+            | GraphProblem::Cycle { index, .. } => *index,
+        }
+    }
 }
 
 /// Groups components (name, names it depends on) into dependency levels, as indices into
@@ -32,37 +48,54 @@ pub enum GraphProblem {
 /// deepest dependency is in level n - 1. Within a level, input order is kept, so the result
 /// is the same for the same input. A dependency listed twice counts once.
 ///
-/// Problems are reported one at a time, in this order: duplicate names, self-dependencies,
-/// unknown dependencies (each in input order), then a cycle.
-pub fn levels(components: &[(&str, &[String])]) -> Result<Vec<Vec<usize>>, GraphProblem> {
+/// Every problem is reported, in input order: each repeated name, each self-dependency, each
+/// unknown dependency (with the closest name when one is close), then every cycle among the
+/// rest (each component in at most one reported cycle).
+pub fn levels(components: &[(&str, &[String])]) -> Result<Vec<Vec<usize>>, Vec<GraphProblem>> {
+    let mut problems = Vec::new();
     let mut index_of: HashMap<&str, usize> = HashMap::with_capacity(components.len());
     for (index, (name, _)) in components.iter().enumerate() {
-        if index_of.insert(name, index).is_some() {
-            return Err(GraphProblem::DuplicateName(name.to_string()));
+        if index_of.contains_key(name) {
+            problems.push(GraphProblem::DuplicateName { name: name.to_string(), index });
+        } else {
+            index_of.insert(name, index);
         }
     }
-    if let Some((name, _)) = components.iter().find(|(name, dependencies)| dependencies.iter().any(|d| d == name)) {
-        return Err(GraphProblem::SelfDependency(name.to_string()));
-    }
     let mut dependencies: Vec<Vec<usize>> = Vec::with_capacity(components.len());
-    for (name, names) in components {
+    for (index, (name, names)) in components.iter().enumerate() {
         let mut resolved = Vec::with_capacity(names.len());
         for dependency in names.iter() {
             match index_of.get(dependency.as_str()) {
-                Some(&index) if !resolved.contains(&index) => resolved.push(index),
-                Some(_) => {}
-                None => {
-                    return Err(GraphProblem::UnknownDependency {
-                        component: name.to_string(),
-                        dependency: dependency.clone(),
-                    })
+                Some(_) if dependency == name => {
+                    if !problems.iter().any(|p| matches!(p, GraphProblem::SelfDependency { index: i, .. } if *i == index)) {
+                        problems.push(GraphProblem::SelfDependency { component: name.to_string(), index });
+                    }
                 }
+                Some(&target) if !resolved.contains(&target) => resolved.push(target),
+                Some(_) => {}
+                None => problems.push(GraphProblem::UnknownDependency {
+                    component: name.to_string(),
+                    index,
+                    dependency: dependency.clone(),
+                    suggestion: closest(dependency, components.iter().map(|(n, _)| *n).filter(|n| n != name)),
+                }),
             }
         }
         dependencies.push(resolved);
     }
-    if let Some(cycle) = find_cycle(&dependencies) {
-        return Err(GraphProblem::Cycle(cycle.into_iter().map(|index| components[index].0.to_string()).collect()));
+    let mut cycles = Vec::new();
+    while let Some(cycle) = find_cycle(&dependencies) {
+        // Break it at its last edge and look again, so that every cycle gets named once.
+        let (from, to) = (cycle[cycle.len() - 2], cycle[cycle.len() - 1]);
+        dependencies[from].retain(|&d| d != to);
+        cycles.push(GraphProblem::Cycle {
+            names: cycle.iter().map(|&index| components[index].0.to_string()).collect(),
+            index: cycle[0],
+        });
+    }
+    problems.extend(cycles);
+    if !problems.is_empty() {
+        return Err(problems);
     }
 
     let depth = depths(&dependencies);
@@ -72,6 +105,17 @@ pub fn levels(components: &[(&str, &[String])]) -> Result<Vec<Vec<usize>>, Graph
         levels[d].push(index);
     }
     Ok(levels)
+}
+
+/// The name closest to `wanted` by edit distance, when it is close enough to be a typo
+/// (at most a third of its characters differ).
+pub fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<String> {
+    let limit = (wanted.chars().count() / 3).max(1);
+    names
+        .map(|name| (strsim::levenshtein(wanted, name), name))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name.to_string())
 }
 
 /// The length of each component's longest dependency chain. The graph must be acyclic.
@@ -150,11 +194,15 @@ mod tests {
     use super::*;
 
     /// Builds the input from ("name", ["dependency", ...]) pairs.
-    fn run(spec: &[(&str, &[&str])]) -> Result<Vec<Vec<usize>>, GraphProblem> {
+    fn run(spec: &[(&str, &[&str])]) -> Result<Vec<Vec<usize>>, Vec<GraphProblem>> {
         let owned: Vec<(&str, Vec<String>)> =
             spec.iter().map(|(name, deps)| (*name, deps.iter().map(|d| d.to_string()).collect())).collect();
         let input: Vec<(&str, &[String])> = owned.iter().map(|(name, deps)| (*name, deps.as_slice())).collect();
         levels(&input)
+    }
+
+    fn texts(problems: Vec<GraphProblem>) -> Vec<String> {
+        problems.iter().map(ToString::to_string).collect()
     }
 
     #[test]
@@ -194,57 +242,89 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_names_are_refused() {
-        assert_eq!(run(&[("a", &[]), ("b", &[]), ("a", &[])]), Err(GraphProblem::DuplicateName("a".into())));
+    fn duplicate_names_are_refused_at_each_repeat() {
+        assert_eq!(
+            run(&[("a", &[]), ("b", &[]), ("a", &[]), ("a", &[])]),
+            Err(vec![
+                GraphProblem::DuplicateName { name: "a".into(), index: 2 },
+                GraphProblem::DuplicateName { name: "a".into(), index: 3 }
+            ])
+        );
     }
 
     #[test]
-    fn unknown_dependencies_name_both() {
-        let problem = run(&[("a", &[]), ("app", &["a", "databse"])]).unwrap_err();
-        assert_eq!(problem, GraphProblem::UnknownDependency { component: "app".into(), dependency: "databse".into() });
+    fn unknown_dependencies_name_both_and_the_closest_name() {
+        let problems = run(&[("database", &[]), ("app", &["database", "databse"]), ("web", &["zzz"])]).unwrap_err();
         assert_eq!(
-            problem.to_string(),
-            "component \"app\" depends on \"databse\", which is not a component of this stack"
+            problems[0],
+            GraphProblem::UnknownDependency {
+                component: "app".into(),
+                index: 1,
+                dependency: "databse".into(),
+                suggestion: Some("database".into())
+            }
+        );
+        assert_eq!(
+            texts(problems),
+            [
+                "component \"app\" depends on \"databse\", which is not a component of this stack (did you mean \"database\"?)",
+                "component \"web\" depends on \"zzz\", which is not a component of this stack",
+            ]
         );
     }
 
     #[test]
     fn self_dependencies_are_refused() {
-        let problem = run(&[("a", &[]), ("b", &["a", "b"])]).unwrap_err();
-        assert_eq!(problem, GraphProblem::SelfDependency("b".into()));
-        assert_eq!(problem.to_string(), "component \"b\" depends on itself");
+        let problems = run(&[("a", &[]), ("b", &["a", "b"])]).unwrap_err();
+        assert_eq!(problems, [GraphProblem::SelfDependency { component: "b".into(), index: 1 }]);
+        assert_eq!(texts(problems), ["component \"b\" depends on itself"]);
     }
 
     #[test]
     fn cycles_are_reported_as_a_path() {
-        let problem = run(&[("x", &[]), ("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &["a"])]).unwrap_err();
-        assert_eq!(problem, GraphProblem::Cycle(vec!["a".into(), "b".into(), "c".into(), "a".into()]));
-        assert_eq!(problem.to_string(), "components depend on each other in a cycle: a -> b -> c -> a");
+        let problems = run(&[("x", &[]), ("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &["a"])]).unwrap_err();
+        assert_eq!(problems, [GraphProblem::Cycle { names: vec!["a".into(), "b".into(), "c".into(), "a".into()], index: 1 }]);
+        assert_eq!(texts(problems), ["components depend on each other in a cycle: a -> b -> c -> a"]);
     }
 
     #[test]
     fn a_cycle_reached_through_other_components_names_only_the_cycle() {
-        let problem = run(&[("top", &["mid"]), ("mid", &["p"]), ("p", &["q"]), ("q", &["p"])]).unwrap_err();
-        assert_eq!(problem, GraphProblem::Cycle(vec!["p".into(), "q".into(), "p".into()]));
+        let problems = run(&[("top", &["mid"]), ("mid", &["p"]), ("p", &["q"]), ("q", &["p"])]).unwrap_err();
+        assert_eq!(texts(problems), ["components depend on each other in a cycle: p -> q -> p"]);
     }
 
     #[test]
-    fn two_component_cycle() {
-        let problem = run(&[("a", &["b"]), ("b", &["a"])]).unwrap_err();
-        assert_eq!(problem.to_string(), "components depend on each other in a cycle: a -> b -> a");
-    }
-
-    #[test]
-    fn problems_come_in_a_fixed_order() {
-        // A duplicate wins over an unknown dependency and a cycle.
-        assert_eq!(run(&[("a", &["zzz"]), ("b", &["a"]), ("a", &["b"])]), Err(GraphProblem::DuplicateName("a".into())));
-        // A self-dependency wins over an unknown dependency listed earlier.
-        assert_eq!(run(&[("a", &["zzz"]), ("b", &["b"])]), Err(GraphProblem::SelfDependency("b".into())));
-        // An unknown dependency wins over a cycle.
+    fn every_cycle_is_named() {
+        let problems = run(&[("a", &["b"]), ("b", &["a"]), ("c", &["d"]), ("d", &["c"])]).unwrap_err();
         assert_eq!(
-            run(&[("a", &["b"]), ("b", &["a"]), ("c", &["zzz"])]),
-            Err(GraphProblem::UnknownDependency { component: "c".into(), dependency: "zzz".into() })
+            texts(problems),
+            ["components depend on each other in a cycle: a -> b -> a", "components depend on each other in a cycle: c -> d -> c"]
         );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let problems = run(&[("a", &["zzz"]), ("b", &["a"]), ("a", &["b"]), ("c", &["c"]), ("d", &["e"]), ("e", &["d"])]).unwrap_err();
+        let kinds: Vec<&str> = problems
+            .iter()
+            .map(|p| match p {
+                GraphProblem::DuplicateName { .. } => "duplicate",
+                GraphProblem::SelfDependency { .. } => "self",
+                GraphProblem::UnknownDependency { .. } => "unknown",
+                GraphProblem::Cycle { .. } => "cycle",
+            })
+            .collect();
+        // The repeated "a" is a component of its own: b depends on the first one, no cycle.
+        assert_eq!(kinds, ["duplicate", "unknown", "self", "cycle"], "{problems:?}");
+        assert_eq!(problems.iter().map(GraphProblem::index).collect::<Vec<_>>(), [2, 0, 3, 4]);
+    }
+
+    #[test]
+    fn closest_name_only_when_it_is_a_likely_typo() {
+        let names = ["cert-manager", "ingress-nginx", "flux"];
+        assert_eq!(closest("cert-manger", names.into_iter()).as_deref(), Some("cert-manager"));
+        assert_eq!(closest("flx", names.into_iter()).as_deref(), Some("flux"));
+        assert_eq!(closest("loki", names.into_iter()), None);
     }
 
     #[test]
@@ -262,8 +342,11 @@ mod tests {
         let input: Vec<(&str, &[String])> =
             names.iter().zip(&cyclic).map(|(n, d)| (n.as_str(), d.as_slice())).collect();
         match super::levels(&input) {
-            Err(GraphProblem::Cycle(path)) => assert_eq!(path.len(), names.len() + 1),
-            other => panic!("expected a cycle, got {:?}", other.map(|l| l.len())),
+            Err(problems) => match problems.as_slice() {
+                [GraphProblem::Cycle { names: path, .. }] => assert_eq!(path.len(), names.len() + 1),
+                other => panic!("expected one cycle, got {} problems", other.len()),
+            },
+            Ok(levels) => panic!("expected a cycle, got {} levels", levels.len()),
         }
     }
 

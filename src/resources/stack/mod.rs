@@ -313,9 +313,9 @@ impl StackResource {
         let past = Past::of(&plan.prior);
         let mut ops = StackOps::new(&cluster, &stack, Deadline::after(PLAN_TIMEOUT, ctx.stop.clone()), past.claimant(&id, None));
         ops.force_conflicts = flag(&plan.planned, "force_conflicts");
-        // The instance id is one of the fields written: without it a dry run tells nothing.
-        let dry_run = !id.is_empty();
-        let looked = ops.deadline.run(ops.plan_objects(&components, &rendered, &entries(&plan.prior), dry_run)).await;
+        // Without an instance id yet (a create) the dry runs still catch rejected objects;
+        // their digests then match nothing of the prior state, so every entry stays unknown.
+        let looked = ops.deadline.run(ops.plan_objects(&components, &rendered, &entries(&plan.prior))).await;
         let mut planned = match looked {
             Ok(planned) => planned,
             Err(e) => {
@@ -611,7 +611,10 @@ impl Resource for StackResource {
                 ),
                 Attribute::string_map("objects").computed().describe(
                     "Inventory: `component: apiVersion Kind namespace/name` of every applied object, with a digest of the fields this \
-                     provider owns. An object changed or deleted outside Terraform shows here in the next plan.",
+                     provider owns. An object changed or deleted outside Terraform shows here in the next plan. When the plan can \
+                     reach the cluster, it shows exactly what the apply changes: objects that stay keep their entries, removed \
+                     objects are removed keys, and only added objects and those a server-side dry run says will change are \
+                     `(known after apply)`. Objects the API server would reject fail the plan.",
                 ),
                 cluster_attribute(),
             ])

@@ -1,0 +1,169 @@
+//! Plans of `platform_stack` that tell the truth, read from `terraform show -json` of a saved
+//! plan: which inventory entries stay known, which become unknown, which keys come and go;
+//! removed HelmReleases named in a warning; objects the API server rejects failing the plan.
+
+use serde_json::Value;
+
+use crate::harness::{cluster, fake_flux, for_each_terraform, newest_terraform, unique_name, Workdir};
+use crate::stack::{
+    assert_absent, configmap, configmap_path, docs, flux_namespace_component, folded, hcl, namespace_obj, stack_tf,
+    Component, ADDR,
+};
+
+/// The planned change of the stack: (`after.objects`, `after_unknown.objects`).
+#[track_caller]
+fn planned_objects(plan: &Value) -> (serde_json::Map<String, Value>, Value) {
+    let change = plan["resource_changes"]
+        .as_array()
+        .and_then(|changes| changes.iter().find(|c| c["address"] == ADDR))
+        .map(|c| c["change"].clone())
+        .unwrap_or_else(|| panic!("no change of {ADDR} in {plan}"));
+    let after = change["after"]["objects"].as_object().cloned().unwrap_or_default();
+    (after, change["after_unknown"]["objects"].clone())
+}
+
+/// Inventory keys planned unknown (`after_unknown.objects.<key> = true`), sorted.
+fn unknown_keys(after_unknown: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = after_unknown
+        .as_object()
+        .map(|m| m.iter().filter(|(_, v)| **v == Value::Bool(true)).map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+fn configmaps(namespace: &str, count: usize, changed: Option<usize>) -> String {
+    let mut objects = vec![namespace_obj(namespace, false)];
+    for i in 0..count {
+        let value = if Some(i) == changed { "changed" } else { "original" };
+        objects.push(configmap(&format!("cm-{i:03}"), Some(namespace), &[("value", value)]));
+    }
+    docs(&objects)
+}
+
+/// Finding 1: one changed value used to turn the whole inventory unknown (and every object
+/// into a removal line). Now the unchanged objects keep their known entries, the changed and
+/// the added object are unknown, and the removed one is a removed key.
+#[test]
+fn one_changed_value_plans_only_that_object_and_the_added_one_unknown() {
+    for_each_terraform(|tf| {
+        let stack = unique_name("acc-plan");
+        let namespace = unique_name("acc-plan-ns");
+        let work = Workdir::new(tf);
+        let tf_text =
+            |yaml: String| stack_tf(&stack, "", &[Component::new("app").namespace(&namespace).manifests(&yaml)]);
+        work.write_main_tf(&tf_text(configmaps(&namespace, 40, None)));
+        work.apply().assert_success();
+        work.assert_plan_empty();
+
+        // cm-007 changes, cm-039 goes, cm-new comes.
+        let mut changed = configmaps(&namespace, 39, Some(7));
+        changed.push_str(&docs(&[configmap("cm-new", Some(&namespace), &[("value", "new")])]));
+        work.write_main_tf(&tf_text(changed));
+        let plan = work.plan_json();
+        let before = plan["prior_state"]["values"]["root_module"]["resources"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["address"] == ADDR))
+            .map(|r| r["values"]["objects"].clone())
+            .expect("prior objects");
+        let (after, after_unknown) = planned_objects(&plan);
+        let key = |name: &str| format!("app: v1 ConfigMap {namespace}/{name}");
+        assert_eq!(unknown_keys(&after_unknown), [key("cm-007"), key("cm-new")], "{after_unknown}");
+        assert!(!after.contains_key(&key("cm-039")), "the removed object is still planned: {after:?}");
+        assert!(before.get(key("cm-039")).is_some(), "cm-039 was in the prior inventory");
+        let stays: Vec<&String> = after.keys().collect();
+        assert_eq!(stays.len(), 39, "39 objects stay known (the namespace and 38 ConfigMaps): {stays:?}");
+        for (k, v) in &after {
+            assert_eq!(Some(v), before.get(k), "{k} stays as it was");
+        }
+        work.apply().assert_success();
+        work.assert_plan_empty();
+        let cm = cluster().get_json(&configmap_path(&namespace, "cm-007")).expect("cm-007");
+        assert_eq!(cm["data"]["value"], "changed");
+        assert_absent(&configmap_path(&namespace, "cm-039"));
+        work.destroy().assert_success();
+    });
+}
+
+/// Finding 3: renaming a Helm component re-creates its HelmRelease (Flux uninstalls and
+/// reinstalls the release). The plan says so in a warning naming both releases, and shows
+/// the old keys removed and the new ones added.
+#[test]
+fn renaming_a_helm_component_warns_that_its_release_is_reinstalled() {
+    fake_flux::ensure();
+    let tf = newest_terraform();
+    let stack = unique_name("acc-rename");
+    let flux_ns = unique_name("acc-rename-flux");
+    let work = Workdir::new(&tf);
+    let config = |name: &str| {
+        stack_tf(
+            &stack,
+            &format!("namespace = {}", hcl(&flux_ns)),
+            &[
+                flux_namespace_component(&flux_ns),
+                Component::new(name).depends_on(&["flux-ns"]).namespace(&flux_ns).helm(
+                    "https://charts.example.com/stable",
+                    "web",
+                    "1.0.0",
+                    Some("yamlencode({ replicas = 1 })"),
+                ),
+            ],
+        )
+    };
+    work.write_main_tf(&config("web"));
+    work.apply().assert_success();
+    work.assert_plan_empty();
+
+    work.write_main_tf(&config("frontend"));
+    let out = work.plan();
+    out.assert_success();
+    let text = folded(&out);
+    assert!(text.contains("Helm releases will be uninstalled"), "{text}");
+    assert!(text.contains(&format!("deletes HelmRelease {flux_ns}/{stack}-web")), "{text}");
+    assert!(text.contains(&format!("creates HelmRelease {flux_ns}/{stack}-frontend")), "{text}");
+    let (after, after_unknown) = planned_objects(&work.plan_json());
+    let old = format!("web: helm.toolkit.fluxcd.io/v2 HelmRelease {flux_ns}/{stack}-web");
+    assert!(!after.contains_key(&old) && after_unknown.get(&old).is_none(), "old release still planned: {after:?}");
+    let unknown = unknown_keys(&after_unknown);
+    assert!(unknown.iter().any(|k| k.starts_with("frontend: ") && k.contains(" HelmRelease ")), "{unknown:?}");
+    assert!(
+        unknown.iter().all(|k| k.starts_with("frontend: ")),
+        "only the renamed component's objects change: {unknown:?}"
+    );
+    work.apply().assert_success();
+    work.assert_plan_empty();
+    work.destroy().assert_success();
+}
+
+/// An object the API server would refuse fails the plan (a server-side dry run), and
+/// nothing is applied.
+#[test]
+fn objects_the_api_server_rejects_fail_the_plan() {
+    let tf = newest_terraform();
+    let stack = unique_name("acc-reject");
+    let namespace = unique_name("acc-reject-ns");
+    let work = Workdir::new(&tf);
+    let service = |port: u32| {
+        format!(
+            "{}---\n{{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{{\"name\":\"web\",\"namespace\":{}}},\"spec\":{{\"ports\":[{{\"port\":{port},\"protocol\":\"TCP\"}}]}}}}\n",
+            docs(&[namespace_obj(&namespace, false)]),
+            serde_json::to_string(&namespace).unwrap()
+        )
+    };
+    // The namespace exists before the stack: the Service's dry run reaches validation.
+    work.write_main_tf(&stack_tf(&stack, "", &[Component::new("web").manifests(&service(80))]));
+    work.apply().assert_success();
+
+    work.write_main_tf(&stack_tf(&stack, "", &[Component::new("web").manifests(&service(70000))]));
+    let out = work.plan();
+    assert!(!out.success(), "plan of an invalid port succeeded:\n{}", out.describe());
+    let text = folded(&out);
+    assert!(text.contains("the API server rejects an object"), "{text}");
+    assert!(text.contains(&format!("v1 Service {namespace}/web")) || text.contains("Service"), "{text}");
+    assert!(text.contains("70000"), "the server's reason is quoted: {text}");
+    let live = cluster().get_json(&format!("/api/v1/namespaces/{namespace}/services/web")).expect("service");
+    assert_eq!(live["spec"]["ports"][0]["port"], 80, "nothing applied");
+    work.write_main_tf(&stack_tf(&stack, "", &[Component::new("web").manifests(&service(80))]));
+    work.assert_plan_empty();
+    work.destroy().assert_success();
+}
