@@ -68,7 +68,7 @@ fn unknown_catalog_name_lists_the_known_ones() {
 }
 
 /// The catalog entry as the data source reports it.
-fn catalog_entry(work: &Workdir, name: &str) -> Value {
+pub(crate) fn catalog_entry(work: &Workdir, name: &str) -> Value {
     work.write_main_tf(&format!(
         "{PROVIDER}\ndata \"platform_catalog\" \"c\" {{}}\noutput \"entry\" {{ value = data.platform_catalog.c.components[{}] }}\n",
         hcl(name)

@@ -167,3 +167,78 @@ fn objects_the_api_server_rejects_fail_the_plan() {
     work.assert_plan_empty();
     work.destroy().assert_success();
 }
+
+/// The planned `component` blocks of the stack (`after.component`) and the prior ones.
+#[track_caller]
+fn planned_components(plan: &Value) -> (Value, Value) {
+    let change = plan["resource_changes"]
+        .as_array()
+        .and_then(|changes| changes.iter().find(|c| c["address"] == ADDR))
+        .map(|c| c["change"].clone())
+        .unwrap_or_else(|| panic!("no change of {ADDR} in {plan}"));
+    (change["before"]["component"].clone(), change["after"]["component"].clone())
+}
+
+/// Findings 4 and 5: the chart, repository and version a `catalog` component resolves to are
+/// in the plan, and a catalog pin that differs from what was applied (as after a provider
+/// upgrade) plans a change of those values instead of saying "No changes" and shipping it
+/// with the next unrelated edit.
+#[test]
+fn a_catalog_component_shows_its_resolved_chart_and_a_changed_pin_is_planned() {
+    fake_flux::ensure();
+    for_each_terraform(|tf| {
+        let stack = unique_name("acc-pin");
+        let flux_ns = unique_name("acc-pin-flux");
+        let work = Workdir::new(tf);
+        let entry = crate::catalog::catalog_entry(&work, "sealed-secrets");
+        let pin = entry["version"].as_str().expect("pinned version").to_string();
+        work.write_main_tf(&stack_tf(
+            &stack,
+            &format!("namespace = {}", hcl(&flux_ns)),
+            &[
+                flux_namespace_component(&flux_ns),
+                Component::new("sealed-secrets")
+                    .depends_on(&["flux-ns"])
+                    .attr("catalog", "\"sealed-secrets\"")
+                    .block("helm {\n      values = yamlencode({ fake = { delaySeconds = 1 } })\n    }"),
+            ],
+        ));
+        let (_, after) = planned_components(&work.plan_json());
+        let sealed = &after[1];
+        assert_eq!(sealed["resolved_repository"], entry["repository"], "{sealed}");
+        assert_eq!(sealed["resolved_chart"], entry["chart"], "{sealed}");
+        assert_eq!(sealed["resolved_version"], pin.as_str(), "{sealed}");
+        assert_eq!(sealed["catalog_version"], pin.as_str(), "{sealed}");
+        assert_eq!(after[0]["resolved_chart"], Value::Null, "manifests resolve to no chart: {}", after[0]);
+        work.apply().assert_success();
+        work.assert_plan_empty();
+
+        // The state an older provider would leave, whose catalog pinned another version.
+        let pulled = work.run(&["state", "pull"]);
+        pulled.assert_success();
+        let mut state: Value = pulled.json();
+        state["serial"] = serde_json::json!(state["serial"].as_u64().unwrap_or(0) + 1);
+        let resource = state["resources"]
+            .as_array_mut()
+            .and_then(|r| r.iter_mut().find(|r| r["type"] == "platform_stack"))
+            .expect("stack in state");
+        let component = &mut resource["instances"][0]["attributes"]["component"][1];
+        component["resolved_version"] = serde_json::json!("0.0.1");
+        component["catalog_version"] = serde_json::json!("0.0.1");
+        work.write_file("older.tfstate", &state.to_string());
+        work.run(&["state", "push", "older.tfstate"]).assert_success();
+
+        let plan = work.plan_json();
+        let (before, after) = planned_components(&plan);
+        assert_eq!(before[1]["resolved_version"], "0.0.1");
+        assert_eq!(after[1]["resolved_version"], pin.as_str(), "the new pin is planned");
+        assert_eq!(after[1]["catalog_version"], pin.as_str());
+        let actions = plan["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == ADDR).unwrap()
+            ["change"]["actions"]
+            .clone();
+        assert_eq!(actions, serde_json::json!(["update"]));
+        work.apply().assert_success();
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+    });
+}

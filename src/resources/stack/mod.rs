@@ -427,6 +427,39 @@ fn warn_reinstalls(prior: &Value, planned: &Value, diags: &mut Diagnostics) {
     diags.warning("Helm releases will be uninstalled", detail);
 }
 
+/// Fills each component's `resolved_*` and `catalog_version` from its `helm` block and the
+/// catalog: what the plan shows the apply will install. Unknown while the configuration is.
+fn resolve_charts(planned: &mut Value) {
+    let mut scratch = Diagnostics::new();
+    let components = config::components(planned, &mut scratch);
+    let Some(Value::List(blocks)) = planned.get_attr("component").cloned() else { return };
+    let blocks = blocks
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut block)| {
+            let component = components.as_ref().and_then(|all| all.iter().find(|c| c.index == index));
+            let resolved: [Value; 3] = match component.map(|c| &c.source) {
+                Some(Source::Helm { repository, chart, version, .. }) => {
+                    [Value::string(repository.clone()), Value::string(chart.clone()), Value::string(version.clone())]
+                }
+                Some(_) => [Value::Null, Value::Null, Value::Null],
+                None => [Value::Unknown, Value::Unknown, Value::Unknown],
+            };
+            for (name, value) in ["resolved_repository", "resolved_chart", "resolved_version"].into_iter().zip(resolved) {
+                block.set_attr(name, value);
+            }
+            let pin = match block.get_attr("catalog") {
+                Some(Value::String(name)) => crate::catalog::lookup(name).map_or(Value::Null, |e| Value::string(e.version)),
+                Some(Value::Unknown) => Value::Unknown,
+                _ => Value::Null,
+            };
+            block.set_attr("catalog_version", pin);
+            block
+        })
+        .collect();
+    planned.set_attr("component", Value::List(blocks));
+}
+
 /// The attributes that decide what is in the cluster.
 const APPLIED_ATTRIBUTES: &[&str] = &["name", "namespace", "component", "adopt", "force_conflicts"];
 
@@ -557,6 +590,18 @@ fn component_block() -> NestedBlock {
                 "What happens to adopted objects of this component on destroy and prune: `release` (default: our annotation, labels and \
                  field ownership are removed, the object stays) or `delete`.",
             ),
+            Attribute::string("resolved_repository").computed().describe(
+                "The Helm repository the component installs from, as `helm` and `catalog` resolve it (null for manifests).",
+            ),
+            Attribute::string("resolved_chart").computed().describe("The Helm chart the component installs (null for manifests)."),
+            Attribute::string("resolved_version").computed().describe(
+                "The chart version the component installs: `helm.version`, else the catalog's pin (null for manifests).",
+            ),
+            Attribute::string("catalog_version").computed().describe(
+                "The version this provider's catalog pins for `catalog`, shown even when `helm.version` overrides it. A provider \
+                 upgrade that changes a pin shows here, and in `resolved_version`, in the next plan: it is never shipped unseen \
+                 with another change.",
+            ),
             Attribute::string_list("ignore_fields").optional().describe(
                 "Field paths (`spec.replicas`, `metadata.annotations[\"example.com/x\"]`) applied when an object is created and then left to \
                  other managers, such as an autoscaler. If no other manager owns such a field, the API server removes it.",
@@ -672,6 +717,7 @@ impl Resource for StackResource {
         if plan.planned.is_null() {
             return;
         }
+        resolve_charts(&mut plan.planned);
         // State from before owner ids (the id was the stack name) gets one at the next apply.
         let legacy = !plan.is_create() && !plan.prior.get_attr("id").and_then(Value::as_str).is_some_and(is_instance_id);
         if !plan.is_create() && !changes_cluster(&plan.prior, &plan.planned) && !legacy {
