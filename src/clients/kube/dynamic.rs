@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PropagationPolicy};
 use kube::discovery::{self, Scope};
 use kube::core::GroupVersion;
 use tokio::sync::Mutex;
 
-use super::{Cluster, KubeError, FIELD_MANAGER};
+use super::{Cluster, KubeError};
 
 /// How the API server serves one kind.
 #[derive(Clone, Debug)]
@@ -99,9 +99,7 @@ impl Cluster {
         name: &str,
         object: &serde_json::Value,
     ) -> Result<serde_json::Value, KubeError> {
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let live = self.dynamic_api(info, namespace).patch(name, &params, &Patch::Apply(object)).await.map_err(|e| self.error(e))?;
-        Ok(serde_json::to_value(live).unwrap_or_default())
+        self.apply_owned(info, namespace, name, object, true).await
     }
 
     pub async fn get_dynamic(&self, info: &KindInfo, namespace: Option<&str>, name: &str) -> Result<Option<serde_json::Value>, KubeError> {

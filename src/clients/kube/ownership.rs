@@ -140,10 +140,7 @@ impl Cluster {
         object: &serde_json::Value,
         force: bool,
     ) -> Result<serde_json::Value, KubeError> {
-        let mut params = PatchParams::apply(FIELD_MANAGER);
-        params.force = force;
-        let live = self.dynamic_api(info, namespace).patch(name, &params, &Patch::Apply(object)).await.map_err(|e| self.error(e))?;
-        Ok(serde_json::to_value(live).unwrap_or_default())
+        self.server_side_apply(info, namespace, name, object, force, false).await
     }
 
     /// [`apply_owned`](Self::apply_owned) as a server-side dry run: the object as the apply
@@ -157,8 +154,21 @@ impl Cluster {
         object: &serde_json::Value,
         force: bool,
     ) -> Result<serde_json::Value, KubeError> {
-        let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
+        self.server_side_apply(info, namespace, name, object, force, true).await
+    }
+
+    async fn server_side_apply(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        object: &serde_json::Value,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<serde_json::Value, KubeError> {
+        let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = force;
+        params.dry_run = dry_run;
         let live = self.dynamic_api(info, namespace).patch(name, &params, &Patch::Apply(object)).await.map_err(|e| self.error(e))?;
         Ok(serde_json::to_value(live).unwrap_or_default())
     }

@@ -214,16 +214,17 @@ impl StackOps<'_> {
         }
     }
 
+    /// The object `key` names as the cluster has it now, if it exists.
+    pub(super) async fn read_live(&self, info: &KindInfo, key: &ObjectKey) -> Result<Option<serde_json::Value>, OpError> {
+        self.cluster.get_dynamic(info, key.namespace.as_deref(), &key.name).await.map_err(|e| self.kube(&format!("reading {}", describe(key)), e))
+    }
+
     async fn apply_one(&self, component: &Component, mut m: Manifest, defined_here: bool) -> Result<(ObjectKey, Applied), ObjectFailure> {
         let info = self.kind_of(&m, defined_here).await.map_err(ObjectFailure::refused)?;
         Self::place(component, info.namespaced, &mut m);
         let key = ObjectKey::of(&component.name, &m);
         let namespace = m.namespace.clone();
-        let live = self
-            .cluster
-            .get_dynamic(&info, namespace.as_deref(), &m.name)
-            .await
-            .map_err(|e| ObjectFailure::refused(self.kube(&format!("reading {}", describe(&key)), e)))?;
+        let live = self.read_live(&info, &key).await.map_err(ObjectFailure::refused)?;
         let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt)
             .map_err(|refusal| ObjectFailure::refused(OpError::Refused { object: describe(&key), refusal }))?;
         let adopted = matches!(claim, Claim::Adopt | Claim::Ours { adopted: true });

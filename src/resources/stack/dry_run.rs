@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::FutureExt;
 
 use super::claims::{self, Claim, Refusal};
-use super::cluster_ops::{
-    annotate_owner, concurrently, describe, mark_values_version, values_secrets, OpError, StackOps,
-};
+use super::cluster_ops::{annotate_owner, concurrently, mark_values_version, values_secrets, OpError, StackOps};
 use super::config::Component;
 use super::inventory::{Entry, ObjectKey};
 use super::manifests::Manifest;
@@ -178,11 +176,7 @@ impl StackOps<'_> {
         Self::place(component, info.namespaced, &mut m);
         let key = ObjectKey::of(&component.name, &m);
         let namespace = m.namespace.clone();
-        let live = self
-            .cluster
-            .get_dynamic(&info, namespace.as_deref(), &m.name)
-            .await
-            .map_err(|e| self.kube(&format!("reading {}", describe(&key)), e))?;
+        let live = self.read_live(&info, &key).await?;
         let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt);
         let resource_version =
             live.as_ref().and_then(|l| l["metadata"]["resourceVersion"].as_str()).map(str::to_string);
