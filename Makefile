@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TESTENV_DIR ?= $(HOME)/.cache/terraform-provider-platform/testenv
 export PLATFORM_TESTENV_DIR := $(TESTENV_DIR)
 
-.PHONY: check-disk all build release mirror testenv test test-release lint demo demo-down docs bench bench-stack bench-dns bench-k3s clean
+.PHONY: check-disk all build release mirror testenv test test-release lint demo demo-down docs bench bench-stack bench-stack-plan bench-dns bench-k3s clean
 
 all: build
 
@@ -54,11 +54,16 @@ docs:
 	cargo run --locked --quiet --bin generate-docs
 
 bench: testenv build
-	source $(TESTENV_DIR)/env.sh && bash bench/run.sh && bash bench/stack.sh && bash bench/dns.sh && bash bench/k3s.sh
+	source $(TESTENV_DIR)/env.sh && bash bench/run.sh && bash bench/stack.sh && bash bench/stack-plan.sh && bash bench/dns.sh && bash bench/k3s.sh
 
 # Only the 300-object platform_stack against kubectl (about 5 minutes).
 bench-stack: testenv build
 	source $(TESTENV_DIR)/env.sh && bash bench/stack.sh
+
+# Only the plans of a 1000-object platform_stack (no change, one value changed); compare builds
+# with BENCH_PROVIDERS="after=target/release before=<other target/release>".
+bench-stack-plan: testenv build
+	source $(TESTENV_DIR)/env.sh && bash bench/stack-plan.sh
 
 # Only the 200 platform_dns_record on a BIND 9 it starts, against nsupdate (a minute after the build).
 bench-dns: testenv build

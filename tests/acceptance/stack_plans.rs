@@ -76,8 +76,17 @@ fn one_changed_value_plans_only_that_object_and_the_added_one_unknown() {
         for (k, v) in &after {
             assert_eq!(Some(v), before.get(k), "{k} stays as it was");
         }
+        // Field-level truth: the one changed object and the one field of ours that changes.
+        let change = plan["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == ADDR).unwrap();
+        assert_eq!(change["change"]["after"]["object_changes"], serde_json::json!({ key("cm-007"): "data.value" }));
         work.apply().assert_success();
         work.assert_plan_empty();
+        let state = work.resource_values(ADDR).expect("stack in state");
+        assert_eq!(
+            state["object_changes"],
+            serde_json::json!({ key("cm-007"): "data.value" }),
+            "what the apply changed"
+        );
         let cm = cluster().get_json(&configmap_path(&namespace, "cm-007")).expect("cm-007");
         assert_eq!(cm["data"]["value"], "changed");
         assert_absent(&configmap_path(&namespace, "cm-039"));
@@ -241,4 +250,84 @@ fn a_catalog_component_shows_its_resolved_chart_and_a_changed_pin_is_planned() {
         work.assert_plan_empty();
         work.destroy().assert_success();
     });
+}
+
+/// A merge patch by someone else (as `kubectl patch --type merge` sends it).
+#[track_caller]
+fn merge_patch(path: &str, body: Value) {
+    let response = cluster()
+        .http()
+        .request("PATCH", path, Some("application/merge-patch+json"), Some(body.to_string().as_bytes()))
+        .unwrap_or_else(|e| panic!("PATCH {path}: {e}"));
+    assert!(response.ok(), "PATCH {path}: {} {}", response.status, response.body);
+}
+
+/// Finding 6: a HelmRelease suspended with kubectl, given values keys by someone else, or
+/// given up on by helm-controller used to plan "No changes" (and the next apply failed with
+/// "Suspended", or the foreign values stayed). Each is now drift the plan names, and the
+/// apply repairs it.
+#[test]
+fn release_health_is_drift_that_the_plan_names_and_the_apply_repairs() {
+    fake_flux::ensure();
+    let tf = newest_terraform();
+    let stack = unique_name("acc-health");
+    let flux_ns = unique_name("acc-health-flux");
+    let release = format!("{stack}-web");
+    let path = format!("{}/namespaces/{flux_ns}/helmreleases/{release}", fake_flux::HELM_RELEASES);
+    let work = Workdir::new(&tf);
+    work.write_main_tf(&stack_tf(
+        &stack,
+        &format!("namespace = {}", hcl(&flux_ns)),
+        &[
+            flux_namespace_component(&flux_ns),
+            Component::new("web").depends_on(&["flux-ns"]).namespace(&flux_ns).helm(
+                "https://charts.example.com/stable",
+                "web",
+                "1.0.0",
+                Some("yamlencode({ replicas = 1 })"),
+            ),
+        ],
+    ));
+    work.apply().assert_success();
+    work.assert_plan_empty();
+    let live = || fake_flux::helm_release(&flux_ns, &release).expect("HelmRelease");
+
+    // Suspended with kubectl.
+    merge_patch(&path, serde_json::json!({"spec": {"suspend": true}}));
+    let plan = work.assert_plan_has_changes();
+    assert!(folded(&plan).contains("release suspended outside Terraform"), "{}", plan.stdout);
+    work.apply().assert_success();
+    assert_eq!(live()["spec"]["suspend"], false, "resumed");
+    assert!(fake_flux::is_ready(&live()));
+    work.assert_plan_empty();
+
+    // Values keys of someone else's.
+    merge_patch(&path, serde_json::json!({"spec": {"values": {"extra": {"debug": true}}}}));
+    let plan = work.assert_plan_has_changes();
+    assert!(folded(&plan).contains("release values set outside Terraform"), "{}", plan.stdout);
+    work.apply().assert_success();
+    assert_eq!(live()["spec"]["values"], serde_json::json!({"replicas": 1}), "only our values are left");
+    work.assert_plan_empty();
+
+    // Given up on (Stalled at its generation): a reconciliation is requested and waited for.
+    let generation = live()["metadata"]["generation"].clone();
+    merge_patch(
+        &format!("{path}/status"),
+        serde_json::json!({"status": {"observedGeneration": generation, "conditions": [
+            {"type": "Stalled", "status": "True", "reason": "RetriesExceeded", "message": "gave up", "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "Ready", "status": "False", "reason": "UpgradeFailed", "message": "gave up", "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        ]}}),
+    );
+    let plan = work.assert_plan_has_changes();
+    assert!(folded(&plan).contains("release failed: not Ready"), "{}", plan.stdout);
+    work.apply().assert_success();
+    let repaired = live();
+    assert!(fake_flux::is_ready(&repaired), "{}", repaired["status"]);
+    assert!(
+        repaired["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"].is_string(),
+        "{}",
+        repaired["metadata"]
+    );
+    work.assert_plan_empty();
+    work.destroy().assert_success();
 }

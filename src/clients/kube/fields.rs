@@ -138,6 +138,69 @@ impl ItemSelector {
     }
 }
 
+/// The paths of the fields `manager` owns that differ between `before` (the live object, if
+/// any) and `after` (the object as a write leaves it, such as a dry run's answer): both are
+/// projected onto the union of what `manager` owned before and owns after, so that fields set
+/// anew, changed and given up all show. Paths read like `ignore_fields` entries:
+/// `data.value`, `metadata.annotations["example.com/x"]`, `spec.ports[0].port`. `ignored`
+/// paths are left out. Only paths: no value of a field appears.
+pub fn owned_changes(before: Option<&serde_json::Value>, after: &serde_json::Value, manager: &str, ignored: &[Vec<String>]) -> Vec<String> {
+    let Some(before) = before else { return Vec::new() };
+    let mut fields = owned_fields(after, manager).unwrap_or_else(|| serde_json::json!({}));
+    if let Some(earlier) = owned_fields(before, manager) {
+        merge_sets(&mut fields, &earlier);
+    }
+    let (mut old, mut new) = (project(before, &fields), project(after, &fields));
+    for path in ignored {
+        remove_path(&mut old, path);
+        remove_path(&mut new, path);
+    }
+    let mut paths = Vec::new();
+    diff_paths(&old, &new, &mut String::new(), &mut paths);
+    paths
+}
+
+/// Appends to `out` the paths below `at` where `old` and `new` differ.
+fn diff_paths(old: &serde_json::Value, new: &serde_json::Value, at: &mut String, out: &mut Vec<String>) {
+    use serde_json::Value;
+    if old == new {
+        return;
+    }
+    let length = at.len();
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for name in names {
+                let null = Value::Null;
+                push_field(at, name);
+                diff_paths(a.get(name).unwrap_or(&null), b.get(name).unwrap_or(&null), at, out);
+                at.truncate(length);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (index, (x, y)) in a.iter().zip(b).enumerate() {
+                at.push_str(&format!("[{index}]"));
+                diff_paths(x, y, at, out);
+                at.truncate(length);
+            }
+        }
+        _ => out.push(if at.is_empty() { ".".to_string() } else { at.clone() }),
+    }
+}
+
+/// `at` extended by the field `name`: `.name`, or `["name"]` when it is not a plain word.
+fn push_field(at: &mut String, name: &str) {
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain {
+        if !at.is_empty() {
+            at.push('.');
+        }
+        at.push_str(name);
+    } else {
+        at.push_str(&format!("[{}]", serde_json::Value::String(name.to_string())));
+    }
+}
+
 /// "sha256:" and the hex SHA-256 of `value` as canonical JSON: object keys sorted, no
 /// whitespace. Sorted explicitly rather than relying on serde_json's map order, which
 /// another crate in the build enabling `preserve_order` would change.
@@ -381,6 +444,42 @@ mod tests {
 
     fn digest_of(object: &Value) -> String {
         owned_digest(object, MANAGER).unwrap()
+    }
+
+    #[test]
+    fn owned_changes_name_the_paths_that_change_and_no_values() {
+        let before = deployment();
+        assert!(owned_changes(Some(&before), &before, MANAGER, &[]).is_empty(), "nothing changes");
+        assert!(owned_changes(None, &before, MANAGER, &[]).is_empty(), "a new object lists no changes");
+
+        let mut after = before.clone();
+        after["spec"]["replicas"] = json!(3);
+        after["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example.com/web:1.5.0");
+        after["metadata"]["labels"]["platform.terraform.io/stack"] = json!("staging");
+        // Fields others own change too, and do not count.
+        after["status"]["replicas"] = json!(9);
+        after["spec"]["revisionHistoryLimit"] = json!(3);
+        let changes = owned_changes(Some(&before), &after, MANAGER, &[]);
+        assert_eq!(
+            changes,
+            [
+                "metadata.labels[\"platform.terraform.io/stack\"]",
+                "spec.replicas",
+                "spec.template.spec.containers[0].image",
+            ]
+        );
+        assert!(!changes.iter().any(|c| c.contains("1.5.0") || c.contains("staging")), "no values: {changes:?}");
+
+        // Ignored fields are left out.
+        let ignored = vec![vec!["spec".to_string(), "replicas".to_string()]];
+        assert_eq!(owned_changes(Some(&before), &after, MANAGER, &ignored).len(), 2);
+
+        // A field we give up shows as well: we owned it before, the write leaves it out.
+        let mut given_up = before.clone();
+        given_up["spec"]["template"]["spec"]["containers"][0].as_object_mut().unwrap().remove("args");
+        let set = &mut given_up["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"];
+        set["k:{\"name\":\"web\"}"].as_object_mut().unwrap().remove("f:args");
+        assert_eq!(owned_changes(Some(&before), &given_up, MANAGER, &[]), ["spec.template.spec.containers[0].args"]);
     }
 
     #[test]

@@ -129,6 +129,9 @@ pub fn release_patch(live: &serde_json::Value, manager: &str, labels: &[&str]) -
 /// ownership for us.
 const RELEASE_MANAGER: &str = "terraform-provider-platform-release";
 
+/// The field manager name of repair patches (see [`Cluster::repair_dynamic`]).
+const REPAIR_MANAGER: &str = "terraform-provider-platform-repair";
+
 impl Cluster {
     /// Server-side applies one whole object as our field manager. Without `force`, a field
     /// another manager owns with a different value is a 409 conflict naming that manager.
@@ -170,6 +173,21 @@ impl Cluster {
         params.force = force;
         params.dry_run = dry_run;
         let live = self.dynamic_api(info, namespace).patch(name, &params, &Patch::Apply(object)).await.map_err(|e| self.error(e))?;
+        Ok(serde_json::to_value(live).unwrap_or_default())
+    }
+
+    /// A JSON merge patch under a field manager of its own, for repairs made beside our own
+    /// apply (resuming a suspended object, removing fields others added): it takes none of
+    /// our fields, and the fields it sets do not become ours.
+    pub async fn repair_dynamic(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<serde_json::Value, KubeError> {
+        let params = PatchParams { field_manager: Some(REPAIR_MANAGER.to_string()), ..Default::default() };
+        let live = self.dynamic_api(info, namespace).patch(name, &params, &Patch::Merge(patch)).await.map_err(|e| self.error(e))?;
         Ok(serde_json::to_value(live).unwrap_or_default())
     }
 

@@ -18,6 +18,7 @@ use super::flux;
 use super::inventory::{self, Entry, ObjectKey};
 use super::manifests::{self, Manifest, COMPONENT_LABEL, STACK_LABEL};
 use super::readiness::{self, WaitFor};
+use super::release_health;
 use crate::clients::deadline::{Deadline, Interrupted, Progress};
 use crate::clients::kube::ownership::{self, Standing, OWNER_ANNOTATION};
 use crate::clients::kube::{fields, Cluster, KindInfo, KubeError, FIELD_MANAGER};
@@ -51,6 +52,8 @@ pub struct Applied {
     pub adopted: bool,
     /// The object's resourceVersion after our write (not kept in state).
     pub resource_version: String,
+    /// Paths of our fields the write changed (an existing object's only).
+    pub changes: Vec<String>,
 }
 
 /// Why one object failed, and the object itself when the write may have happened (its
@@ -192,7 +195,10 @@ impl StackOps<'_> {
                 }
                 Err(failure) => {
                     if let Some(key) = failure.uncertain {
-                        applied.insert(*key, Applied { entry: Entry::Uncertain, adopted: false, resource_version: String::new() });
+                        applied.insert(
+                            *key,
+                            Applied { entry: Entry::Uncertain, adopted: false, resource_version: String::new(), changes: Vec::new() },
+                        );
                     }
                     errors.push(failure.error);
                 }
@@ -237,6 +243,13 @@ impl StackOps<'_> {
                 fields::remove_path(&mut m.object, path);
             }
         }
+        if let Some(patch) = live.as_ref().filter(|_| m.kind == "HelmRelease").and_then(|l| release_health::repair_patch(l, &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string())) {
+            tracing::info!(object = %key, "repairing the release's health (resume, foreign values, reconcile request)");
+            self.cluster
+                .repair_dynamic(&info, namespace.as_deref(), &m.name, &patch)
+                .await
+                .map_err(|e| ObjectFailure { uncertain: Some(Box::new(key.clone())), error: self.kube(&format!("repairing {}", describe(&key)), e) })?;
+        }
         tracing::debug!(object = %key, "server-side apply");
         let written = loop {
             match self.cluster.apply_owned(&info, namespace.as_deref(), &m.name, &m.object, self.force_conflicts).await {
@@ -261,7 +274,8 @@ impl StackOps<'_> {
         let digest = fields::owned_digest_except(&written, FIELD_MANAGER, &component.ignore_fields)
             .unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
         let resource_version = written["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
-        Ok((key, Applied { entry: Entry::Digest(digest), adopted, resource_version }))
+        let changes = fields::owned_changes(live.as_ref(), &written, FIELD_MANAGER, &component.ignore_fields);
+        Ok((key, Applied { entry: Entry::Digest(digest), adopted, resource_version, changes }))
     }
 
     /// Waits until `m` is ready (see `readiness`), failed, the deadline or Ctrl-C.
@@ -368,7 +382,10 @@ impl StackOps<'_> {
                     }
                     None => Entry::Deleted,
                     Some(object) => match (fields::owned_digest_except(object, FIELD_MANAGER, ignored.get(&key.component).map_or(&[], Vec::as_slice)), stored) {
-                        (Some(digest), Entry::Digest(stored)) if &digest == stored => Entry::Digest(digest),
+                        (Some(digest), Entry::Digest(stored)) if &digest == stored => {
+                            let health = (key.kind == "HelmRelease").then(|| release_health::drift(object)).flatten();
+                            health.unwrap_or(Entry::Digest(digest))
+                        }
                         _ => Entry::Changed,
                     },
                 };

@@ -30,6 +30,8 @@ pub struct PlannedObjects {
     pub entries: Option<BTreeMap<ObjectKey, Option<String>>>,
     /// Objects the API server refused in the dry run, by component index.
     pub rejected: Vec<(usize, ObjectKey, KubeError)>,
+    /// For each existing object the dry run changes: the paths of our fields that change.
+    pub changes: BTreeMap<ObjectKey, Vec<String>>,
 }
 
 impl PlannedObjects {
@@ -51,6 +53,20 @@ impl PlannedObjects {
                 .collect(),
         )
     }
+
+    /// The `object_changes` the plan shows: for each existing object whose entry changes,
+    /// the paths of our fields that change, comma-separated.
+    pub fn object_changes(&self, prior: &BTreeMap<String, Entry>) -> Option<BTreeMap<String, String>> {
+        let inventory = self.inventory(prior)?;
+        Some(
+            self.changes
+                .iter()
+                .map(|(key, paths)| (key.to_string(), paths))
+                .filter(|(key, paths)| !paths.is_empty() && inventory.get(key).is_some_and(Option::is_none))
+                .map(|(key, paths)| (key, paths.join(", ")))
+                .collect(),
+        )
+    }
 }
 
 /// One object as the plan found it.
@@ -62,6 +78,8 @@ struct Looked {
     resource_version: Option<String>,
     digest: Option<String>,
     rejected: Option<KubeError>,
+    /// Paths of our fields the write changes (existing objects only).
+    changes: Vec<String>,
 }
 
 impl StackOps<'_> {
@@ -137,6 +155,9 @@ impl StackOps<'_> {
                 Ok(_) => {}
                 Err(refusal) => planned.refusals.push((found.component, found.key.clone(), refusal)),
             }
+            if !found.changes.is_empty() {
+                planned.changes.insert(found.key.clone(), found.changes);
+            }
             if let Some(entries) = entries.as_mut() {
                 entries.insert(found.key, found.digest);
             }
@@ -170,6 +191,7 @@ impl StackOps<'_> {
                 resource_version: None,
                 digest: None,
                 rejected: None,
+                changes: Vec::new(),
             };
             return Ok(Some(looked));
         };
@@ -180,8 +202,15 @@ impl StackOps<'_> {
         let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt);
         let resource_version =
             live.as_ref().and_then(|l| l["metadata"]["resourceVersion"].as_str()).map(str::to_string);
-        let mut looked =
-            Looked { component: component.index, key, claim, resource_version, digest: None, rejected: None };
+        let mut looked = Looked {
+            component: component.index,
+            key,
+            claim,
+            resource_version,
+            digest: None,
+            rejected: None,
+            changes: Vec::new(),
+        };
         if looked.claim.is_err() {
             return Ok(Some(looked));
         }
@@ -197,6 +226,8 @@ impl StackOps<'_> {
             .await
         {
             Ok(written) if digest => {
+                looked.changes =
+                    fields::owned_changes(live.as_ref(), &written, FIELD_MANAGER, &component.ignore_fields);
                 looked.digest = Some(
                     fields::owned_digest_except(&written, FIELD_MANAGER, &component.ignore_fields)
                         .unwrap_or_else(|| fields::digest(&serde_json::Value::Null)),

@@ -92,11 +92,20 @@ pub enum Entry {
     Deleted,
     /// A write whose outcome is unknown (a timeout, a dropped connection).
     Uncertain,
+    /// A HelmRelease suspended outside Terraform (see `release_health`).
+    Suspended,
+    /// A HelmRelease carrying values keys that someone else set.
+    ForeignValues,
+    /// A HelmRelease helm-controller gave up on.
+    NotReady,
 }
 
 const CHANGED_TEXT: &str = "changed outside Terraform";
 const DELETED_TEXT: &str = "deleted outside Terraform";
 const UNCERTAIN_TEXT: &str = "outcome unknown";
+const SUSPENDED_TEXT: &str = "release suspended outside Terraform";
+const FOREIGN_VALUES_TEXT: &str = "release values set outside Terraform";
+const NOT_READY_TEXT: &str = "release failed: not Ready";
 
 impl Entry {
     pub fn parse(text: &str) -> Entry {
@@ -104,6 +113,9 @@ impl Entry {
             CHANGED_TEXT => Entry::Changed,
             DELETED_TEXT => Entry::Deleted,
             UNCERTAIN_TEXT => Entry::Uncertain,
+            SUSPENDED_TEXT => Entry::Suspended,
+            FOREIGN_VALUES_TEXT => Entry::ForeignValues,
+            NOT_READY_TEXT => Entry::NotReady,
             digest => Entry::Digest(digest.to_string()),
         }
     }
@@ -121,6 +133,9 @@ impl fmt::Display for Entry {
             Entry::Changed => CHANGED_TEXT,
             Entry::Deleted => DELETED_TEXT,
             Entry::Uncertain => UNCERTAIN_TEXT,
+            Entry::Suspended => SUSPENDED_TEXT,
+            Entry::ForeignValues => FOREIGN_VALUES_TEXT,
+            Entry::NotReady => NOT_READY_TEXT,
         })
     }
 }

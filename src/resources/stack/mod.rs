@@ -19,6 +19,7 @@ mod helm_values;
 mod inventory;
 mod manifests;
 mod readiness;
+mod release_health;
 mod teardown;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -121,6 +122,15 @@ fn identities(keys: &BTreeSet<String>) -> BTreeSet<Identity> {
     keys.iter().filter_map(|k| k.parse::<ObjectKey>().ok()).map(|k| k.owned_identity()).collect()
 }
 
+fn string_map_value(map: BTreeMap<String, String>) -> Value {
+    Value::Map(map.into_iter().map(|(k, v)| (k, Value::string(v))).collect())
+}
+
+/// `object_changes` from what an apply did.
+fn applied_changes(applied: &BTreeMap<ObjectKey, Applied>) -> BTreeMap<String, String> {
+    applied.iter().filter(|(_, a)| !a.changes.is_empty()).map(|(k, a)| (k.to_string(), a.changes.join(", "))).collect()
+}
+
 fn string_list_value(items: &BTreeSet<String>) -> Value {
     Value::List(items.iter().map(|s| Value::string(s.clone())).collect())
 }
@@ -207,6 +217,7 @@ impl StackResource {
             state.set_attr("objects", entries_value(&objects));
             state.set_attr("adopted", string_list_value(&adopted));
             state.set_attr("id", Value::string(id.clone()));
+            state.set_attr("object_changes", string_map_value(applied_changes(&applied)));
             if prior.is_null() {
                 diags.warning(
                     "The stack was partly created",
@@ -225,6 +236,9 @@ impl StackResource {
         let mut state = planned.clone();
         state.set_attr("id", Value::string(id.clone()));
         state.set_attr("adopted", string_list_value(&adopted_now));
+        if !planned.get_attr("object_changes").is_some_and(Value::is_wholly_known) {
+            state.set_attr("object_changes", string_map_value(applied_changes(&applied)));
+        }
         if !prune.is_empty() {
             tracing::info!(count = prune.len(), stack = %stack, "letting go of objects no longer in the stack");
             let mut scratch = Diagnostics::new();
@@ -654,6 +668,12 @@ impl Resource for StackResource {
                 Attribute::string("namespace").optional().computed().describe(
                     "Namespace of the Flux objects (HelmRepository, OCIRepository, HelmRelease, values Secrets). Default `flux-system`.",
                 ),
+                Attribute::string_map("object_changes").computed().describe(
+                    "For each existing object the apply changes, the paths of the fields this provider owns that change, \
+                     comma-separated (`data.value, spec.replicas`): at plan when the cluster can be reached (from a server-side \
+                     dry run), after apply what that apply changed. New and removed objects show in `objects`. Only paths, never \
+                     values, so Secret contents do not appear.",
+                ),
                 Attribute::string_map("objects").computed().describe(
                     "Inventory: `component: apiVersion Kind namespace/name` of every applied object, with a digest of the fields this \
                      provider owns. An object changed or deleted outside Terraform shows here in the next plan. When the plan can \
@@ -723,7 +743,7 @@ impl Resource for StackResource {
         if !plan.is_create() && !changes_cluster(&plan.prior, &plan.planned) && !legacy {
             // Only how the cluster is reached (or timeouts, force_delete) changed: nothing
             // in the cluster changes.
-            for computed in ["id", "objects", "adopted"] {
+            for computed in ["id", "objects", "adopted", "object_changes"] {
                 plan.planned.set_attr(computed, plan.prior.get_attr(computed).cloned().unwrap_or(Value::Null));
             }
         } else {
@@ -734,11 +754,14 @@ impl Resource for StackResource {
             let looked = self.plan_objects(ctx, plan, diags).await;
             let adopted = looked.as_ref().and_then(|(adopted, _)| adopted.as_ref());
             plan.planned.set_attr("adopted", adopted.map_or(Value::Unknown, string_list_value));
-            let inventory = looked.and_then(|(_, planned)| planned.inventory(&entries(&plan.prior)));
+            let prior_entries = entries(&plan.prior);
+            let inventory = looked.as_ref().and_then(|(_, planned)| planned.inventory(&prior_entries));
             let objects = inventory.map_or(Value::Unknown, |inventory| {
                 Value::Map(inventory.into_iter().map(|(k, v)| (k, v.map_or(Value::Unknown, Value::string))).collect())
             });
             plan.planned.set_attr("objects", objects);
+            let changes = looked.as_ref().and_then(|(_, planned)| planned.object_changes(&prior_entries));
+            plan.planned.set_attr("object_changes", changes.map_or(Value::Unknown, string_map_value));
             return;
         }
         // Unchanged configuration: only drift recorded by Read makes an update, and the
@@ -749,6 +772,8 @@ impl Resource for StackResource {
                 let looked = self.plan_objects(ctx, plan, diags).await;
                 let adopted = looked.as_ref().and_then(|(adopted, _)| adopted.as_ref());
                 plan.planned.set_attr("adopted", adopted.map_or(Value::Unknown, string_list_value));
+                let changes = looked.and_then(|(_, planned)| planned.object_changes(&entries(&plan.prior)));
+                plan.planned.set_attr("object_changes", changes.map_or(Value::Unknown, string_map_value));
             }
         }
     }

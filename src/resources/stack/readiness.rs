@@ -318,8 +318,9 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
     let reconciling = condition("Reconciling").filter(|c| c.status == "True");
 
     let ready = condition("Ready");
-    if let Some(stalled) = condition("Stalled").filter(|c| c.status == "True") {
-        // Stalled says that Flux gave up; Ready=False usually says why.
+    // Stalled says that Flux gave up, unless a reconciliation was requested since (it then
+    // tries again); Ready=False usually says why.
+    if let Some(stalled) = condition("Stalled").filter(|c| c.status == "True" && !request_pending) {
         let mut message = stalled.message.to_string();
         if let Some(why) = ready.as_ref().filter(|c| c.status == "False" && !c.message.is_empty() && c.message != stalled.message) {
             message = format!("{message} (Ready=False, {}: {})", why.reason, why.message);
@@ -630,6 +631,12 @@ mod tests {
                 message: "Failed to install after 3 attempt(s) (Ready=False, InstallFailed: Helm install failed)".into()
             }
         );
+        // A reconciliation requested since (`flux reconcile`, or the stack repairing it): Flux tries again.
+        let mut requested = object.clone();
+        requested["metadata"]["annotations"] = json!({RECONCILE_REQUEST: "2026-11-30T05:00:00Z"});
+        assert!(matches!(release_status(&requested), ReleaseStatus::Progressing { .. }), "{:?}", release_status(&requested));
+        requested["status"]["lastHandledReconcileAt"] = json!("2026-11-30T05:00:00Z");
+        assert!(matches!(release_status(&requested), ReleaseStatus::Failed { .. }));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - `fail: "retrying"`: `Ready=False` (InstallFailed) and `Reconciling=True`
 //!   (ProgressingWithRetry), forever: a failure helm-controller keeps retrying.
 //!
+//! A suspended release (`spec.suspend`) is left alone, as helm-controller leaves it.
 //! A release whose `spec.dependsOn` releases are not Ready gets `Ready=False`
 //! (DependencyNotReady) and is looked at again later. HelmRepository and OCIRepository
 //! objects are marked Ready at their generation.
@@ -368,6 +369,10 @@ fn reconcile_release(
     let handled = release["status"]["lastHandledReconcileAt"].as_str().map(str::to_string);
     let request_pending = requested.is_some() && requested != handled;
     if (release["status"]["observedGeneration"].as_i64() == Some(generation) && !request_pending) || meta["deletionTimestamp"].is_string() {
+        return;
+    }
+    // helm-controller leaves a suspended release alone.
+    if release["spec"]["suspend"] == true {
         return;
     }
     // One round per generation and request.
