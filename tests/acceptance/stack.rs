@@ -1316,6 +1316,10 @@ fn stack_failed_create_is_finished_by_the_next_apply() {
         let id = values["id"].as_str().unwrap().to_string();
         assert!(values["objects"].as_object().unwrap().contains_key(&key("base", "v1", "ConfigMap", Some(&ns), "cm")), "{values}");
         assert!(folded(&out).contains("terraform untaint"), "{}", out.describe());
+        // And how to remove what it wrote by hand, in teardown order.
+        let text = folded(&out);
+        let (cm, namespace) = (format!("kubectl delete -n {ns} configmap/cm"), format!("kubectl delete namespace/{ns}"));
+        assert!(text.find(&cm).is_some_and(|at| text.find(&namespace).is_some_and(|later| at < later)), "{text}");
         assert_eq!(live(&configmap_path(&ns, "cm"))["metadata"]["annotations"]["platform.terraform.io/owner"], id.as_str());
 
         // Untainted, the next apply finishes the create: nothing is deleted and re-created.

@@ -254,6 +254,25 @@ pub fn teardown_order<'a>(keys: impl IntoIterator<Item = &'a ObjectKey>) -> Vec<
     phases
 }
 
+/// `kubectl delete` commands that remove `keys` by hand, in teardown order: one command per
+/// phase and namespace, naming each object as `kind.group/name`.
+pub fn kubectl_delete_commands<'a>(keys: impl IntoIterator<Item = &'a ObjectKey>) -> Vec<String> {
+    let mut commands = Vec::new();
+    for (_, members) in teardown_order(keys) {
+        let mut by_namespace: std::collections::BTreeMap<Option<&str>, Vec<String>> = std::collections::BTreeMap::new();
+        for key in members {
+            let group = key.group();
+            let resource = if group.is_empty() { key.kind.to_lowercase() } else { format!("{}.{group}", key.kind.to_lowercase()) };
+            by_namespace.entry(key.namespace.as_deref()).or_default().push(format!("{resource}/{}", key.name));
+        }
+        for (namespace, objects) in by_namespace {
+            let scope = namespace.map(|ns| format!(" -n {ns}")).unwrap_or_default();
+            commands.push(format!("kubectl delete{scope} {}", objects.join(" ")));
+        }
+    }
+    commands
+}
+
 /// Entries of `previous` that are no longer applied: no entry of `current` is the same
 /// object. Those are the ones to delete (prune), in `previous`' order.
 pub fn removed<'a>(previous: &'a [ObjectKey], current: &[ObjectKey]) -> Vec<&'a ObjectKey> {
@@ -264,6 +283,31 @@ pub fn removed<'a>(previous: &'a [ObjectKey], current: &[ObjectKey]) -> Vec<&'a 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cleanup_commands_follow_the_teardown_order_one_per_namespace() {
+        let keys: Vec<ObjectKey> = [
+            "app: v1 Namespace shop",
+            "app: apps/v1 Deployment shop/web",
+            "app: v1 ConfigMap shop/settings",
+            "app: v1 ConfigMap other/x",
+            "crds: apiextensions.k8s.io/v1 CustomResourceDefinition widgets.example.com",
+            "app: example.com/v1 Widget shop/w",
+        ]
+        .iter()
+        .map(|k| k.parse().unwrap())
+        .collect();
+        assert_eq!(
+            kubectl_delete_commands(&keys),
+            [
+                "kubectl delete -n shop widget.example.com/w",
+                "kubectl delete -n other configmap/x",
+                "kubectl delete -n shop deployment.apps/web configmap/settings",
+                "kubectl delete customresourcedefinition.apiextensions.k8s.io/widgets.example.com",
+                "kubectl delete namespace/shop",
+            ]
+        );
+    }
 
     fn key(text: &str) -> ObjectKey {
         text.parse().unwrap_or_else(|e| panic!("{e}"))

@@ -126,6 +126,23 @@ fn string_map_value(map: BTreeMap<String, String>) -> Value {
     Value::Map(map.into_iter().map(|(k, v)| (k, Value::string(v))).collect())
 }
 
+/// How to remove by hand what a failed create wrote (not what it adopted): the commands, or
+/// for many objects the first of them and how to find the rest.
+fn cleanup_hint(applied: &BTreeMap<ObjectKey, Applied>) -> String {
+    const SHOWN: usize = 10;
+    let created: Vec<&ObjectKey> = applied.iter().filter(|(_, a)| !a.adopted).map(|(k, _)| k).collect();
+    if created.is_empty() {
+        return String::new();
+    }
+    let commands = inventory::kubectl_delete_commands(created.iter().copied());
+    let more = commands.len().saturating_sub(SHOWN);
+    let tail = if more > 0 { format!("\n  ({more} more commands: every object carries the label {STACK_LABEL})") } else { String::new() };
+    format!(
+        "\n\nTo remove what it wrote by hand instead (then `terraform state rm` the stack):\n  {}{tail}",
+        commands.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("\n  ")
+    )
+}
+
 /// `object_changes` from what an apply did.
 fn applied_changes(applied: &BTreeMap<ObjectKey, Applied>) -> BTreeMap<String, String> {
     applied.iter().filter(|(_, a)| !a.changes.is_empty()).map(|(k, a)| (k.to_string(), a.changes.join(", "))).collect()
@@ -222,7 +239,10 @@ impl StackResource {
                 diags.warning(
                     "The stack was partly created",
                     format!(
-                        "Terraform marks stack {stack:?} as tainted, and the next apply replaces it: it deletes the objects this                          create wrote (only those) and starts again. To finish this create instead, run `terraform untaint` on                          the stack's address before the next apply."
+                        "Terraform marks stack {stack:?} as tainted, and the next apply replaces it: it deletes the objects this \
+                         create wrote (only those) and starts again. To finish this create instead, run `terraform untaint` on \
+                         the stack's address before the next apply.{}",
+                        cleanup_hint(&applied)
                     ),
                 );
             }
