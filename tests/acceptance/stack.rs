@@ -751,6 +751,19 @@ fn stack_configuration_problems_fail_the_plan_without_a_cluster() {
             vec!["component \"big\": HelmRelease", "its Helm values are too large", "at most 1 MiB"],
         ),
         (
+            "bad helm options",
+            vec![Component::new("h").block(
+                "helm {\n      repository = \"https://charts.example.com\"\n      chart = \"x\"\n      version = \"1\"\n      crds = \"Always\"\n      timeout = \"5 minutes\"\n      remediation_retries = -1\n      release_name = \"Bad_Name\"\n      values_from {\n        kind = \"Pod\"\n        name = \"x\"\n      }\n    }",
+            )],
+            vec![
+                "crds \"Always\" must be one of Create, CreateReplace, Skip",
+                "timeout \"5 minutes\" is not a duration",
+                "remediation_retries -1 must be between 0 and 100",
+                "release_name \"Bad_Name\"",
+                "values_from kind \"Pod\" must be ConfigMap or Secret",
+            ],
+        ),
+        (
             "sensitive values without helm",
             vec![Component::new("a").manifests(&cm("a", "x")).attr("sensitive_values", "{ \"p\" = \"s\" }")],
             vec!["sensitive_values needs a Helm chart"],

@@ -331,3 +331,80 @@ fn release_health_is_drift_that_the_plan_names_and_the_apply_repairs() {
     work.assert_plan_empty();
     work.destroy().assert_success();
 }
+
+/// What Helm and Flux users reach for in a `helm` block reaches the HelmRelease: release
+/// name, timeout, remediation retries, the CRD policy and `valuesFrom` references; a changed
+/// release name is announced as a reinstall.
+#[test]
+fn helm_options_reach_the_release_and_a_new_release_name_is_announced() {
+    fake_flux::ensure();
+    let tf = newest_terraform();
+    let stack = unique_name("acc-helmopt");
+    let flux_ns = unique_name("acc-helmopt-flux");
+    let work = Workdir::new(&tf);
+    let config = |release_name: &str| {
+        stack_tf(
+            &stack,
+            &format!("namespace = {}", hcl(&flux_ns)),
+            &[
+                flux_namespace_component(&flux_ns),
+                Component::new("web").depends_on(&["flux-ns"]).namespace(&flux_ns).block(&format!(
+                    r#"helm {{
+      repository          = "https://charts.example.com/stable"
+      chart               = "web"
+      version             = "1.0.0"
+      values              = yamlencode({{ replicas = 1 }})
+      release_name        = "{release_name}"
+      timeout             = "9m"
+      remediation_retries = 5
+      crds                = "Skip"
+      values_from {{
+        kind        = "ConfigMap"
+        name        = "web-defaults"
+        values_key  = "defaults.yaml"
+        target_path = "config"
+      }}
+      values_from {{
+        kind     = "Secret"
+        name     = "web-extra"
+        optional = true
+      }}
+    }}"#
+                )),
+            ],
+        )
+    };
+    work.write_main_tf(&config("shop-web"));
+    work.apply().assert_success();
+    let release = fake_flux::helm_release(&flux_ns, &format!("{stack}-web")).expect("HelmRelease");
+    let spec = &release["spec"];
+    assert_eq!(spec["releaseName"], "shop-web");
+    assert_eq!(spec["timeout"], "9m");
+    assert_eq!(spec["install"]["remediation"]["retries"], 5);
+    assert_eq!(spec["upgrade"]["remediation"]["retries"], 5);
+    assert_eq!(spec["install"]["crds"], "Skip");
+    assert_eq!(spec["upgrade"]["crds"], "Skip");
+    assert_eq!(
+        spec["valuesFrom"],
+        serde_json::json!([
+            {"kind": "ConfigMap", "name": "web-defaults", "valuesKey": "defaults.yaml", "targetPath": "config"},
+            {"kind": "Secret", "name": "web-extra", "optional": true}
+        ])
+    );
+    work.assert_plan_empty();
+
+    work.write_main_tf(&config("shop-frontend"));
+    let out = work.plan();
+    out.assert_success();
+    let text = folded(&out);
+    assert!(text.contains("Helm releases will be uninstalled"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "renames HelmRelease {flux_ns}/{stack}-web (Helm release \"shop-web\" becomes \"shop-frontend\")"
+        )),
+        "{text}"
+    );
+    work.apply().assert_success();
+    work.assert_plan_empty();
+    work.destroy().assert_success();
+}

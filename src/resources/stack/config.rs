@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 
-use super::flux::{self, HelmChart, HelmComponent};
+use super::flux::{self, HelmChart, HelmComponent, HelmOptions, ValuesReference};
 use super::graph;
 use super::helm_values;
 use super::manifests::{self, Manifest};
@@ -23,7 +23,7 @@ const DEFAULT_INTERVAL: &str = "10m";
 pub enum Source {
     Manifests(String),
     Url { url: String, sha256: String },
-    Helm { repository: String, chart: String, version: String, values: Option<String>, interval: String },
+    Helm { repository: String, chart: String, version: String, values: Option<String>, interval: String, options: HelmOptions },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -181,7 +181,8 @@ fn component(index: usize, block: &Value, diags: &mut Diagnostics) -> Option<Com
                 }
             }
             let interval = from_block("interval").unwrap_or_else(|| DEFAULT_INTERVAL.to_string());
-            Source::Helm { repository, chart, version, values, interval }
+            let options = helm.map(helm_options).unwrap_or_default();
+            Source::Helm { repository, chart, version, values, interval, options }
         }
     };
     let sensitive_values = metadata::string_map(block.get_attr("sensitive_values")).unwrap_or_default();
@@ -325,6 +326,30 @@ pub fn levels(components: &mut [Component], diags: &mut Diagnostics) -> Option<V
     }
 }
 
+/// The options of a `helm` block beyond the chart (checked where they are rendered).
+fn helm_options(helm: &Value) -> HelmOptions {
+    let values_from = helm
+        .get_attr("values_from")
+        .and_then(Value::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| ValuesReference {
+            kind: text(r, "kind").unwrap_or_default(),
+            name: text(r, "name").unwrap_or_default(),
+            values_key: text(r, "values_key"),
+            target_path: text(r, "target_path"),
+            optional: r.get_attr("optional").and_then(Value::as_bool).unwrap_or(false),
+        })
+        .collect();
+    HelmOptions {
+        release_name: text(helm, "release_name"),
+        timeout: text(helm, "timeout"),
+        retries: helm.get_attr("remediation_retries").and_then(Value::as_i64),
+        crds: text(helm, "crds"),
+        values_from,
+    }
+}
+
 /// Deep-merges the user's values over the catalog's defaults; both YAML mappings.
 fn merge_values(defaults: Option<&str>, user: Option<&str>) -> Result<Option<String>, String> {
     let parse = |text: &str, what: &str| -> Result<serde_yaml::Value, String> {
@@ -392,14 +417,14 @@ pub fn render(
                 .map_err(|ps| ps.into_iter().map(|p| prefix(format!("{url}: {p}"))).collect::<Vec<_>>())?,
             None => return Ok(Vec::new()),
         },
-        Source::Helm { repository, chart, version, values, interval } => {
+        Source::Helm { repository, chart, version, values, interval, options } => {
             let values_secret = helm_values::values_secret_name(stack, &component.name);
             let helm = HelmComponent {
                 stack,
                 component: &component.name,
                 flux_namespace,
                 target_namespace: component.namespace.as_deref().unwrap_or(&component.name),
-                chart: HelmChart { repository, chart, version, values_yaml: values.as_deref(), interval },
+                chart: HelmChart { repository, chart, version, values_yaml: values.as_deref(), interval, options },
                 depends_on: helm_dependencies.to_vec(),
                 sensitive_keys: component.sensitive_values.keys().map(String::as_str).collect(),
                 values_secret_name: (!component.sensitive_values.is_empty()).then_some(values_secret.as_str()),

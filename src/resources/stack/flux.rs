@@ -52,6 +52,89 @@ pub struct HelmChart<'a> {
     pub values_yaml: Option<&'a str>,
     /// How often Flux reconciles, a Go duration such as "10m" or "1h30m".
     pub interval: &'a str,
+    pub options: &'a HelmOptions,
+}
+
+/// What a `helm` block may set beyond the chart; each unset one keeps our default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HelmOptions {
+    /// Helm's release name; default [`object_name`]. Changing it makes Flux uninstall the old
+    /// release and install a new one.
+    pub release_name: Option<String>,
+    /// How long Helm may take for an install, upgrade or rollback (a Flux duration).
+    pub timeout: Option<String>,
+    /// Remediation retries of failed installs and upgrades (default 3).
+    pub retries: Option<i64>,
+    /// CRDs of the chart's crds/ directory on install and upgrade: `Create`, `CreateReplace`
+    /// (default) or `Skip`.
+    pub crds: Option<String>,
+    /// ConfigMaps and Secrets the values are also taken from (Flux's `valuesFrom`), in order,
+    /// before the stack's own sensitive values.
+    pub values_from: Vec<ValuesReference>,
+}
+
+/// One of [`HelmOptions::values_from`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValuesReference {
+    /// `ConfigMap` or `Secret`, in the Flux namespace.
+    pub kind: String,
+    pub name: String,
+    /// The key holding the values (Flux's default `values.yaml`).
+    pub values_key: Option<String>,
+    /// Where in the values the key's content goes (a dot path); the whole values when unset.
+    pub target_path: Option<String>,
+    /// Whether a missing object or key is ignored rather than failing the release.
+    pub optional: bool,
+}
+
+const CRDS_POLICIES: [&str; 3] = ["Create", "CreateReplace", "Skip"];
+
+impl HelmOptions {
+    fn problems(&self, problems: &mut Vec<String>) {
+        if let Some(name) = &self.release_name {
+            if let Some(problem) = dns_label_problem(name) {
+                problems.push(format!("release_name {name:?} {problem}"));
+            } else if name.len() > RELEASE_NAME_MAX {
+                problems.push(format!("release_name {name:?} is longer than Helm's {RELEASE_NAME_MAX} characters"));
+            }
+        }
+        if let Some(problem) = self.timeout.as_deref().and_then(interval_problem) {
+            problems.push(format!("timeout {:?} {problem}", self.timeout.as_deref().unwrap_or_default()));
+        }
+        if let Some(retries) = self.retries.filter(|r| !(0..=100).contains(r)) {
+            problems.push(format!("remediation_retries {retries} must be between 0 and 100"));
+        }
+        if let Some(crds) = self.crds.as_deref().filter(|c| !CRDS_POLICIES.contains(c)) {
+            problems.push(format!("crds {crds:?} must be one of {}", CRDS_POLICIES.join(", ")));
+        }
+        for reference in &self.values_from {
+            if !["ConfigMap", "Secret"].contains(&reference.kind.as_str()) {
+                problems.push(format!("values_from kind {:?} must be ConfigMap or Secret", reference.kind));
+            }
+            if let Some(problem) = crate::resources::metadata::dns1123_subdomain_problem(&reference.name) {
+                problems.push(format!("values_from name {:?} {problem}", reference.name));
+            }
+        }
+    }
+
+    fn references(&self) -> Vec<Value> {
+        self.values_from
+            .iter()
+            .map(|r| {
+                let mut reference = json!({"kind": r.kind, "name": r.name});
+                if let Some(key) = &r.values_key {
+                    reference["valuesKey"] = json!(key);
+                }
+                if let Some(path) = &r.target_path {
+                    reference["targetPath"] = json!(path);
+                }
+                if r.optional {
+                    reference["optional"] = json!(true);
+                }
+                reference
+            })
+            .collect()
+    }
 }
 
 pub struct HelmComponent<'a> {
@@ -82,6 +165,7 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
     if let Some(problem) = interval_problem(c.chart.interval) {
         problems.push(format!("interval {:?} {problem}", c.chart.interval));
     }
+    c.chart.options.problems(&mut problems);
     let source = chart_source(c).map_err(|problem| problems.push(problem)).ok();
     let values = parse_values(c.chart.values_yaml).map_err(|problem| problems.push(problem)).ok().flatten();
     let values_from = values_from(c).map_err(|mut found| problems.append(&mut found)).ok();
@@ -127,15 +211,20 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
         }
     };
 
-    let remediation = json!({"retries": REMEDIATION_RETRIES});
+    let options = c.chart.options;
+    let remediation = json!({"retries": options.retries.unwrap_or(REMEDIATION_RETRIES.into())});
+    let crds = options.crds.as_deref().unwrap_or(CRDS_POLICY);
     let mut spec = json!({
         "interval": c.chart.interval,
-        "releaseName": name,
+        "releaseName": options.release_name.as_deref().unwrap_or(&name),
         "targetNamespace": c.target_namespace,
         "storageNamespace": c.target_namespace,
-        "install": {"createNamespace": true, "crds": CRDS_POLICY, "remediation": remediation},
-        "upgrade": {"crds": CRDS_POLICY, "remediation": remediation},
+        "install": {"createNamespace": true, "crds": crds, "remediation": remediation},
+        "upgrade": {"crds": crds, "remediation": remediation},
     });
+    if let Some(timeout) = &options.timeout {
+        spec["timeout"] = json!(timeout);
+    }
     spec[chart_reference.0] = chart_reference.1;
     if let Some(values) = values {
         spec["values"] = values;
@@ -144,6 +233,7 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
         spec["dependsOn"] =
             c.depends_on.iter().map(|d| json!({"name": object_name(c.stack, d), "namespace": c.flux_namespace})).collect();
     }
+    let values_from: Vec<Value> = options.references().into_iter().chain(values_from).collect();
     if !values_from.is_empty() {
         spec["valuesFrom"] = Value::Array(values_from);
     }
@@ -286,6 +376,9 @@ pub(super) fn safe_label(text: &str) -> String {
 mod tests {
     use super::*;
 
+    static NO_OPTIONS: HelmOptions =
+        HelmOptions { release_name: None, timeout: None, retries: None, crds: None, values_from: Vec::new() };
+
     fn component<'a>(repository: &'a str, values: Option<&'a str>) -> HelmComponent<'a> {
         HelmComponent {
             stack: "infra",
@@ -298,6 +391,7 @@ mod tests {
                 version: "v1.16.2",
                 values_yaml: values,
                 interval: "10m",
+                options: &NO_OPTIONS,
             },
             depends_on: vec![],
             sensitive_keys: vec![],
@@ -449,6 +543,7 @@ mod tests {
                 version: "1",
                 values_yaml: Some("password: hunter2\npassword: hunter2\n"),
                 interval: "10 minutes",
+                options: &NO_OPTIONS,
             },
             depends_on: vec!["Bad"],
             sensitive_keys: vec!["auth..password", "ok", "ok", "a[0]"],

@@ -426,39 +426,77 @@ fn finish(result: Result<Option<Value>, Interrupted>, inner: Diagnostics, diags:
 /// namespace) makes Flux uninstall that Helm release; one added beside it is a fresh install.
 /// The plan says so, naming them, rather than let it pass as an in-place update.
 fn warn_reinstalls(prior: &Value, planned: &Value, diags: &mut Diagnostics) {
-    let releases = |keys: &mut dyn Iterator<Item = ObjectKey>| -> BTreeSet<String> {
-        keys.filter(|k| k.kind == "HelmRelease").map(|k| format!("{}/{}", k.namespace.unwrap_or_default(), k.name)).collect()
-    };
-    let before = releases(&mut entries(prior).into_iter().filter(|(_, v)| *v != Entry::Deleted).filter_map(|(k, _)| k.parse().ok()));
+    let before = helm_releases(prior, true);
     if before.is_empty() {
         return;
     }
-    let mut scratch = Diagnostics::new();
-    let Some(components) = stack_components(planned, &mut scratch) else { return };
-    let stack = text(planned, "name");
-    let flux_namespace = text(planned, "namespace");
-    let mut rendered = components.iter().filter(|c| matches!(c.source, Source::Helm { .. })).flat_map(|c| {
-        let objects = config::render(&stack, &flux_namespace, c, &[], None).unwrap_or_default();
-        objects.into_iter().map(|m| ObjectKey::of(&c.name, &m)).collect::<Vec<_>>()
-    });
-    let after = releases(&mut rendered);
-    let gone: Vec<&String> = before.difference(&after).collect();
-    if gone.is_empty() {
-        return;
-    }
-    let added: Vec<&String> = after.difference(&before).collect();
+    let after = helm_releases(planned, false);
+    let gone: Vec<&String> = before.keys().filter(|r| !after.contains_key(*r)).collect();
+    let added: Vec<&String> = after.keys().filter(|r| !before.contains_key(*r)).collect();
+    let renamed: Vec<String> = after
+        .iter()
+        .filter_map(|(release, name)| {
+            let old = before.get(release).filter(|old| *old != name)?;
+            Some(format!("HelmRelease {release} (Helm release {old:?} becomes {name:?})"))
+        })
+        .collect();
     let list = |names: &[&String]| names.iter().map(|n| format!("HelmRelease {n}")).collect::<Vec<_>>().join(", ");
-    let detail = if added.is_empty() {
-        format!("This apply deletes {}: Flux uninstalls those Helm releases and everything they installed.", list(&gone))
-    } else {
-        format!(
+    let mut changes = Vec::new();
+    if !gone.is_empty() && added.is_empty() {
+        changes.push(format!("This apply deletes {}: Flux uninstalls those Helm releases and everything they installed.", list(&gone)));
+    } else if !gone.is_empty() {
+        changes.push(format!(
             "This apply deletes {} and creates {}: Flux uninstalls the old Helm releases and installs new ones, so their \
-             workloads are removed and created again (a renamed component, release name or namespace does this).",
+             workloads are removed and created again (a renamed component or namespace does this).",
             list(&gone),
             list(&added)
-        )
-    };
-    diags.warning("Helm releases will be uninstalled", detail);
+        ));
+    }
+    if !renamed.is_empty() {
+        changes.push(format!(
+            "This apply renames {}: Flux uninstalls the release under its old name and installs it under the new one.",
+            renamed.join(", ")
+        ));
+    }
+    if !changes.is_empty() {
+        diags.warning("Helm releases will be uninstalled", changes.join("\n\n"));
+    }
+}
+
+/// The HelmReleases (`namespace/name`) a stack's configuration renders, each with its Helm
+/// release name; with `recorded`, only those its inventory holds (and every one it holds).
+fn helm_releases(value: &Value, recorded: bool) -> BTreeMap<String, String> {
+    let stack = text(value, "name");
+    let flux_namespace = text(value, "namespace");
+    let mut scratch = Diagnostics::new();
+    let components = stack_components(value, &mut scratch).unwrap_or_default();
+    let mut releases: BTreeMap<String, String> = components
+        .iter()
+        .filter(|c| matches!(c.source, Source::Helm { .. }))
+        .flat_map(|c| config::render(&stack, &flux_namespace, c, &[], None).unwrap_or_default())
+        .filter(|m| m.kind == "HelmRelease")
+        .map(|m| {
+            let release = m.object["spec"]["releaseName"].as_str().unwrap_or(&m.name).to_string();
+            (format!("{}/{}", m.namespace.as_deref().unwrap_or_default(), m.name), release)
+        })
+        .collect();
+    if !recorded {
+        return releases;
+    }
+    // The inventory decides which releases exist; the configuration only names them.
+    let recorded: BTreeSet<String> = entries(value)
+        .into_iter()
+        .filter(|(_, v)| *v != Entry::Deleted)
+        .filter_map(|(k, _)| k.parse::<ObjectKey>().ok())
+        .filter(|k| k.kind == "HelmRelease")
+        .map(|k| format!("{}/{}", k.namespace.unwrap_or_default(), k.name))
+        .collect();
+    releases.retain(|release, _| recorded.contains(release));
+    for release in recorded {
+        let name = release.rsplit('/').next().unwrap_or_default().to_string();
+        releases.entry(release).or_insert(name);
+    }
+    releases
 }
 
 /// Fills each component's `resolved_*` and `catalog_version` from its `helm` block and the
@@ -598,7 +636,28 @@ fn component_block() -> NestedBlock {
         Attribute::string("version").optional().describe("Chart version."),
         Attribute::string("values").optional().describe("Helm values as YAML, e.g. `yamlencode({...})`; merged over the catalog's defaults."),
         Attribute::string("interval").optional().describe("How often Flux reconciles the release; default `10m`."),
+        Attribute::string("release_name").optional().describe(
+            "Helm's release name; default `<stack>-<component>`. Changing it uninstalls the old release and installs a new one (the plan warns).",
+        ),
+        Attribute::string("timeout").optional().describe("How long Helm may take for an install, upgrade or rollback (Flux's default: 5m)."),
+        Attribute::number("remediation_retries").optional().describe(
+            "How many times a failed install or upgrade is retried, with remediation in between, before Flux gives up (default 3).",
+        ),
+        Attribute::string("crds").optional().describe(
+            "What happens to the CRDs in the chart's crds/ directory on install and upgrade: `Create`, `CreateReplace` (default) or `Skip`.",
+        ),
     ])
+    .with_block(NestedBlock::list(
+        "values_from",
+        Block::new(vec![
+            Attribute::string("kind").required().describe("`ConfigMap` or `Secret`, in the stack's Flux namespace."),
+            Attribute::string("name").required().describe("Its name."),
+            Attribute::string("values_key").optional().describe("The key holding the values (default `values.yaml`)."),
+            Attribute::string("target_path").optional().describe("Where the key's content goes in the values (a dot path); the whole values when unset."),
+            Attribute::bool("optional").optional().describe("Ignore a missing object or key instead of failing the release."),
+        ])
+        .describe("Values Flux reads from a ConfigMap or Secret kept elsewhere, merged in order before the stack's `sensitive_values`; `values` are merged last."),
+    ))
     .describe("A Helm chart, installed through a Flux HelmRelease. May only override a `catalog` entry.");
     NestedBlock::list(
         "component",
