@@ -100,48 +100,49 @@ fn one_changed_value_plans_only_that_object_and_the_added_one_unknown() {
 #[test]
 fn renaming_a_helm_component_warns_that_its_release_is_reinstalled() {
     fake_flux::ensure();
-    let tf = newest_terraform();
-    let stack = unique_name("acc-rename");
-    let flux_ns = unique_name("acc-rename-flux");
-    let work = Workdir::new(&tf);
-    let config = |name: &str| {
-        stack_tf(
-            &stack,
-            &format!("namespace = {}", hcl(&flux_ns)),
-            &[
-                flux_namespace_component(&flux_ns),
-                Component::new(name).depends_on(&["flux-ns"]).namespace(&flux_ns).helm(
-                    "https://charts.example.com/stable",
-                    "web",
-                    "1.0.0",
-                    Some("yamlencode({ replicas = 1 })"),
-                ),
-            ],
-        )
-    };
-    work.write_main_tf(&config("web"));
-    work.apply().assert_success();
-    work.assert_plan_empty();
+    for_each_terraform(|tf| {
+        let stack = unique_name("acc-rename");
+        let flux_ns = unique_name("acc-rename-flux");
+        let work = Workdir::new(tf);
+        let config = |name: &str| {
+            stack_tf(
+                &stack,
+                &format!("namespace = {}", hcl(&flux_ns)),
+                &[
+                    flux_namespace_component(&flux_ns),
+                    Component::new(name).depends_on(&["flux-ns"]).namespace(&flux_ns).helm(
+                        "https://charts.example.com/stable",
+                        "web",
+                        "1.0.0",
+                        Some("yamlencode({ replicas = 1 })"),
+                    ),
+                ],
+            )
+        };
+        work.write_main_tf(&config("web"));
+        work.apply().assert_success();
+        work.assert_plan_empty();
 
-    work.write_main_tf(&config("frontend"));
-    let out = work.plan();
-    out.assert_success();
-    let text = folded(&out);
-    assert!(text.contains("Helm releases will be uninstalled"), "{text}");
-    assert!(text.contains(&format!("deletes HelmRelease {flux_ns}/{stack}-web")), "{text}");
-    assert!(text.contains(&format!("creates HelmRelease {flux_ns}/{stack}-frontend")), "{text}");
-    let (after, after_unknown) = planned_objects(&work.plan_json());
-    let old = format!("web: helm.toolkit.fluxcd.io/v2 HelmRelease {flux_ns}/{stack}-web");
-    assert!(!after.contains_key(&old) && after_unknown.get(&old).is_none(), "old release still planned: {after:?}");
-    let unknown = unknown_keys(&after_unknown);
-    assert!(unknown.iter().any(|k| k.starts_with("frontend: ") && k.contains(" HelmRelease ")), "{unknown:?}");
-    assert!(
-        unknown.iter().all(|k| k.starts_with("frontend: ")),
-        "only the renamed component's objects change: {unknown:?}"
-    );
-    work.apply().assert_success();
-    work.assert_plan_empty();
-    work.destroy().assert_success();
+        work.write_main_tf(&config("frontend"));
+        let out = work.plan();
+        out.assert_success();
+        let text = folded(&out);
+        assert!(text.contains("Helm releases will be uninstalled"), "{text}");
+        assert!(text.contains(&format!("deletes HelmRelease {flux_ns}/{stack}-web")), "{text}");
+        assert!(text.contains(&format!("creates HelmRelease {flux_ns}/{stack}-frontend")), "{text}");
+        let (after, after_unknown) = planned_objects(&work.plan_json());
+        let old = format!("web: helm.toolkit.fluxcd.io/v2 HelmRelease {flux_ns}/{stack}-web");
+        assert!(!after.contains_key(&old) && after_unknown.get(&old).is_none(), "old release still planned: {after:?}");
+        let unknown = unknown_keys(&after_unknown);
+        assert!(unknown.iter().any(|k| k.starts_with("frontend: ") && k.contains(" HelmRelease ")), "{unknown:?}");
+        assert!(
+            unknown.iter().all(|k| k.starts_with("frontend: ")),
+            "only the renamed component's objects change: {unknown:?}"
+        );
+        work.apply().assert_success();
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+    });
 }
 
 /// An object the API server would refuse fails the plan (a server-side dry run), and
