@@ -7,4 +7,5 @@ pub mod cluster;
 pub mod dns_record;
 pub mod k3s_kubeconfig;
 pub mod namespace;
+pub mod sealed_secrets_certificate;
 pub mod sops_file;

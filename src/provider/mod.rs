@@ -97,6 +97,7 @@ impl Provider for PlatformProvider {
             Arc::new(data_sources::cluster::ClusterDataSource::new(platform.clone())),
             Arc::new(data_sources::dns_record::DnsRecordDataSource::new(platform.clone())),
             Arc::new(data_sources::namespace::NamespaceDataSource::new(platform.clone())),
+            Arc::new(data_sources::sealed_secrets_certificate::SealedSecretsCertificateDataSource::new(platform.clone())),
             Arc::new(data_sources::sops_file::SopsFile::new(platform.clone())),
         ]
     }

@@ -16,6 +16,7 @@ mod cluster;
 mod provider_config;
 mod secret;
 mod sealed_secret;
+mod sealed_secrets_certificate_standin;
 mod sops_file;
 mod stack;
 mod stack_ownership;

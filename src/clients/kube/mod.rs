@@ -201,6 +201,27 @@ impl Cluster {
         self.retries.load(Ordering::Relaxed)
     }
 
+    /// `path` of a Service's first port over plain HTTP, through the API server's service
+    /// proxy (`/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy<path>`, the port
+    /// by name when it has one, as `kubeseal` asks). NotFound when there is no such Service.
+    pub async fn service_proxy_get(&self, namespace: &str, service: &str, path: &str) -> Result<String, KubeError> {
+        let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(self.client.clone(), namespace);
+        let Some(found) = self.get_opt(&api, service).await? else {
+            return Err(KubeError::NotFound {
+                resource: "services".into(),
+                name: service.into(),
+                message: format!("services {service:?} not found"),
+            });
+        };
+        let first = found.spec.and_then(|s| s.ports).and_then(|ports| ports.into_iter().next());
+        let port = first.map(|p| p.name.filter(|n| !n.is_empty()).unwrap_or_else(|| p.port.to_string())).unwrap_or_default();
+        let uri = format!("/api/v1/namespaces/{namespace}/services/http:{service}:{port}/proxy{path}");
+        let request = http::Request::get(&uri)
+            .body(Vec::new())
+            .map_err(|e| KubeError::Config(format!("cannot build the request for {uri}: {e}")))?;
+        self.client.request_text(request).await.map_err(|e| self.error(e))
+    }
+
     /// The object `name`, or `None` when the API server says it does not exist. Use this,
     /// not `Api::get_opt`, which takes any 404 (a proxy's too) for "gone".
     pub async fn get_opt<K>(&self, api: &Api<K>, name: &str) -> Result<Option<K>, KubeError>
