@@ -15,6 +15,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/bench/lib.sh"
 rounds=${BENCH_ROUNDS:-3}
 zone=bench.test
 key_name=bench-key.
@@ -300,16 +301,6 @@ header="200 \`platform_dns_record\` in one zone on $("$named" -v | cut -d' ' -f1
 $(date -u +%Y-%m-%d), commit \`$(git -C "$root" rev-parse --short HEAD)\`; load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end):"
 printf '%s\n\n%s\n' "$header" "$table"
 if [ -z "${BENCH_NO_README:-}" ]; then
-  python3 - "$root/bench/README.md" "$header" "$table" <<'PY'
-import re, sys
-path, header, table = sys.argv[1:]
-text = open(path).read()
-block = f"<!-- dns-results -->\n{header}\n\n{table}\n<!-- /dns-results -->"
-if "<!-- dns-results -->" in text:
-    text = re.sub(r"<!-- dns-results -->.*<!-- /dns-results -->", lambda _: block, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n## Results: 200 DNS records\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+  write_readme_block "$root/bench/README.md" dns-results "Results: 200 DNS records" "$header" "$table"
   log "wrote the table into bench/README.md"
 fi

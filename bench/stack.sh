@@ -10,6 +10,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/bench/lib.sh"
 testenv=${PLATFORM_TESTENV_DIR:-$HOME/.cache/terraform-provider-platform/testenv}
 rounds=${BENCH_ROUNDS:-3}
 log() { echo "bench-stack: [$(date +%H:%M:%S)] $*" >&2; }
@@ -122,32 +123,10 @@ for round in $(seq "$rounds"); do
   timed "kubectl delete --wait" kubectl_delete
 done
 
-table=$(awk -F'\t' '
-  { n[$1]++; v[$1, n[$1]] = $2; if (!($1 in seen)) { seen[$1] = 1; names[++k] = $1 } }
-  END {
-    print "| step | median (s) | min–max (s) | runs |"
-    print "|---|---:|---:|---:|"
-    for (i = 1; i <= k; i++) {
-      name = names[i]; c = n[name]
-      for (a = 1; a <= c; a++) s[a] = v[name, a]
-      for (a = 1; a <= c; a++) for (b = a + 1; b <= c; b++) if (s[b] < s[a]) { t = s[a]; s[a] = s[b]; s[b] = t }
-      med = (c % 2) ? s[(c + 1) / 2] : (s[c / 2] + s[c / 2 + 1]) / 2
-      printf "| %s | %.2f | %.2f–%.2f | %d |\n", name, med, s[1], s[c], c
-    }
-  }' "$results")
+table=$(median_table "$results" "step")
 header="300 objects in one \`platform_stack\` ($("$tf" version | head -1), $(nproc) cores, $(date -u +%Y-%m-%d)):"
 printf '%s\n\n%s\n' "$header" "$table"
 if [ -z "${BENCH_NO_README:-}" ]; then
-  python3 - "$root/bench/README.md" "$header" "$table" <<'PY'
-import re, sys
-path, header, table = sys.argv[1:]
-text = open(path).read()
-block = f"<!-- stack-results -->\n{header}\n\n{table}\n<!-- /stack-results -->"
-if "<!-- stack-results -->" in text:
-    text = re.sub(r"<!-- stack-results -->.*<!-- /stack-results -->", lambda _: block, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n## Results: a 300-object stack\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+  write_readme_block "$root/bench/README.md" stack-results "Results: a 300-object stack" "$header" "$table"
   log "wrote the table into bench/README.md"
 fi
