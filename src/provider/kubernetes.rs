@@ -8,7 +8,7 @@ use crate::clients::kube::{ConnectionSpec, ExecSpec};
 use crate::framework::diagnostics::{AttributePath, Diagnostic};
 use crate::framework::schema::{Attribute, Block, NestedBlock};
 use crate::framework::value::Value;
-use crate::platform::{connection_not_known, DefaultConnection};
+use crate::platform::{connection_not_known, kube_diagnostic, DefaultConnection};
 
 /// The provider block's `kubernetes { ... }`.
 pub fn kubernetes_block() -> NestedBlock {
@@ -78,6 +78,18 @@ pub fn default_connection_from_block(
         spec.config_paths = ConnectionSpec::default_config_paths(get_env);
     }
     Ok(DefaultConnection::Known(Box::new(spec)))
+}
+
+/// Why a known default connection cannot be used (its kubeconfig does not parse, names a
+/// context it lacks, holds bad certificates...), found without contacting the cluster. A
+/// kubeconfig file that does not exist yet is no problem here: the same apply may write it.
+pub async fn connection_problem(connection: &DefaultConnection) -> Option<Diagnostic> {
+    let DefaultConnection::Known(spec) = connection else { return None };
+    if spec.config_paths.iter().any(|path| !path.exists()) {
+        return None;
+    }
+    let error = spec.to_config().await.err()?;
+    Some(kube_diagnostic("Invalid Kubernetes connection", &error))
 }
 
 fn string_at(object: &Value, name: &str, path: &AttributePath) -> Result<Option<String>, Diagnostic> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::framework::diagnostics::Diagnostics;
+use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::resource::{Context, DataSource, Provider, Resource};
 use crate::framework::schema::{Block, Schema};
 use crate::framework::value::Value;
@@ -54,6 +54,14 @@ impl Provider for PlatformProvider {
         match kubernetes::default_connection_from_block(block, |k| std::env::var(k).ok()) {
             Ok(connection) => {
                 tracing::debug!(connection = ?connection, "provider configured");
+                // A `kubernetes` block the user wrote that cannot work is reported here, once,
+                // rather than by every resource that uses it. (Without one, the kubeconfig
+                // found by default is only read when a resource needs a cluster.)
+                if block.is_some_and(|b| !b.is_null()) {
+                    if let Some(problem) = kubernetes::connection_problem(&connection).await {
+                        diags.push(problem.at(AttributePath::root("kubernetes")));
+                    }
+                }
                 self.shared.set_default_connection(connection);
             }
             Err(diagnostic) => diags.push(diagnostic),

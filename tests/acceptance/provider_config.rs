@@ -176,6 +176,30 @@ fn a_context_that_does_not_exist_is_named_in_the_error() {
     });
 }
 
+/// A provider `kubernetes` block that cannot work is reported once, at the provider, however
+/// many resources use it; resources with their own `cluster` are not what fails.
+#[test]
+fn an_invalid_provider_kubeconfig_is_reported_once() {
+    for_each_terraform(|tf| {
+        let work = Workdir::without_cluster(tf);
+        let kubeconfig = work.write_file("broken.kubeconfig", "apiVersion: v1\nkind: Config\nclusters: [this is not a kubeconfig\n");
+        let resources: String = (0..3)
+            .map(|i| format!("resource \"platform_namespace\" \"n{i}\" {{ name = \"{}\" }}\n", unique_name("acc-badkc")))
+            .collect();
+        work.write_main_tf(&format!(
+            "{}provider \"platform\" {{\n  kubernetes {{\n    config_path = \"{}\"\n  }}\n}}\n{resources}",
+            required_providers!(),
+            kubeconfig.display(),
+        ));
+        let out = work.plan();
+        assert!(!out.success(), "{}", out.describe());
+        let text = out.combined();
+        assert_eq!(text.matches("Invalid Kubernetes connection").count(), 1, "reported once:\n{text}");
+        assert!(text.contains("cannot read kubeconfig") && text.contains("broken.kubeconfig"), "{text}");
+        assert!(text.contains("provider \"platform\""), "attached to the provider block:\n{text}");
+    });
+}
+
 /// A resource's own `cluster` reaches the cluster through a kubeconfig file and context, or a
 /// credential plugin: no token is written in the configuration or kept in state.
 #[test]
