@@ -409,3 +409,72 @@ fn helm_options_reach_the_release_and_a_new_release_name_is_announced() {
     work.assert_plan_empty();
     work.destroy().assert_success();
 }
+
+/// Helm repositories declared once (`repository` blocks) and shared: one HelmRepository each,
+/// applied first, the releases' `sourceRef` pointing at it and no source of their own; an
+/// unknown repository name fails the plan with the closest name.
+#[test]
+fn shared_repositories_are_declared_once_and_used_by_name() {
+    fake_flux::ensure();
+    for_each_terraform(|tf| {
+        let stack = unique_name("acc-repos");
+        let flux_ns = unique_name("acc-repos-flux");
+        let work = Workdir::new(tf);
+        let config = |registry_ref: &str| {
+            let helm = |name: &str, repository: &str| {
+                Component::new(name).depends_on(&["flux-ns"]).namespace(&flux_ns).helm(repository, name, "1.0.0", None)
+            };
+            let repositories = r#"repository {
+    name = "charts"
+    url  = "https://charts.example.com/stable"
+  }
+  repository {
+    name     = "registry"
+    url      = "oci://registry.example.com/charts"
+    interval = "1h"
+  }"#;
+            stack_tf(
+                &stack,
+                &format!("namespace = {}\n  {repositories}", hcl(&flux_ns)),
+                &[
+                    flux_namespace_component(&flux_ns),
+                    helm("web", "charts"),
+                    helm("api", "charts"),
+                    helm("jobs", registry_ref),
+                    helm("own", "https://other.example.com/charts"),
+                ],
+            )
+        };
+        work.write_main_tf(&config("registy"));
+        let out = work.plan();
+        assert!(!out.success(), "{}", out.describe());
+        let text = folded(&out);
+        assert!(text.contains("nor a `repository` of this stack. Did you mean \"registry\"?"), "{text}");
+
+        work.write_main_tf(&config("registry"));
+        work.apply().assert_success();
+        let charts =
+            fake_flux::helm_repository(&flux_ns, &format!("{stack}-repo-charts")).expect("shared HelmRepository");
+        assert_eq!(charts["spec"]["url"], "https://charts.example.com/stable");
+        let registry =
+            fake_flux::helm_repository(&flux_ns, &format!("{stack}-repo-registry")).expect("OCI HelmRepository");
+        assert_eq!(registry["spec"]["type"], "oci");
+        assert_eq!(registry["spec"]["interval"], "1h");
+        for (release, source) in [("web", "charts"), ("api", "charts"), ("jobs", "registry")] {
+            let hr = fake_flux::helm_release(&flux_ns, &format!("{stack}-{release}")).expect("HelmRelease");
+            assert_eq!(hr["spec"]["chart"]["spec"]["sourceRef"]["name"], format!("{stack}-repo-{source}"), "{release}");
+            assert!(fake_flux::is_ready(&hr), "{release}: {}", hr["status"]);
+            assert!(
+                fake_flux::helm_repository(&flux_ns, &format!("{stack}-{release}")).is_none(),
+                "{release} has a source of its own"
+            );
+        }
+        assert!(
+            fake_flux::helm_repository(&flux_ns, &format!("{stack}-own")).is_some(),
+            "a URL still makes its own source"
+        );
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+        assert!(fake_flux::helm_repository(&flux_ns, &format!("{stack}-repo-charts")).is_none());
+    });
+}

@@ -10,6 +10,7 @@ use super::graph;
 use super::helm_values;
 use super::manifests::{self, Manifest};
 use super::readiness::{self, WaitFor};
+use super::repositories;
 use crate::catalog;
 use crate::framework::diagnostics::{AttributePath, Diagnostics};
 use crate::framework::value::Value;
@@ -23,7 +24,16 @@ const DEFAULT_INTERVAL: &str = "10m";
 pub enum Source {
     Manifests(String),
     Url { url: String, sha256: String },
-    Helm { repository: String, chart: String, version: String, values: Option<String>, interval: String, options: HelmOptions },
+    Helm {
+        repository: String,
+        chart: String,
+        version: String,
+        values: Option<String>,
+        interval: String,
+        options: Box<HelmOptions>,
+        /// The stack repository `repository` names, when it names one.
+        shared: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +58,9 @@ pub struct Component {
 
 impl Component {
     pub fn path(&self) -> AttributePath {
+        if self.index == REPOSITORIES_INDEX {
+            return AttributePath::root("repository");
+        }
         AttributePath::root("component").index(self.index as i64)
     }
 }
@@ -64,6 +77,7 @@ pub fn components(config: &Value, diags: &mut Diagnostics) -> Option<Vec<Compone
         Some(Value::Unknown) => return None,
         _ => &[],
     };
+    let shared = repositories::repositories(config, diags)?;
     let mut components = Vec::new();
     let mut known = true;
     for (index, block) in blocks.iter().enumerate() {
@@ -71,14 +85,43 @@ pub fn components(config: &Value, diags: &mut Diagnostics) -> Option<Vec<Compone
             known = false;
             continue;
         }
-        if let Some(component) = component(index, block, diags) {
+        if let Some(component) = component(index, block, &shared, diags) {
             components.push(component);
         }
+    }
+    if !shared.is_empty() {
+        for c in components.iter().filter(|c| c.name == repositories::COMPONENT) {
+            diags.error_at(
+                c.path().attribute("name"),
+                "Reserved component name",
+                format!("A stack with `repository` blocks applies them as component {:?}: choose another name.", repositories::COMPONENT),
+            );
+        }
+        let stack = text(config, "name").unwrap_or_default();
+        let flux_namespace = text(config, "namespace").unwrap_or_else(|| DEFAULT_FLUX_NAMESPACE.to_string());
+        let objects = repositories::objects(&stack, &flux_namespace, &shared, DEFAULT_INTERVAL);
+        components.push(Component {
+            index: REPOSITORIES_INDEX,
+            name: repositories::COMPONENT.to_string(),
+            depends_on: Vec::new(),
+            namespace: None,
+            source: Source::Manifests(objects.iter().map(|o| format!("---\n{o}\n")).collect()),
+            sensitive_values: BTreeMap::new(),
+            wait: true,
+            adopt: false,
+            delete_adopted: false,
+            ignore_fields: Vec::new(),
+            wait_for: Vec::new(),
+        });
     }
     known.then_some(components)
 }
 
-fn component(index: usize, block: &Value, diags: &mut Diagnostics) -> Option<Component> {
+/// The index of the component that applies the stack's `repository` blocks (it has no
+/// `component` block; its problems point at `repository`).
+const REPOSITORIES_INDEX: usize = usize::MAX;
+
+fn component(index: usize, block: &Value, shared: &[repositories::Repository], diags: &mut Diagnostics) -> Option<Component> {
     let path = AttributePath::root("component").index(index as i64);
     let name = text(block, "name").unwrap_or_default();
     if let Some(problem) = metadata::dns1123_label_problem(&name) {
@@ -162,12 +205,36 @@ fn component(index: usize, block: &Value, diags: &mut Diagnostics) -> Option<Com
                 );
                 return None;
             };
-            if !["https://", "http://", "oci://"].iter().any(|scheme| repository.starts_with(scheme)) {
-                diags.error_at(
-                    path.clone().attribute("helm").attribute("repository"),
-                    "Invalid Helm repository",
-                    format!("{repository:?} must start with https://, http:// or oci://."),
-                );
+            let named = (!repository.contains("://")).then(|| shared.iter().find(|r| r.name == repository));
+            let (repository, shared_name) = match named {
+                Some(Some(found)) => (found.url.clone(), Some(found.name.clone())),
+                Some(None) => {
+                    let names: Vec<&str> = shared.iter().map(|r| r.name.as_str()).collect();
+                    let hint = match graph::closest(&repository, names.iter().copied()) {
+                        Some(close) => format!(" Did you mean {close:?}?"),
+                        None if names.is_empty() => " The stack declares no `repository` blocks.".to_string(),
+                        None => format!(" The stack's repositories: {}.", names.join(", ")),
+                    };
+                    diags.error_at(
+                        path.clone().attribute("helm").attribute("repository"),
+                        "Invalid Helm repository",
+                        format!("{repository:?} is neither a URL (https://, http://, oci://) nor a `repository` of this stack.{hint}"),
+                    );
+                    (repository, None)
+                }
+                None => {
+                    if !["https://", "http://", "oci://"].iter().any(|scheme| repository.starts_with(scheme)) {
+                        diags.error_at(
+                            path.clone().attribute("helm").attribute("repository"),
+                            "Invalid Helm repository",
+                            format!("{repository:?} must start with https://, http:// or oci://."),
+                        );
+                    }
+                    (repository, None)
+                }
+            };
+            if shared_name.is_some() && !depends_on.iter().any(|d| d == repositories::COMPONENT) {
+                depends_on.push(repositories::COMPONENT.to_string());
             }
             let values = merge_values(entry.map(|e| e.default_values), from_block("values").as_deref())
                 .map_err(|problem| diags.error_at(path.clone().attribute("helm").attribute("values"), "Invalid Helm values", problem))
@@ -181,8 +248,8 @@ fn component(index: usize, block: &Value, diags: &mut Diagnostics) -> Option<Com
                 }
             }
             let interval = from_block("interval").unwrap_or_else(|| DEFAULT_INTERVAL.to_string());
-            let options = helm.map(helm_options).unwrap_or_default();
-            Source::Helm { repository, chart, version, values, interval, options }
+            let options = Box::new(helm.map(helm_options).unwrap_or_default());
+            Source::Helm { repository, chart, version, values, interval, options, shared: shared_name }
         }
     };
     let sensitive_values = metadata::string_map(block.get_attr("sensitive_values")).unwrap_or_default();
@@ -417,14 +484,23 @@ pub fn render(
                 .map_err(|ps| ps.into_iter().map(|p| prefix(format!("{url}: {p}"))).collect::<Vec<_>>())?,
             None => return Ok(Vec::new()),
         },
-        Source::Helm { repository, chart, version, values, interval, options } => {
+        Source::Helm { repository, chart, version, values, interval, options, shared } => {
+            let shared_source = shared.as_deref().map(|name| repositories::object_name(stack, name));
             let values_secret = helm_values::values_secret_name(stack, &component.name);
             let helm = HelmComponent {
                 stack,
                 component: &component.name,
                 flux_namespace,
                 target_namespace: component.namespace.as_deref().unwrap_or(&component.name),
-                chart: HelmChart { repository, chart, version, values_yaml: values.as_deref(), interval, options },
+                chart: HelmChart {
+                    repository,
+                    chart,
+                    version,
+                    values_yaml: values.as_deref(),
+                    interval,
+                    options,
+                    shared_source: shared_source.as_deref(),
+                },
                 depends_on: helm_dependencies.to_vec(),
                 sensitive_keys: component.sensitive_values.keys().map(String::as_str).collect(),
                 values_secret_name: (!component.sensitive_values.is_empty()).then_some(values_secret.as_str()),

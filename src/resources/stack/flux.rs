@@ -53,6 +53,9 @@ pub struct HelmChart<'a> {
     /// How often Flux reconciles, a Go duration such as "10m" or "1h30m".
     pub interval: &'a str,
     pub options: &'a HelmOptions,
+    /// The stack's HelmRepository the chart comes from (see `repositories`), instead of a
+    /// source of the component's own made from `repository`.
+    pub shared_source: Option<&'a str>,
 }
 
 /// What a `helm` block may set beyond the chart; each unset one keeps our default.
@@ -166,7 +169,13 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
         problems.push(format!("interval {:?} {problem}", c.chart.interval));
     }
     c.chart.options.problems(&mut problems);
-    let source = chart_source(c).map_err(|problem| problems.push(problem)).ok();
+    let source = match c.chart.shared_source {
+        Some(name) => chart_name_problem(c.chart.chart)
+            .map_or(Ok(ChartSource::Shared { name: name.to_string() }), Err)
+            .map_err(|problem| problems.push(problem))
+            .ok(),
+        None => chart_source(c).map_err(|problem| problems.push(problem)).ok(),
+    };
     let values = parse_values(c.chart.values_yaml).map_err(|problem| problems.push(problem)).ok().flatten();
     let values_from = values_from(c).map_err(|mut found| problems.append(&mut found)).ok();
     let (Some(source), Some(values_from)) = (source, values_from) else { return Err(problems.join("; ")) };
@@ -177,13 +186,23 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
     let name = object_name(c.stack, c.component);
     let metadata = json!({"name": name, "namespace": c.flux_namespace});
     let (source_object, chart_reference) = match source {
+        ChartSource::Shared { name: shared } => {
+            let mut chart_spec = json!({
+                "chart": c.chart.chart,
+                "sourceRef": {"kind": HELM_REPOSITORY_KIND, "name": shared, "namespace": c.flux_namespace},
+            });
+            if !c.chart.version.is_empty() {
+                chart_spec["version"] = json!(c.chart.version);
+            }
+            (None, ("chart", json!({"spec": chart_spec})))
+        }
         ChartSource::HelmRepository { url } => (
-            json!({
+            Some(json!({
                 "apiVersion": HELM_REPOSITORY_API,
                 "kind": HELM_REPOSITORY_KIND,
                 "metadata": metadata,
                 "spec": {"url": url, "interval": c.chart.interval},
-            }),
+            })),
             {
                 let mut chart_spec = json!({
                     "chart": c.chart.chart,
@@ -205,7 +224,7 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
                 spec["ref"] = reference;
             }
             (
-                json!({"apiVersion": OCI_REPOSITORY_API, "kind": OCI_REPOSITORY_KIND, "metadata": metadata, "spec": spec}),
+                Some(json!({"apiVersion": OCI_REPOSITORY_API, "kind": OCI_REPOSITORY_KIND, "metadata": metadata, "spec": spec})),
                 ("chartRef", json!({"kind": OCI_REPOSITORY_KIND, "name": name, "namespace": c.flux_namespace})),
             )
         }
@@ -243,7 +262,7 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
         "metadata": {"name": name, "namespace": c.flux_namespace},
         "spec": spec,
     });
-    Ok(vec![source_object, release])
+    Ok(source_object.into_iter().chain([release]).collect())
 }
 
 fn check_names(c: &HelmComponent, problems: &mut Vec<String>) {
@@ -263,7 +282,7 @@ fn check_names(c: &HelmComponent, problems: &mut Vec<String>) {
 }
 
 /// Flux durations: `^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`, as the Flux CRDs validate them.
-fn interval_problem(interval: &str) -> Option<&'static str> {
+pub(super) fn interval_problem(interval: &str) -> Option<&'static str> {
     let mut rest = interval;
     if rest.is_empty() {
         return Some("must not be empty (use a duration such as \"10m\")");
@@ -293,6 +312,10 @@ enum ChartSource {
     HelmRepository {
         url: String,
     },
+    /// A HelmRepository of the stack's, by name.
+    Shared {
+        name: String,
+    },
     /// `reference`: the OCIRepository `ref`, or `None` for the latest tag.
     OciRepository {
         url: String,
@@ -300,10 +323,15 @@ enum ChartSource {
     },
 }
 
+fn chart_name_problem(chart: &str) -> Option<String> {
+    (chart.is_empty() || chart.contains(char::is_whitespace) || chart.starts_with('/') || chart.ends_with('/'))
+        .then(|| format!("chart {chart:?} must be a chart name (or path in an OCI registry) without spaces"))
+}
+
 fn chart_source(c: &HelmComponent) -> Result<ChartSource, String> {
     let chart = c.chart.chart;
-    if chart.is_empty() || chart.contains(char::is_whitespace) || chart.starts_with('/') || chart.ends_with('/') {
-        return Err(format!("chart {chart:?} must be a chart name (or path in an OCI registry) without spaces"));
+    if let Some(problem) = chart_name_problem(chart) {
+        return Err(problem);
     }
     let repository = c.chart.repository.trim_end_matches('/');
     if repository.contains(char::is_whitespace) {
@@ -392,6 +420,7 @@ mod tests {
                 values_yaml: values,
                 interval: "10m",
                 options: &NO_OPTIONS,
+                shared_source: None,
             },
             depends_on: vec![],
             sensitive_keys: vec![],
@@ -544,6 +573,7 @@ mod tests {
                 values_yaml: Some("password: hunter2\npassword: hunter2\n"),
                 interval: "10 minutes",
                 options: &NO_OPTIONS,
+                shared_source: None,
             },
             depends_on: vec!["Bad"],
             sensitive_keys: vec!["auth..password", "ok", "ok", "a[0]"],

@@ -20,6 +20,7 @@ mod inventory;
 mod manifests;
 mod readiness;
 mod release_health;
+mod repositories;
 mod teardown;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -358,6 +359,9 @@ impl StackResource {
             }
         };
         let name_of = |index: usize| components.iter().find(|c| c.index == index).map_or("?", |c| c.name.as_str());
+        let path_of = |index: usize| {
+            components.iter().find(|c| c.index == index).map_or_else(|| AttributePath::root("component"), |c| c.path())
+        };
         let mut adoptions_known = true;
         for (index, key, refusal) in std::mem::take(&mut planned.refusals) {
             // Planning a create (or a replacement) cannot know an id yet: an object of another
@@ -368,14 +372,14 @@ impl StackResource {
                 continue;
             }
             diags.error_at(
-                AttributePath::root("component").index(index as i64),
+                path_of(index),
                 format!("Component {:?} would take over an existing object", name_of(index)),
                 format!("{} cannot be applied: {refusal}", describe(&key)),
             );
         }
         for (index, key, error) in &planned.rejected {
             diags.error_at(
-                AttributePath::root("component").index(*index as i64),
+                path_of(*index),
                 format!("Component {:?}: the API server rejects an object", name_of(*index)),
                 format!("A dry run of the apply was refused for {}: {error}. Nothing was applied.", describe(key)),
             );
@@ -533,7 +537,7 @@ fn resolve_charts(planned: &mut Value) {
 }
 
 /// The attributes that decide what is in the cluster.
-const APPLIED_ATTRIBUTES: &[&str] = &["name", "namespace", "component", "adopt", "force_conflicts"];
+const APPLIED_ATTRIBUTES: &[&str] = &["name", "namespace", "component", "repository", "adopt", "force_conflicts"];
 
 fn changes_cluster(prior: &Value, planned: &Value) -> bool {
     APPLIED_ATTRIBUTES.iter().any(|a| prior.get_attr(a) != planned.get_attr(a))
@@ -631,7 +635,10 @@ fn report_duplicates(components: &[Component], rendered: &[Vec<Manifest>], diags
 
 fn component_block() -> NestedBlock {
     let helm = Block::new(vec![
-        Attribute::string("repository").optional().describe("Chart repository: `https://...` (a HelmRepository) or `oci://...` (an OCIRepository)."),
+        Attribute::string("repository").optional().describe(
+            "Chart repository: `https://...` (a HelmRepository of the component's own), `oci://...` (an OCIRepository), or the \
+             name of one of the stack's `repository` blocks (shared).",
+        ),
         Attribute::string("chart").optional().describe("Chart name."),
         Attribute::string("version").optional().describe("Chart version."),
         Attribute::string("values").optional().describe("Helm values as YAML, e.g. `yamlencode({...})`; merged over the catalog's defaults."),
@@ -750,8 +757,8 @@ impl Resource for StackResource {
                 Attribute::string_map("object_changes").computed().describe(
                     "For each existing object the apply changes, the paths of the fields this provider owns that change, \
                      comma-separated (`data.value, spec.replicas`): at plan when the cluster can be reached (from a server-side \
-                     dry run), after apply what that apply changed. New and removed objects show in `objects`. Only paths, never \
-                     values, so Secret contents do not appear.",
+                     dry run), after apply what that apply changed, emptied at the next refresh. New and removed objects show in \
+                     `objects`. Only paths, never values, so Secret contents do not appear.",
                 ),
                 Attribute::string_map("objects").computed().describe(
                     "Inventory: `component: apiVersion Kind namespace/name` of every applied object, with a digest of the fields this \
@@ -763,6 +770,24 @@ impl Resource for StackResource {
                 cluster_attribute(),
             ])
             .with_block(component_block())
+            .with_block(NestedBlock::list(
+                "repository",
+                Block::new(vec![
+                    Attribute::string("name").required().describe(
+                        "Name that Helm components give as `helm.repository` (a DNS label); the HelmRepository is `<stack>-repo-<name>`.",
+                    ),
+                    Attribute::string("url").required().describe("`https://…` or `http://…` Helm repository, or `oci://registry/path` of charts."),
+                    Attribute::string("type").optional().describe("`default` or `oci`; by default from the URL's scheme."),
+                    Attribute::string("interval").optional().describe("How often Flux fetches its index; default `10m`."),
+                    Attribute::string("secret_ref").optional().describe("Secret in the Flux namespace with the repository's credentials."),
+                    Attribute::string("cert_secret_ref").optional().describe("Secret in the Flux namespace with TLS certificates for it."),
+                    Attribute::string("provider").optional().describe("For OCI registries: `generic` (default), `aws`, `azure` or `gcp` credentials."),
+                ])
+                .describe(
+                    "A Helm repository declared once and shared by the stack's Helm components, which name it in `helm.repository`. \
+                     Each becomes a Flux HelmRepository (`type: oci` for OCI registries), applied before the components using it.",
+                ),
+            ))
             .with_block(timeouts_block(&["create", "update", "delete"]))
             .describe(
                 "A set of platform components applied in dependency order in one run: raw manifests (CRDs and their custom \
@@ -865,6 +890,13 @@ impl Resource for StackResource {
     }
 
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        // `object_changes` describes an apply, not the cluster: once read, the next plan lists
+        // only what it changes itself.
+        let mut state = state.clone();
+        if state.get_attr("object_changes").is_some_and(|c| !c.is_null()) {
+            state.set_attr("object_changes", Value::Map(BTreeMap::new()));
+        }
+        let state = &state;
         let objects = entries(state);
         if objects.is_empty() {
             return Some(state.clone());
