@@ -1,4 +1,24 @@
-# Shared by the bench scripts (sourced): the results table and the README block.
+# Shared by the bench scripts (sourced): timing steps, the results table and the README block.
+
+# timed NAME COMMAND...: runs COMMAND (output in $work/last.log), appends `NAME<TAB>seconds`
+# to $results; a failure shows the log's tail and ends the script through `die`.
+timed() {
+  local name=$1 start end
+  shift
+  start=$(date +%s.%N)
+  "$@" > "$work/last.log" 2>&1 || { tail -20 "$work/last.log" >&2; die "$name failed"; }
+  end=$(date +%s.%N)
+  printf '%s\t%s\n' "$name" "$(echo "$end - $start" | bc -l)" >> "$results"
+}
+
+# exits CODE COMMAND...: succeeds when COMMAND exits with CODE (`terraform plan
+# -detailed-exitcode` says 2 for "changes").
+exits() {
+  local want=$1 rc=0
+  shift
+  "$@" || rc=$?
+  [ "$rc" = "$want" ] || { echo "exit status $rc, not $want" >&2; return 1; }
+}
 
 # median_table RESULTS FIRST_HEADER: a Markdown table of `name<TAB>seconds` lines, one row per
 # name in first-seen order, with the median, min–max and number of runs.

@@ -82,18 +82,6 @@ TF
 
 results=$work/results.tsv
 : > "$results"
-timed() { # name expected-exit command...
-  local name=$1 expected=$2 start end rc
-  shift 2
-  start=$(date +%s.%N)
-  set +e
-  "$@" > "$work/last.log" 2>&1
-  rc=$?
-  set -e
-  end=$(date +%s.%N)
-  [ "$rc" = "$expected" ] || { tail -20 "$work/last.log" >&2; die "$name exited $rc, not $expected"; }
-  printf '%s\t%s\n' "$name" "$(echo "$end - $start" | bc -l)" >> "$results"
-}
 tfw() { (cd "$work/tf" && "$tf" "$@" -no-color); }
 
 for entry in $providers; do
@@ -112,9 +100,9 @@ RC
   for round in $(seq "$rounds"); do
     log "$label: round $round/$rounds"
     main_tf "$work/original.yaml"
-    timed "$label: plan, no change (1000 objects)" 0 tfw plan -detailed-exitcode
+    timed "$label: plan, no change (1000 objects)" exits 0 tfw plan -detailed-exitcode
     main_tf "$work/changed.yaml"
-    timed "$label: plan, one value changed" 2 tfw plan -detailed-exitcode
+    timed "$label: plan, one value changed" exits 2 tfw plan -detailed-exitcode
   done
   main_tf "$work/original.yaml"
   tfw destroy -auto-approve > "$work/destroy.log" 2>&1 || { tail -20 "$work/destroy.log" >&2; die "destroy failed"; }

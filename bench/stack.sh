@@ -92,14 +92,6 @@ TF
 
 results=$work/results.tsv
 : > "$results"
-timed() { # name command...
-  local name=$1 start end
-  shift
-  start=$(date +%s.%N)
-  "$@" > "$work/last.log" 2>&1 || { tail -20 "$work/last.log" >&2; die "$name failed"; }
-  end=$(date +%s.%N)
-  printf '%s\t%s\n' "$name" "$(echo "$end - $start" | bc -l)" >> "$results"
-}
 tfw() { (cd "$work/tf" && "$tf" "$@" -no-color); }
 plan_empty() { tfw plan -detailed-exitcode; }
 crds=$(for i in $(seq 0 9); do echo "crd/gadget${i}s.bench.example.com"; done)

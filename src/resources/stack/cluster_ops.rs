@@ -237,18 +237,9 @@ impl StackOps<'_> {
         if matches!(claim, Claim::Adopt) {
             tracing::info!(object = %key, "adopting an existing object");
         }
-        annotate_owner(&mut m.object, self.claimant.id);
-        if live.is_some() {
-            for path in &component.ignore_fields {
-                fields::remove_path(&mut m.object, path);
-            }
-        }
-        if let Some(patch) = live.as_ref().filter(|_| m.kind == "HelmRelease").and_then(|l| release_health::repair_patch(l, &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string())) {
-            tracing::info!(object = %key, "repairing the release's health (resume, foreign values, reconcile request)");
-            self.cluster
-                .repair_dynamic(&info, namespace.as_deref(), &m.name, &patch)
-                .await
-                .map_err(|e| ObjectFailure { uncertain: Some(Box::new(key.clone())), error: self.kube(&format!("repairing {}", describe(&key)), e) })?;
+        self.prepare_write(component, &mut m, live.is_some());
+        if let Some(live) = live.as_ref().filter(|_| m.kind == "HelmRelease") {
+            self.repair_release(&info, &key, live).await?;
         }
         tracing::debug!(object = %key, "server-side apply");
         let written = loop {
@@ -271,11 +262,31 @@ impl StackOps<'_> {
                 }
             }
         };
-        let digest = fields::owned_digest_except(&written, FIELD_MANAGER, &component.ignore_fields)
-            .unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
+        let (digest, changes) = recorded(component, live.as_ref(), &written);
         let resource_version = written["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
-        let changes = fields::owned_changes(live.as_ref(), &written, FIELD_MANAGER, &component.ignore_fields);
         Ok((key, Applied { entry: Entry::Digest(digest), adopted, resource_version, changes }))
+    }
+
+    /// `m` as this instance writes it: with our owner annotation and, over an existing
+    /// object, without the component's `ignore_fields` (those are left to other managers).
+    pub(super) fn prepare_write(&self, component: &Component, m: &mut Manifest, exists: bool) {
+        annotate_owner(&mut m.object, self.claimant.id);
+        if exists {
+            for path in &component.ignore_fields {
+                fields::remove_path(&mut m.object, path);
+            }
+        }
+    }
+
+    /// Repairs a HelmRelease's health before it is written again (see `release_health`).
+    async fn repair_release(&self, info: &KindInfo, key: &ObjectKey, live: &serde_json::Value) -> Result<(), ObjectFailure> {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let Some(patch) = release_health::repair_patch(live, &now) else { return Ok(()) };
+        tracing::info!(object = %key, "repairing the release's health (resume, foreign values, reconcile request)");
+        self.cluster.repair_dynamic(info, key.namespace.as_deref(), &key.name, &patch).await.map(drop).map_err(|e| ObjectFailure {
+            uncertain: Some(Box::new(key.clone())),
+            error: self.kube(&format!("repairing {}", describe(key)), e),
+        })
     }
 
     /// Waits until `m` is ready (see `readiness`), failed, the deadline or Ctrl-C.
@@ -502,8 +513,16 @@ pub(super) fn mark_values_version(release: &mut Manifest, versions: &BTreeMap<(O
     }
 }
 
+/// What the inventory records of a write that left `written`: the digest of the fields we own
+/// (the component's `ignore_fields` aside), and the paths of ours it changed in `live`.
+pub(super) fn recorded(component: &Component, live: Option<&serde_json::Value>, written: &serde_json::Value) -> (String, Vec<String>) {
+    let digest = fields::owned_digest_except(written, FIELD_MANAGER, &component.ignore_fields)
+        .unwrap_or_else(|| fields::digest(&serde_json::Value::Null));
+    (digest, fields::owned_changes(live, written, FIELD_MANAGER, &component.ignore_fields))
+}
+
 /// Writes the owner annotation into an object about to be applied.
-pub(super) fn annotate_owner(object: &mut serde_json::Value, id: &str) {
+fn annotate_owner(object: &mut serde_json::Value, id: &str) {
     let Some(metadata) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) else { return };
     let annotations = metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
     if !annotations.is_object() {

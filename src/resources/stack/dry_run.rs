@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::FutureExt;
 
 use super::claims::{self, Claim, Refusal};
-use super::cluster_ops::{annotate_owner, concurrently, mark_values_version, values_secrets, OpError, StackOps};
+use super::cluster_ops::{concurrently, mark_values_version, recorded, values_secrets, OpError, StackOps};
 use super::config::Component;
 use super::inventory::{Entry, ObjectKey};
 use super::manifests::Manifest;
-use crate::clients::kube::{fields, KubeError, FIELD_MANAGER};
+use crate::clients::kube::KubeError;
 
 /// The plan's view of the objects an apply would write.
 #[derive(Debug, Default)]
@@ -80,6 +80,13 @@ struct Looked {
     rejected: Option<KubeError>,
     /// Paths of our fields the write changes (existing objects only).
     changes: Vec<String>,
+}
+
+impl Looked {
+    /// Found, with nothing yet known of what a write would record.
+    fn new(component: &Component, key: ObjectKey, claim: Result<Claim, Refusal>, resource_version: Option<String>) -> Self {
+        Looked { component: component.index, key, claim, resource_version, digest: None, rejected: None, changes: Vec::new() }
+    }
 }
 
 impl StackOps<'_> {
@@ -184,16 +191,7 @@ impl StackOps<'_> {
             let Some(namespaced) = defined_here else { return Ok(None) };
             Self::place(component, namespaced, &mut m);
             let key = ObjectKey::of(&component.name, &m);
-            let looked = Looked {
-                component: component.index,
-                key,
-                claim: Ok(Claim::Create),
-                resource_version: None,
-                digest: None,
-                rejected: None,
-                changes: Vec::new(),
-            };
-            return Ok(Some(looked));
+            return Ok(Some(Looked::new(component, key, Ok(Claim::Create), None)));
         };
         Self::place(component, info.namespaced, &mut m);
         let key = ObjectKey::of(&component.name, &m);
@@ -202,36 +200,19 @@ impl StackOps<'_> {
         let claim = claims::claim(&self.claimant, &key.owned_identity(), live.as_ref(), component.adopt);
         let resource_version =
             live.as_ref().and_then(|l| l["metadata"]["resourceVersion"].as_str()).map(str::to_string);
-        let mut looked = Looked {
-            component: component.index,
-            key,
-            claim,
-            resource_version,
-            digest: None,
-            rejected: None,
-            changes: Vec::new(),
-        };
+        let mut looked = Looked::new(component, key, claim, resource_version);
         if looked.claim.is_err() {
             return Ok(Some(looked));
         }
-        annotate_owner(&mut m.object, self.claimant.id);
-        if live.is_some() {
-            for path in &component.ignore_fields {
-                fields::remove_path(&mut m.object, path);
-            }
-        }
+        self.prepare_write(component, &mut m, live.is_some());
         match self
             .cluster
             .apply_owned_dry_run(&info, namespace.as_deref(), &m.name, &m.object, self.force_conflicts)
             .await
         {
             Ok(written) if digest => {
-                looked.changes =
-                    fields::owned_changes(live.as_ref(), &written, FIELD_MANAGER, &component.ignore_fields);
-                looked.digest = Some(
-                    fields::owned_digest_except(&written, FIELD_MANAGER, &component.ignore_fields)
-                        .unwrap_or_else(|| fields::digest(&serde_json::Value::Null)),
-                );
+                let (digest, changes) = recorded(component, live.as_ref(), &written);
+                (looked.digest, looked.changes) = (Some(digest), changes);
             }
             Ok(_) => {}
             // A CRD of this stack may change the schema first: the apply decides then.

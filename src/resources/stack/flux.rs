@@ -170,10 +170,13 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
     }
     c.chart.options.problems(&mut problems);
     let source = match c.chart.shared_source {
-        Some(name) => chart_name_problem(c.chart.chart)
-            .map_or(Ok(ChartSource::Shared { name: name.to_string() }), Err)
-            .map_err(|problem| problems.push(problem))
-            .ok(),
+        Some(name) => match chart_name_problem(c.chart.chart) {
+            Some(problem) => {
+                problems.push(problem);
+                None
+            }
+            None => Some(ChartSource::Shared { name: name.to_string() }),
+        },
         None => chart_source(c).map_err(|problem| problems.push(problem)).ok(),
     };
     let values = parse_values(c.chart.values_yaml).map_err(|problem| problems.push(problem)).ok().flatten();

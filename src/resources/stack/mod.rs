@@ -123,10 +123,6 @@ fn identities(keys: &BTreeSet<String>) -> BTreeSet<Identity> {
     keys.iter().filter_map(|k| k.parse::<ObjectKey>().ok()).map(|k| k.owned_identity()).collect()
 }
 
-fn string_map_value(map: BTreeMap<String, String>) -> Value {
-    Value::Map(map.into_iter().map(|(k, v)| (k, Value::string(v))).collect())
-}
-
 /// How to remove by hand what a failed create wrote (not what it adopted): the commands, or
 /// for many objects the first of them and how to find the rest.
 fn cleanup_hint(applied: &BTreeMap<ObjectKey, Applied>) -> String {
@@ -235,7 +231,7 @@ impl StackResource {
             state.set_attr("objects", entries_value(&objects));
             state.set_attr("adopted", string_list_value(&adopted));
             state.set_attr("id", Value::string(id.clone()));
-            state.set_attr("object_changes", string_map_value(applied_changes(&applied)));
+            state.set_attr("object_changes", metadata::string_map_value(&applied_changes(&applied)));
             if prior.is_null() {
                 diags.warning(
                     "The stack was partly created",
@@ -258,7 +254,7 @@ impl StackResource {
         state.set_attr("id", Value::string(id.clone()));
         state.set_attr("adopted", string_list_value(&adopted_now));
         if !planned.get_attr("object_changes").is_some_and(Value::is_wholly_known) {
-            state.set_attr("object_changes", string_map_value(applied_changes(&applied)));
+            state.set_attr("object_changes", metadata::string_map_value(&applied_changes(&applied)));
         }
         if !prune.is_empty() {
             tracing::info!(count = prune.len(), stack = %stack, "letting go of objects no longer in the stack");
@@ -426,6 +422,15 @@ fn finish(result: Result<Option<Value>, Interrupted>, inner: Diagnostics, diags:
     })
 }
 
+/// Plans `adopted` and `object_changes` from what [`StackResource::plan_objects`] found
+/// (unknown where it could not look).
+fn set_found(plan: &mut Plan, looked: Option<(Option<BTreeSet<String>>, PlannedObjects)>) {
+    let adopted = looked.as_ref().and_then(|(adopted, _)| adopted.as_ref());
+    plan.planned.set_attr("adopted", adopted.map_or(Value::Unknown, string_list_value));
+    let changes = looked.and_then(|(_, planned)| planned.object_changes(&entries(&plan.prior)));
+    plan.planned.set_attr("object_changes", changes.as_ref().map_or(Value::Unknown, metadata::string_map_value));
+}
+
 /// A change that removes a HelmRelease (a renamed component, another release name or
 /// namespace) makes Flux uninstall that Helm release; one added beside it is a fresh install.
 /// The plan says so, naming them, rather than let it pass as an in-place update.
@@ -488,15 +493,15 @@ fn helm_releases(value: &Value, recorded: bool) -> BTreeMap<String, String> {
         return releases;
     }
     // The inventory decides which releases exist; the configuration only names them.
-    let recorded: BTreeSet<String> = entries(value)
+    let held: BTreeSet<String> = entries(value)
         .into_iter()
         .filter(|(_, v)| *v != Entry::Deleted)
         .filter_map(|(k, _)| k.parse::<ObjectKey>().ok())
         .filter(|k| k.kind == "HelmRelease")
         .map(|k| format!("{}/{}", k.namespace.unwrap_or_default(), k.name))
         .collect();
-    releases.retain(|release, _| recorded.contains(release));
-    for release in recorded {
+    releases.retain(|release, _| held.contains(release));
+    for release in held {
         let name = release.rsplit('/').next().unwrap_or_default().to_string();
         releases.entry(release).or_insert(name);
     }
@@ -856,16 +861,12 @@ impl Resource for StackResource {
             }
             warn_reinstalls(&plan.prior, &plan.planned, diags);
             let looked = self.plan_objects(ctx, plan, diags).await;
-            let adopted = looked.as_ref().and_then(|(adopted, _)| adopted.as_ref());
-            plan.planned.set_attr("adopted", adopted.map_or(Value::Unknown, string_list_value));
-            let prior_entries = entries(&plan.prior);
-            let inventory = looked.as_ref().and_then(|(_, planned)| planned.inventory(&prior_entries));
+            let inventory = looked.as_ref().and_then(|(_, planned)| planned.inventory(&entries(&plan.prior)));
             let objects = inventory.map_or(Value::Unknown, |inventory| {
                 Value::Map(inventory.into_iter().map(|(k, v)| (k, v.map_or(Value::Unknown, Value::string))).collect())
             });
             plan.planned.set_attr("objects", objects);
-            let changes = looked.as_ref().and_then(|(_, planned)| planned.object_changes(&prior_entries));
-            plan.planned.set_attr("object_changes", changes.map_or(Value::Unknown, string_map_value));
+            set_found(plan, looked);
             return;
         }
         // Unchanged configuration: only drift recorded by Read makes an update, and the
@@ -874,10 +875,7 @@ impl Resource for StackResource {
             if let Some(planned) = repair_plan(objects) {
                 plan.planned.set_attr("objects", Value::Map(planned));
                 let looked = self.plan_objects(ctx, plan, diags).await;
-                let adopted = looked.as_ref().and_then(|(adopted, _)| adopted.as_ref());
-                plan.planned.set_attr("adopted", adopted.map_or(Value::Unknown, string_list_value));
-                let changes = looked.and_then(|(_, planned)| planned.object_changes(&entries(&plan.prior)));
-                plan.planned.set_attr("object_changes", changes.map_or(Value::Unknown, string_map_value));
+                set_found(plan, looked);
             }
         }
     }
