@@ -1,9 +1,9 @@
 //! `platform_catalog` (data source) and `component { catalog = "..." }` of `platform_stack`,
-//! the latter through the fake helm-controller.
+//! the latter through the helm-controller stand-in.
 
 use serde_json::{json, Value};
 
-use crate::harness::{fake_flux, for_each_terraform, unique_name, Workdir};
+use crate::harness::{flux_standin, for_each_terraform, unique_name, Workdir};
 use crate::stack::{
     assert_no_crash, assert_ours, destroy_and_check_gone, flux_namespace_component, folded, hcl, key, namespace_path,
     stack_tf, Component, PROVIDER,
@@ -79,7 +79,7 @@ pub(crate) fn catalog_entry(work: &Workdir, name: &str) -> Value {
 
 #[test]
 fn catalog_component_with_fake_helm_controller() {
-    fake_flux::ensure();
+    flux_standin::ensure();
     for_each_terraform(|tf| {
         let stack = unique_name("acc-cat");
         let flux_ns = unique_name("acc-cat-flux");
@@ -100,8 +100,8 @@ fn catalog_component_with_fake_helm_controller() {
         work.write_main_tf(&config(Some("helm {\n      values = yamlencode({ fake = { delaySeconds = 1 } })\n    }")));
         work.apply().assert_success();
 
-        let release = fake_flux::helm_release(&flux_ns, &release_name).expect("HelmRelease");
-        assert!(fake_flux::is_ready(&release), "apply returned before Ready: {}", release["status"]);
+        let release = flux_standin::helm_release(&flux_ns, &release_name).expect("HelmRelease");
+        assert!(flux_standin::is_ready(&release), "apply returned before Ready: {}", release["status"]);
         assert_ours(&release, &stack, "sealed-secrets");
         let spec = &release["spec"];
         assert_eq!(
@@ -116,7 +116,7 @@ fn catalog_component_with_fake_helm_controller() {
         assert_eq!(spec["install"]["createNamespace"], true);
         assert_eq!(spec["values"]["fullnameOverride"], json!(defaults["fullnameOverride"].as_str().unwrap()));
         assert_eq!(spec["values"]["fake"], json!({"delaySeconds": 1}));
-        let repo = fake_flux::helm_repository(&flux_ns, &release_name).expect("HelmRepository");
+        let repo = flux_standin::helm_repository(&flux_ns, &release_name).expect("HelmRepository");
         assert_eq!(repo["spec"]["url"], entry["repository"]);
         let objects = crate::stack::inventory(&work);
         assert!(objects.contains_key(&key(
@@ -133,16 +133,16 @@ fn catalog_component_with_fake_helm_controller() {
             "helm {\n      version = \"2.16.0\"\n      values  = yamlencode({ fake = { delaySeconds = 1 } })\n    }",
         )));
         work.apply().assert_success();
-        let updated = fake_flux::helm_release(&flux_ns, &release_name).unwrap();
-        assert!(fake_flux::is_ready(&updated), "{}", updated["status"]);
+        let updated = flux_standin::helm_release(&flux_ns, &release_name).unwrap();
+        assert!(flux_standin::is_ready(&updated), "{}", updated["status"]);
         let mut expected = spec.clone();
         expected["chart"]["spec"]["version"] = json!("2.16.0");
         assert_eq!(updated["spec"], expected, "more than the version changed");
         assert_eq!(updated["metadata"]["generation"], 2);
-        assert_eq!(fake_flux::helm_repository(&flux_ns, &release_name).unwrap()["spec"], repo["spec"]);
+        assert_eq!(flux_standin::helm_repository(&flux_ns, &release_name).unwrap()["spec"], repo["spec"]);
         work.assert_plan_empty();
 
         destroy_and_check_gone(&work, &[namespace_path(&flux_ns)]);
-        assert!(fake_flux::helm_release(&flux_ns, &release_name).is_none());
+        assert!(flux_standin::helm_release(&flux_ns, &release_name).is_none());
     });
 }

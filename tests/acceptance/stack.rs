@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::fake_flux;
+use crate::harness::flux_standin;
 use crate::harness::manifests_server::{sha256_hex, ManifestsServer};
 use crate::harness::{cluster, for_each_terraform, kubectl, unique_name, wait_until, CmdOutput, Workdir};
 
@@ -1020,7 +1020,7 @@ fn stack_import_adopts_labelled_objects() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Helm components through the fake helm-controller
+// Helm components through the helm-controller stand-in
 // ---------------------------------------------------------------------------------------
 
 /// The Flux namespace of a Helm test, created by the stack itself.
@@ -1030,7 +1030,7 @@ pub(crate) fn flux_namespace_component(namespace: &str) -> Component {
 
 #[test]
 fn helm_release_ready_with_fake_helm_controller() {
-    fake_flux::ensure();
+    flux_standin::ensure();
     for_each_terraform(|tf| {
         let stack = unique_name("acc-helm");
         let crds_name = format!("{stack}-crds-chart");
@@ -1069,26 +1069,26 @@ fn helm_release_ready_with_fake_helm_controller() {
         let finished = Instant::now();
 
         // The apply waited for Ready, which the fake only reports after its delay.
-        let crds = fake_flux::helm_release(&flux_ns, &crds_name).expect("HelmRelease crds-chart");
-        assert!(fake_flux::is_ready(&crds), "apply returned before crds-chart was Ready: {}", crds["status"]);
-        let ready_at = fake_flux::events_for(&flux_ns, &crds_name)
+        let crds = flux_standin::helm_release(&flux_ns, &crds_name).expect("HelmRelease crds-chart");
+        assert!(flux_standin::is_ready(&crds), "apply returned before crds-chart was Ready: {}", crds["status"]);
+        let ready_at = flux_standin::events_for(&flux_ns, &crds_name)
             .iter()
             .find(|e| e.outcome == "Ready")
             .map(|e| e.at)
             .expect("fake controller never made crds-chart Ready");
         assert!(ready_at > started && ready_at < finished, "crds-chart became Ready outside the apply");
         assert!(
-            fake_flux::events_for(&flux_ns, &crds_name).iter().any(|e| e.outcome == "Progressing"),
+            flux_standin::events_for(&flux_ns, &crds_name).iter().any(|e| e.outcome == "Progressing"),
             "the fake never reported progress"
         );
-        let app = fake_flux::helm_release(&flux_ns, &app_name).expect("HelmRelease app");
-        assert!(fake_flux::is_ready(&app), "{}", app["status"]);
+        let app = flux_standin::helm_release(&flux_ns, &app_name).expect("HelmRelease app");
+        assert!(flux_standin::is_ready(&app), "{}", app["status"]);
         // app waited for crds-chart (helm-controller's dependsOn, and our level order).
-        let app_ready = fake_flux::events_for(&flux_ns, &app_name).iter().find(|e| e.outcome == "Ready").map(|e| e.at).unwrap();
+        let app_ready = flux_standin::events_for(&flux_ns, &app_name).iter().find(|e| e.outcome == "Ready").map(|e| e.at).unwrap();
         assert!(app_ready > ready_at);
 
         // HelmRepository + HelmRelease with chart, version and sourceRef.
-        let repo = fake_flux::helm_repository(&flux_ns, &crds_name).expect("HelmRepository crds-chart");
+        let repo = flux_standin::helm_repository(&flux_ns, &crds_name).expect("HelmRepository crds-chart");
         assert_eq!(repo["spec"]["url"], "https://charts.example.com/stable");
         assert_ours(&repo, &stack, "crds-chart");
         assert_ours(&crds, &stack, "crds-chart");
@@ -1104,7 +1104,7 @@ fn helm_release_ready_with_fake_helm_controller() {
         assert!(spec.get("dependsOn").is_none(), "dependsOn on a manifests component: {}", spec["dependsOn"]);
 
         // OCI: an OCIRepository and a chartRef; dependsOn mirrors the Helm dependency only.
-        let oci = fake_flux::oci_repository(&flux_ns, &app_name).expect("OCIRepository app");
+        let oci = flux_standin::oci_repository(&flux_ns, &app_name).expect("OCIRepository app");
         assert_eq!(oci["spec"]["url"], "oci://registry.example.com/charts/app-chart");
         assert_eq!(oci["spec"]["ref"], json!({"tag": "4.5.6"}));
         assert_ours(&oci, &stack, "app");
@@ -1147,13 +1147,13 @@ fn helm_release_ready_with_fake_helm_controller() {
         // The status the controller writes is not drift.
         work.assert_plan_empty();
         destroy_and_check_gone(&work, &[namespace_path(&flux_ns), secret_path(&flux_ns, &secret_name)]);
-        assert!(fake_flux::helm_release(&flux_ns, &app_name).is_none());
+        assert!(flux_standin::helm_release(&flux_ns, &app_name).is_none());
     });
 }
 
 #[test]
 fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
-    fake_flux::ensure();
+    flux_standin::ensure();
     for_each_terraform(|tf| {
         let stack = unique_name("acc-helmfail");
         let web = format!("{stack}-web");
@@ -1171,7 +1171,7 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
         };
         work.write_main_tf(&config("yamlencode({ fake = {} })"));
         work.apply().assert_success();
-        assert_eq!(fake_flux::helm_release(&flux_ns, &web).unwrap()["metadata"]["generation"], 1);
+        assert_eq!(flux_standin::helm_release(&flux_ns, &web).unwrap()["metadata"]["generation"], 1);
 
         // helm-controller gives up (Stalled): the apply fails at once, quoting it.
         let message = "Helm install failed for release web: context deadline exceeded";
@@ -1191,9 +1191,9 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
         work.write_main_tf(&config("yamlencode({ fake = { silentSeconds = 3 } })"));
         let out = work.apply();
         out.assert_success();
-        let release = fake_flux::helm_release(&flux_ns, &web).unwrap();
+        let release = flux_standin::helm_release(&flux_ns, &web).unwrap();
         assert_eq!(release["metadata"]["generation"], 3);
-        assert!(fake_flux::is_ready(&release), "{}", release["status"]);
+        assert!(flux_standin::is_ready(&release), "{}", release["status"]);
         work.assert_plan_empty();
 
         // A failure helm-controller keeps retrying (Ready=False, not Stalled) is waited on
@@ -1210,10 +1210,10 @@ fn helm_release_failure_with_fake_helm_controller_quotes_the_reason() {
     });
 }
 
-/// Tried once per test binary before the fake Flux CRDs go in (see `fake_flux`).
+/// Tried once per test binary before the Flux stand-in CRDs go in (see `flux_standin`).
 #[test]
 fn helm_without_flux_crds_says_flux_is_not_installed() {
-    let Some(runs) = fake_flux::runs_without_flux() else {
+    let Some(runs) = flux_standin::runs_without_flux() else {
         panic!("the Flux CRDs were installed before these tests started: this test needs a cluster without Flux");
     };
     let runs = runs.as_ref().unwrap();
@@ -1241,7 +1241,7 @@ fn helm_without_flux_crds_says_flux_is_not_installed() {
 /// Secret to reach the chart unchanged.
 #[test]
 fn helm_sensitive_values_are_stored_for_flux_target_paths() {
-    fake_flux::ensure();
+    flux_standin::ensure();
     for_each_terraform(|tf| {
         let stack = unique_name("acc-helmsec");
         let flux_ns = unique_name("acc-helmsec-flux");
@@ -1265,8 +1265,8 @@ fn helm_sensitive_values_are_stored_for_flux_target_paths() {
         let started = Instant::now();
         work.apply().assert_success();
         assert!(started.elapsed() < Duration::from_secs(50), "wait = false still waited");
-        let db = fake_flux::helm_release(&flux_ns, &format!("{stack}-db")).unwrap();
-        assert!(!fake_flux::is_ready(&db), "the fake should not have reconciled yet");
+        let db = flux_standin::helm_release(&flux_ns, &format!("{stack}-db")).unwrap();
+        assert!(!flux_standin::is_ready(&db), "the fake should not have reconciled yet");
         let secret = live(&secret_path(&flux_ns, &format!("{stack}.db.helm-values")));
         use base64::Engine as _;
         let value = |k: &str| {
@@ -1283,7 +1283,7 @@ fn helm_sensitive_values_are_stored_for_flux_target_paths() {
         // generation: only the request annotation changes).
         work.write_main_tf(&config("n3w,pass"));
         work.apply().assert_success();
-        let rolled = fake_flux::helm_release(&flux_ns, &format!("{stack}-db")).unwrap();
+        let rolled = flux_standin::helm_release(&flux_ns, &format!("{stack}-db")).unwrap();
         let secret = live(&secret_path(&flux_ns, &format!("{stack}.db.helm-values")));
         assert_ne!(marked(&rolled), version, "the release was not asked to reconcile");
         assert_eq!(marked(&rolled), json!(format!("{stack}.db.helm-values={}", secret["metadata"]["resourceVersion"].as_str().unwrap())));

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{cluster, fake_flux, for_each_terraform, newest_terraform, unique_name, Workdir};
+use crate::harness::{cluster, flux_standin, for_each_terraform, newest_terraform, unique_name, Workdir};
 use crate::stack::{
     assert_absent, configmap, configmap_path, docs, flux_namespace_component, folded, hcl, namespace_obj, stack_tf,
     Component, ADDR,
@@ -99,7 +99,7 @@ fn one_changed_value_plans_only_that_object_and_the_added_one_unknown() {
 /// the old keys removed and the new ones added.
 #[test]
 fn renaming_a_helm_component_warns_that_its_release_is_reinstalled() {
-    fake_flux::ensure();
+    flux_standin::ensure();
     for_each_terraform(|tf| {
         let stack = unique_name("acc-rename");
         let flux_ns = unique_name("acc-rename-flux");
@@ -195,7 +195,7 @@ fn planned_components(plan: &Value) -> (Value, Value) {
 /// with the next unrelated edit.
 #[test]
 fn a_catalog_component_shows_its_resolved_chart_and_a_changed_pin_is_planned() {
-    fake_flux::ensure();
+    flux_standin::ensure();
     for_each_terraform(|tf| {
         let stack = unique_name("acc-pin");
         let flux_ns = unique_name("acc-pin-flux");
@@ -269,12 +269,12 @@ fn merge_patch(path: &str, body: Value) {
 /// apply repairs it.
 #[test]
 fn release_health_is_drift_that_the_plan_names_and_the_apply_repairs() {
-    fake_flux::ensure();
+    flux_standin::ensure();
     let tf = newest_terraform();
     let stack = unique_name("acc-health");
     let flux_ns = unique_name("acc-health-flux");
     let release = format!("{stack}-web");
-    let path = format!("{}/namespaces/{flux_ns}/helmreleases/{release}", fake_flux::HELM_RELEASES);
+    let path = format!("{}/namespaces/{flux_ns}/helmreleases/{release}", flux_standin::HELM_RELEASES);
     let work = Workdir::new(&tf);
     work.write_main_tf(&stack_tf(
         &stack,
@@ -291,7 +291,7 @@ fn release_health_is_drift_that_the_plan_names_and_the_apply_repairs() {
     ));
     work.apply().assert_success();
     work.assert_plan_empty();
-    let live = || fake_flux::helm_release(&flux_ns, &release).expect("HelmRelease");
+    let live = || flux_standin::helm_release(&flux_ns, &release).expect("HelmRelease");
 
     // Suspended with kubectl.
     merge_patch(&path, serde_json::json!({"spec": {"suspend": true}}));
@@ -299,7 +299,7 @@ fn release_health_is_drift_that_the_plan_names_and_the_apply_repairs() {
     assert!(folded(&plan).contains("release suspended outside Terraform"), "{}", plan.stdout);
     work.apply().assert_success();
     assert_eq!(live()["spec"]["suspend"], false, "resumed");
-    assert!(fake_flux::is_ready(&live()));
+    assert!(flux_standin::is_ready(&live()));
     work.assert_plan_empty();
 
     // Values keys of someone else's.
@@ -323,7 +323,7 @@ fn release_health_is_drift_that_the_plan_names_and_the_apply_repairs() {
     assert!(folded(&plan).contains("release failed: not Ready"), "{}", plan.stdout);
     work.apply().assert_success();
     let repaired = live();
-    assert!(fake_flux::is_ready(&repaired), "{}", repaired["status"]);
+    assert!(flux_standin::is_ready(&repaired), "{}", repaired["status"]);
     assert!(
         repaired["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"].is_string(),
         "{}",
@@ -338,7 +338,7 @@ fn release_health_is_drift_that_the_plan_names_and_the_apply_repairs() {
 /// release name is announced as a reinstall.
 #[test]
 fn helm_options_reach_the_release_and_a_new_release_name_is_announced() {
-    fake_flux::ensure();
+    flux_standin::ensure();
     let tf = newest_terraform();
     let stack = unique_name("acc-helmopt");
     let flux_ns = unique_name("acc-helmopt-flux");
@@ -377,7 +377,7 @@ fn helm_options_reach_the_release_and_a_new_release_name_is_announced() {
     };
     work.write_main_tf(&config("shop-web"));
     work.apply().assert_success();
-    let release = fake_flux::helm_release(&flux_ns, &format!("{stack}-web")).expect("HelmRelease");
+    let release = flux_standin::helm_release(&flux_ns, &format!("{stack}-web")).expect("HelmRelease");
     let spec = &release["spec"];
     assert_eq!(spec["releaseName"], "shop-web");
     assert_eq!(spec["timeout"], "9m");
@@ -415,7 +415,7 @@ fn helm_options_reach_the_release_and_a_new_release_name_is_announced() {
 /// unknown repository name fails the plan with the closest name.
 #[test]
 fn shared_repositories_are_declared_once_and_used_by_name() {
-    fake_flux::ensure();
+    flux_standin::ensure();
     for_each_terraform(|tf| {
         let stack = unique_name("acc-repos");
         let flux_ns = unique_name("acc-repos-flux");
@@ -454,27 +454,27 @@ fn shared_repositories_are_declared_once_and_used_by_name() {
         work.write_main_tf(&config("registry"));
         work.apply().assert_success();
         let charts =
-            fake_flux::helm_repository(&flux_ns, &format!("{stack}-repo-charts")).expect("shared HelmRepository");
+            flux_standin::helm_repository(&flux_ns, &format!("{stack}-repo-charts")).expect("shared HelmRepository");
         assert_eq!(charts["spec"]["url"], "https://charts.example.com/stable");
         let registry =
-            fake_flux::helm_repository(&flux_ns, &format!("{stack}-repo-registry")).expect("OCI HelmRepository");
+            flux_standin::helm_repository(&flux_ns, &format!("{stack}-repo-registry")).expect("OCI HelmRepository");
         assert_eq!(registry["spec"]["type"], "oci");
         assert_eq!(registry["spec"]["interval"], "1h");
         for (release, source) in [("web", "charts"), ("api", "charts"), ("jobs", "registry")] {
-            let hr = fake_flux::helm_release(&flux_ns, &format!("{stack}-{release}")).expect("HelmRelease");
+            let hr = flux_standin::helm_release(&flux_ns, &format!("{stack}-{release}")).expect("HelmRelease");
             assert_eq!(hr["spec"]["chart"]["spec"]["sourceRef"]["name"], format!("{stack}-repo-{source}"), "{release}");
-            assert!(fake_flux::is_ready(&hr), "{release}: {}", hr["status"]);
+            assert!(flux_standin::is_ready(&hr), "{release}: {}", hr["status"]);
             assert!(
-                fake_flux::helm_repository(&flux_ns, &format!("{stack}-{release}")).is_none(),
+                flux_standin::helm_repository(&flux_ns, &format!("{stack}-{release}")).is_none(),
                 "{release} has a source of its own"
             );
         }
         assert!(
-            fake_flux::helm_repository(&flux_ns, &format!("{stack}-own")).is_some(),
+            flux_standin::helm_repository(&flux_ns, &format!("{stack}-own")).is_some(),
             "a URL still makes its own source"
         );
         work.assert_plan_empty();
         work.destroy().assert_success();
-        assert!(fake_flux::helm_repository(&flux_ns, &format!("{stack}-repo-charts")).is_none());
+        assert!(flux_standin::helm_repository(&flux_ns, &format!("{stack}-repo-charts")).is_none());
     });
 }

@@ -479,13 +479,13 @@ resource "platform_backup_location" "shared" {{
 }
 
 /// The catalog's Velero entry and the backup resources in one apply: the stack installs
-/// Velero (a HelmRelease the fake helm-controller makes Ready), then the location and the
+/// Velero (a HelmRelease the helm-controller stand-in makes Ready), then the location and the
 /// schedule follow.
 #[test]
 fn velero_from_the_catalog_then_location_and_schedule_in_one_apply() {
-    use crate::harness::fake_flux;
+    use crate::harness::flux_standin;
     use crate::stack::{flux_namespace_component, stack_tf, Component};
-    fake_flux::ensure();
+    flux_standin::ensure();
     for_each_terraform(|tf| {
         let site = Site::new("acc-velero-cat");
         let ns = &site.namespace;
@@ -510,8 +510,8 @@ resource "platform_backup_schedule" "nightly" {{
 "#
         ));
         work.apply().assert_success();
-        let release = fake_flux::helm_release(&flux_ns, &format!("{stack}-velero")).expect("the Velero HelmRelease");
-        assert!(fake_flux::is_ready(&release), "{}", release["status"]);
+        let release = flux_standin::helm_release(&flux_ns, &format!("{stack}-velero")).expect("the Velero HelmRelease");
+        assert!(flux_standin::is_ready(&release), "{}", release["status"]);
         assert_eq!(work.resource_values("platform_backup_schedule.nightly").unwrap()["phase"], "Enabled");
         work.assert_plan_empty();
         work.destroy().assert_success();

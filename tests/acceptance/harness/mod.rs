@@ -21,7 +21,7 @@ pub mod background;
 pub mod control_plane;
 pub mod dns;
 pub mod dns_fault_proxy;
-pub mod fake_flux;
+pub mod flux_standin;
 pub mod fault_proxy;
 pub mod hosts;
 pub mod http;

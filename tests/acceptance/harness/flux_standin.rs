@@ -1,4 +1,4 @@
-//! A fake Flux for `platform_stack` Helm components: the Flux CRDs of
+//! A Flux stand-in (not Flux) for `platform_stack` Helm components: the Flux CRDs of
 //! `fixtures/flux-crds.yaml` and a stand-in helm-controller, a thread that polls every
 //! HelmRelease and writes its status the way helm-controller does (conditions carrying
 //! `observedGeneration`, `status.observedGeneration` once a generation is finished).
@@ -159,7 +159,7 @@ pub fn runs_without_flux() -> Option<MutexGuard<'static, Option<Vec<NoFluxRun>>>
     runs.is_some().then_some(runs)
 }
 
-/// Installs the fixture Flux CRDs (once) and starts the fake helm-controller (once).
+/// Installs the fixture Flux CRDs (once) and starts the helm-controller stand-in (once).
 /// Panics when the cluster runs a real Flux (CRDs not applied by these tests).
 pub fn ensure() {
     let mut state = lock_state();
@@ -180,7 +180,7 @@ pub fn ensure() {
         let ours = live["metadata"]["managedFields"]
             .as_array()
             .is_some_and(|fields| fields.iter().any(|f| f["manager"] == CRD_MANAGER));
-        assert!(ours, "CRD {crd} was not installed by these tests (a real Flux?): the fake helm-controller would fight it");
+        assert!(ours, "CRD {crd} was not installed by these tests (a real Flux?): the helm-controller stand-in would fight it");
     }
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
@@ -201,11 +201,11 @@ pub fn ensure() {
             }
             Ok(())
         });
-        std::thread::Builder::new().name("fake-helm-controller".into()).spawn(controller_loop).expect("start fake controller");
+        std::thread::Builder::new().name("helm-controller-standin".into()).spawn(controller_loop).expect("start the helm-controller stand-in");
     });
 }
 
-/// What the fake controller last did to a release, for assertions.
+/// What the controller stand-in last did to a release, for assertions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub namespace: String,
@@ -221,7 +221,7 @@ fn events() -> &'static Mutex<Vec<Event>> {
     &EVENTS
 }
 
-/// Everything the fake controller reported for HelmRelease `namespace/name`, in order.
+/// Everything the controller stand-in reported for HelmRelease `namespace/name`, in order.
 pub fn events_for(namespace: &str, name: &str) -> Vec<Event> {
     events().lock().unwrap().iter().filter(|e| e.namespace == namespace && e.name == name).cloned().collect()
 }
@@ -314,7 +314,7 @@ fn patch_status(path: &str, status: Value) -> bool {
         Ok(resp) => format!("HTTP {}: {}", resp.status, resp.body),
         Err(e) => e,
     };
-    let note = format!("fake helm-controller: PATCH {path}/status refused: {problem}");
+    let note = format!("helm-controller stand-in: PATCH {path}/status refused: {problem}");
     if REPORTED.lock().unwrap().get_or_insert_with(HashSet::new).insert(note.clone()) {
         eprintln!("{note}");
     }
@@ -347,7 +347,7 @@ fn reconcile_sources() {
                 &format!("{base}/namespaces/{ns}/{plural}/{name}"),
                 json!({
                     "observedGeneration": generation,
-                    "conditions": [cond("Ready", "True", "Succeeded", "stored artifact (fake source-controller)", generation)],
+                    "conditions": [cond("Ready", "True", "Succeeded", "stored artifact (source-controller stand-in)", generation)],
                 }),
             );
         }
@@ -401,7 +401,7 @@ fn reconcile_release(
     let delay = silent + Duration::from_secs_f64(fake["delaySeconds"].as_f64().unwrap_or(0.0));
     if seen.elapsed() < delay {
         if progressing_reported.insert((uid, generation)) {
-            let message = "Running 'install' action with timeout of 5m0s (fake helm-controller)";
+            let message = "Running 'install' action with timeout of 5m0s (helm-controller stand-in)";
             let status = json!({"conditions": [
                 cond("Reconciling", "True", "Progressing", message, generation),
                 cond("Ready", "Unknown", "Progressing", message, generation),
@@ -428,7 +428,7 @@ fn reconcile_release(
         ),
         Value::String(mode) if mode == "retrying" => (
             json!({"conditions": [
-                cond("Reconciling", "True", "ProgressingWithRetry", "retrying after failure (fake helm-controller)", generation),
+                cond("Reconciling", "True", "ProgressingWithRetry", "retrying after failure (helm-controller stand-in)", generation),
                 cond("Ready", "False", "InstallFailed", &message, generation),
             ]}),
             "Retrying",
@@ -438,7 +438,7 @@ fn reconcile_release(
                 "observedGeneration": generation,
                 "lastAppliedRevision": release["spec"]["chart"]["spec"]["version"].clone(),
                 "conditions": [
-                    cond("Ready", "True", "InstallSucceeded", "Helm install succeeded (fake helm-controller)", generation),
+                    cond("Ready", "True", "InstallSucceeded", "Helm install succeeded (helm-controller stand-in)", generation),
                     cond("Released", "True", "InstallSucceeded", "Helm install succeeded", generation),
                     cond("Reconciling", "False", "InstallSucceeded", "reconciliation finished", generation),
                     cond("Stalled", "False", "InstallSucceeded", "not stalled", generation),
