@@ -46,6 +46,13 @@ variable "grafana_admin_password" {
 resource "platform_stack" "infra_controllers" {
   name = "infra-controllers"
 
+  # Kept out of plans and logs; the components themselves stay readable in plans.
+  sensitive_values = {
+    kube-prometheus-stack = {
+      "grafana.adminPassword" = var.grafana_admin_password
+    }
+  }
+
   component {
     name             = "flux"
     manifests_url    = "https://github.com/fluxcd/flux2/releases/download/v2.4.0/install.yaml"
@@ -70,9 +77,6 @@ resource "platform_stack" "infra_controllers" {
     name       = "kube-prometheus-stack"
     depends_on = ["flux"]
     catalog    = "kube-prometheus-stack"
-    sensitive_values = {
-      "grafana.adminPassword" = var.grafana_admin_password
-    }
   }
 }
 

@@ -3,12 +3,15 @@
 
 use std::fmt;
 
-/// One step into a value: an object attribute (or block), a map key or a list index.
+/// One step into a value: an object attribute (or block), a map key, a list index, or an
+/// element of a set, named for people (the protocol cannot address set elements, so a path
+/// sent to Terraform ends before it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Step {
     Attribute(String),
     Key(String),
     Index(i64),
+    Element(String),
 }
 
 /// The location of a value inside a resource's configuration or state.
@@ -31,6 +34,11 @@ impl AttributePath {
         self.0.push(Step::Index(index));
         self
     }
+    /// The element of a set that `name` identifies.
+    pub fn element(mut self, name: &str) -> Self {
+        self.0.push(Step::Element(name.to_string()));
+        self
+    }
 }
 
 impl fmt::Display for AttributePath {
@@ -41,6 +49,7 @@ impl fmt::Display for AttributePath {
                 Step::Attribute(name) => write!(f, ".{name}")?,
                 Step::Key(key) => write!(f, "[{key:?}]")?,
                 Step::Index(index) => write!(f, "[{index}]")?,
+                Step::Element(name) => write!(f, "[{name}]")?,
             }
         }
         Ok(())

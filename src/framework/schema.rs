@@ -140,6 +140,9 @@ impl NestedBlock {
     pub fn list(type_name: &str, block: Block) -> Self {
         NestedBlock { nesting: Nesting::List, ..Self::single(type_name, block) }
     }
+    pub fn set(type_name: &str, block: Block) -> Self {
+        NestedBlock { nesting: Nesting::Set, ..Self::single(type_name, block) }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

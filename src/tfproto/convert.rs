@@ -101,12 +101,14 @@ pub fn attribute_path(path: &AttributePath) -> proto::AttributePath {
         steps: path
             .0
             .iter()
-            .map(|step| proto::attribute_path::Step {
-                selector: Some(match step {
+            .map_while(|step| {
+                let selector = match step {
                     Step::Attribute(name) => Selector::AttributeName(name.clone()),
                     Step::Key(key) => Selector::ElementKeyString(key.clone()),
                     Step::Index(index) => Selector::ElementKeyInt(*index),
-                }),
+                    Step::Element(_) => return None,
+                };
+                Some(proto::attribute_path::Step { selector: Some(selector) })
             })
             .collect(),
     }
@@ -172,13 +174,18 @@ mod tests {
     fn diagnostics_always_have_a_severity_and_keep_their_path() {
         let mut diags = Diagnostics::new();
         diags.error_at(AttributePath::root("labels").key("tier"), "bad", "detail");
+        diags.error_at(AttributePath::root("component").element("web").attribute("name"), "in a set", "detail");
         diags.warning("careful", "");
         let wire = diagnostics(diags);
         assert_eq!(wire[0].severity, proto::diagnostic::Severity::Error as i32);
-        assert_eq!(wire[1].severity, proto::diagnostic::Severity::Warning as i32);
+        assert_eq!(wire[2].severity, proto::diagnostic::Severity::Warning as i32);
         use proto::attribute_path::step::Selector;
-        let steps: Vec<_> = wire[0].attribute.as_ref().unwrap().steps.iter().map(|s| s.selector.clone().unwrap()).collect();
-        assert_eq!(steps, vec![Selector::AttributeName("labels".into()), Selector::ElementKeyString("tier".into())]);
+        let steps = |i: usize| -> Vec<Selector> {
+            wire[i].attribute.as_ref().unwrap().steps.iter().map(|s| s.selector.clone().unwrap()).collect()
+        };
+        assert_eq!(steps(0), vec![Selector::AttributeName("labels".into()), Selector::ElementKeyString("tier".into())]);
+        // Set elements cannot be addressed: the path ends at the set.
+        assert_eq!(steps(1), vec![Selector::AttributeName("component".into())]);
     }
 
     #[test]

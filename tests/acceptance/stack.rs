@@ -744,7 +744,6 @@ fn stack_configuration_problems_fail_the_plan_without_a_cluster() {
                 "component \"app\" depends on \"databse\", which is not a component of this stack (did you mean \"database\"?)",
                 "component \"web\" depends on \"nope\", which is not a component of this stack",
                 "cycle: p -> q -> p",
-                "depends_on = [\"databse\"]",
             ],
         ),
         (
@@ -767,20 +766,32 @@ fn stack_configuration_problems_fail_the_plan_without_a_cluster() {
             ],
         ),
         (
-            "sensitive values without helm",
-            vec![Component::new("a").manifests(&cm("a", "x")).attr("sensitive_values", "{ \"p\" = \"s\" }")],
-            vec!["sensitive_values needs a Helm chart"],
-        ),
-        (
             "incomplete helm",
             vec![Component::new("h").block("helm {\n      chart = \"x\"\n    }")],
             vec!["Incomplete Helm chart", "needs `repository`, `chart` and `version`"],
         ),
     ];
+    // Problems with stack-level attributes: (what, attributes, components, expected).
+    let stack_cases: Vec<(&str, &str, Vec<Component>, Vec<&str>)> = vec![
+        (
+            "sensitive values without helm",
+            "sensitive_values = { a = { \"p\" = \"s\" } }",
+            vec![Component::new("a").manifests(&cm("a", "x"))],
+            vec!["sensitive_values needs a Helm chart", "Component \"a\": sensitive values are Helm values"],
+        ),
+        (
+            "sensitive values for no component",
+            "sensitive_values = { grafanna = { \"p\" = \"s\" } }",
+            vec![Component::new("grafana").helm("https://charts.example.com", "grafana", "1.0.0", None)],
+            vec!["Sensitive values for no component", "The stack has no component \"grafanna\". Did you mean \"grafana\"?"],
+        ),
+    ];
+    let cases = cases.into_iter().map(|(what, components, expected)| (what, "", components, expected)).chain(stack_cases);
+    let cases: Vec<(&str, &str, Vec<Component>, Vec<&str>)> = cases.collect();
     for_each_terraform(|tf| {
         let work = Workdir::without_cluster(tf);
-        for (what, components, expected) in &cases {
-            work.write_main_tf(&stack_tf("diag", "", components));
+        for (what, extra, components, expected) in &cases {
+            work.write_main_tf(&stack_tf("diag", extra, components));
             let out = work.plan();
             assert!(!out.success(), "{what}: plan succeeded:\n{}", out.describe());
             let text = out.combined();
@@ -1044,7 +1055,10 @@ fn helm_release_ready_with_fake_helm_controller() {
             "{}\nvariable \"password\" {{\n  type      = string\n  sensitive = true\n}}\n",
             stack_tf(
                 &stack,
-                &format!("namespace = {}\n  timeouts {{\n    create = \"2m\"\n  }}", hcl(&flux_ns)),
+                &format!(
+                    "namespace = {}\n  sensitive_values = {{ app = {{ \"auth.password\" = var.password }} }}\n  timeouts {{\n    create = \"2m\"\n  }}",
+                    hcl(&flux_ns)
+                ),
                 &[
                     flux_namespace_component(&flux_ns),
                     Component::new("crds-chart").depends_on(&["flux-ns"]).helm(
@@ -1056,8 +1070,7 @@ fn helm_release_ready_with_fake_helm_controller() {
                     Component::new("app")
                         .depends_on(&["crds-chart", "flux-ns"])
                         .namespace(&target)
-                        .helm("oci://registry.example.com/charts", "app-chart", "4.5.6", Some("yamlencode({ image = { tag = \"v1\" } })"))
-                        .attr("sensitive_values", "{ \"auth.password\" = var.password }"),
+                        .helm("oci://registry.example.com/charts", "app-chart", "4.5.6", Some("yamlencode({ image = { tag = \"v1\" } })")),
                 ],
             )
         ));
@@ -1249,15 +1262,18 @@ fn helm_sensitive_values_are_stored_for_flux_target_paths() {
         let config = |password: &str| {
             stack_tf(
                 &stack,
-                &format!("namespace = {}\n  timeouts {{\n    create = \"2m\"\n  }}", hcl(&flux_ns)),
+                &format!(
+                    "namespace = {}\n  sensitive_values = {{ db = {{ \"auth.password\" = {}, \"auth.pin\" = \"1234\", plain = \"word\" }} }}\n  timeouts {{\n    create = \"2m\"\n  }}",
+                    hcl(&flux_ns),
+                    hcl(password)
+                ),
                 &[
                     flux_namespace_component(&flux_ns),
                     Component::new("db")
                         .depends_on(&["flux-ns"])
                         // Not waiting: the fake would only get to it after a minute.
                         .attr("wait", "false")
-                        .helm("https://charts.example.com", "db", "1.0.0", Some("yamlencode({ fake = { silentSeconds = 60 } })"))
-                        .attr("sensitive_values", &format!("{{ \"auth.password\" = {}, \"auth.pin\" = \"1234\", plain = \"word\" }}", hcl(password))),
+                        .helm("https://charts.example.com", "db", "1.0.0", Some("yamlencode({ fake = { silentSeconds = 60 } })")),
                 ],
             )
         };

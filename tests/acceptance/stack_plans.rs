@@ -4,10 +4,12 @@
 
 use serde_json::Value;
 
-use crate::harness::{cluster, flux_standin, for_each_terraform, newest_terraform, unique_name, Workdir};
+use crate::harness::{
+    cluster, flux_standin, for_each_terraform, newest_terraform, oldest_terraform, unique_name, Workdir,
+};
 use crate::stack::{
-    assert_absent, configmap, configmap_path, docs, flux_namespace_component, folded, hcl, namespace_obj, stack_tf,
-    Component, ADDR,
+    assert_absent, configmap, configmap_path, docs, flux_namespace_component, folded, hcl, live, namespace_obj,
+    secret_path, stack_tf, Component, ADDR,
 };
 
 /// The planned change of the stack: (`after.objects`, `after_unknown.objects`).
@@ -178,7 +180,8 @@ fn objects_the_api_server_rejects_fail_the_plan() {
     work.destroy().assert_success();
 }
 
-/// The planned `component` blocks of the stack (`after.component`) and the prior ones.
+/// The prior and the planned `component` blocks of the stack (`before`, `after`), each by
+/// component name (they are a set).
 #[track_caller]
 fn planned_components(plan: &Value) -> (Value, Value) {
     let change = plan["resource_changes"]
@@ -186,7 +189,15 @@ fn planned_components(plan: &Value) -> (Value, Value) {
         .and_then(|changes| changes.iter().find(|c| c["address"] == ADDR))
         .map(|c| c["change"].clone())
         .unwrap_or_else(|| panic!("no change of {ADDR} in {plan}"));
-    (change["before"]["component"].clone(), change["after"]["component"].clone())
+    let by_name = |blocks: &Value| -> Value {
+        let named = blocks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| (b["name"].as_str().unwrap_or_default().to_string(), b.clone()));
+        Value::Object(named.collect())
+    };
+    (by_name(&change["before"]["component"]), by_name(&change["after"]["component"]))
 }
 
 /// Findings 4 and 5: the chart, repository and version a `catalog` component resolves to are
@@ -214,12 +225,12 @@ fn a_catalog_component_shows_its_resolved_chart_and_a_changed_pin_is_planned() {
             ],
         ));
         let (_, after) = planned_components(&work.plan_json());
-        let sealed = &after[1];
+        let sealed = &after["sealed-secrets"];
         assert_eq!(sealed["resolved_repository"], entry["repository"], "{sealed}");
         assert_eq!(sealed["resolved_chart"], entry["chart"], "{sealed}");
         assert_eq!(sealed["resolved_version"], pin.as_str(), "{sealed}");
         assert_eq!(sealed["catalog_version"], pin.as_str(), "{sealed}");
-        assert_eq!(after[0]["resolved_chart"], Value::Null, "manifests resolve to no chart: {}", after[0]);
+        assert_eq!(after["flux-ns"]["resolved_chart"], Value::Null, "manifests resolve to no chart: {after}");
         work.apply().assert_success();
         work.assert_plan_empty();
 
@@ -232,7 +243,10 @@ fn a_catalog_component_shows_its_resolved_chart_and_a_changed_pin_is_planned() {
             .as_array_mut()
             .and_then(|r| r.iter_mut().find(|r| r["type"] == "platform_stack"))
             .expect("stack in state");
-        let component = &mut resource["instances"][0]["attributes"]["component"][1];
+        let component = resource["instances"][0]["attributes"]["component"]
+            .as_array_mut()
+            .and_then(|blocks| blocks.iter_mut().find(|b| b["name"] == "sealed-secrets"))
+            .expect("component sealed-secrets in state");
         component["resolved_version"] = serde_json::json!("0.0.1");
         component["catalog_version"] = serde_json::json!("0.0.1");
         work.write_file("older.tfstate", &state.to_string());
@@ -240,9 +254,9 @@ fn a_catalog_component_shows_its_resolved_chart_and_a_changed_pin_is_planned() {
 
         let plan = work.plan_json();
         let (before, after) = planned_components(&plan);
-        assert_eq!(before[1]["resolved_version"], "0.0.1");
-        assert_eq!(after[1]["resolved_version"], pin.as_str(), "the new pin is planned");
-        assert_eq!(after[1]["catalog_version"], pin.as_str());
+        assert_eq!(before["sealed-secrets"]["resolved_version"], "0.0.1");
+        assert_eq!(after["sealed-secrets"]["resolved_version"], pin.as_str(), "the new pin is planned");
+        assert_eq!(after["sealed-secrets"]["catalog_version"], pin.as_str());
         let actions = plan["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == ADDR).unwrap()
             ["change"]["actions"]
             .clone();
@@ -477,4 +491,151 @@ fn shared_repositories_are_declared_once_and_used_by_name() {
         work.destroy().assert_success();
         assert!(flux_standin::helm_repository(&flux_ns, &format!("{stack}-repo-charts")).is_none());
     });
+}
+
+/// The stack's `change` in a saved plan.
+#[track_caller]
+fn stack_change(plan: &Value) -> Value {
+    plan["resource_changes"]
+        .as_array()
+        .and_then(|changes| changes.iter().find(|c| c["address"] == ADDR))
+        .map(|c| c["change"].clone())
+        .unwrap_or_else(|| panic!("no change of {ADDR} in {plan}"))
+}
+
+/// Finding 2: the order of `component` blocks means nothing (they are a set), so writing
+/// them in another order plans no change; and sensitive values, kept out of the blocks,
+/// hide only themselves: a changed component stays readable in the plan.
+#[test]
+fn reordered_components_plan_no_change_and_sensitive_values_hide_only_themselves() {
+    flux_standin::ensure();
+    for_each_terraform(|tf| {
+        let stack = unique_name("acc-order");
+        let flux_ns = unique_name("acc-order-flux");
+        let namespace = unique_name("acc-order-ns");
+        let work = Workdir::new(tf);
+        let config = |replicas: u32| {
+            vec![
+                flux_namespace_component(&flux_ns),
+                Component::new("settings").namespace(&namespace).manifests(&docs(&[
+                    namespace_obj(&namespace, false),
+                    configmap("settings", Some(&namespace), &[("mode", "fast")]),
+                ])),
+                Component::new("web").depends_on(&["flux-ns"]).namespace(&flux_ns).helm(
+                    "https://charts.example.com/stable",
+                    "web",
+                    "1.0.0",
+                    Some(&format!("yamlencode({{ replicas = {replicas} }})")),
+                ),
+            ]
+        };
+        let attributes = format!(
+            "namespace = {}\n  sensitive_values = {{ web = {{ \"auth.password\" = \"hunter2\" }} }}",
+            hcl(&flux_ns)
+        );
+        work.write_main_tf(&stack_tf(&stack, &attributes, &config(1)));
+        work.apply().assert_success();
+        work.assert_plan_empty();
+
+        let mut reordered = config(1);
+        reordered.reverse();
+        work.write_main_tf(&stack_tf(&stack, &attributes, &reordered));
+        work.assert_plan_empty();
+
+        let mut changed = config(2);
+        changed.rotate_left(1);
+        work.write_main_tf(&stack_tf(&stack, &attributes, &changed));
+        let plan = work.plan_json();
+        let change = stack_change(&plan);
+        assert_eq!(change["after_sensitive"]["sensitive_values"], Value::Bool(true), "{}", change["after_sensitive"]);
+        assert_ne!(
+            change["after_sensitive"]["component"],
+            Value::Bool(true),
+            "the components are hidden: {}",
+            change["after_sensitive"]
+        );
+        let (before, after) = planned_components(&plan);
+        assert!(after["web"]["helm"]["values"].as_str().is_some_and(|v| v.contains("\"replicas\": 2")), "{after}");
+        assert_eq!(before["settings"], after["settings"], "an unchanged component changes");
+        // As people read the plan: the changed values show, the sensitive one does not.
+        let shown = work.plan();
+        shown.assert_success();
+        let text = shown.combined();
+        assert!(text.contains("\"replicas\": 2"), "the changed values are not shown:\n{text}");
+        assert!(!text.contains("hunter2"), "a sensitive value is shown:\n{text}");
+        work.apply().assert_success();
+        work.assert_plan_empty();
+        work.destroy().assert_success();
+    });
+}
+
+/// `sensitive_values_wo` reaches the chart's values Secret without ever being stored: not in
+/// the plan, not in the state. Terraform cannot see a new value; a new
+/// `sensitive_values_wo_version` applies it. Terraform before 1.11 (which would store it) is
+/// refused at validate.
+#[test]
+fn write_only_sensitive_values_are_applied_by_version_and_never_stored() {
+    flux_standin::ensure();
+    let stack = unique_name("acc-wo");
+    let flux_ns = unique_name("acc-wo-flux");
+    // The value comes from an ephemeral variable: a literal would be in the plan's
+    // `configuration`, and a plain variable's value in its `variables`.
+    let config = |password: &str, version: u32| {
+        let tf = stack_tf(
+            &stack,
+            &format!(
+                "namespace = {}\n  sensitive_values_wo = {{ db = {{ \"auth.password\" = {password} }} }}\n  sensitive_values_wo_version = {version}",
+                hcl(&flux_ns)
+            ),
+            &[
+                flux_namespace_component(&flux_ns),
+                Component::new("db").depends_on(&["flux-ns"]).helm("https://charts.example.com", "db", "1.0.0", None),
+            ],
+        );
+        if password.starts_with("var.") {
+            tf + "\nvariable \"password\" {\n  type      = string\n  sensitive = true\n  ephemeral = true\n}\n"
+        } else {
+            tf
+        }
+    };
+    let old = oldest_terraform();
+    if !old.at_least(1, 11) {
+        let work = Workdir::without_cluster(&old);
+        work.write_main_tf(&config("\"never-stored\"", 1));
+        let out = work.plan();
+        assert!(!out.success(), "Terraform {old} planned a write-only value:\n{}", out.describe());
+        assert!(folded(&out).contains("Write-only attribute needs Terraform 1.11"), "{}", out.combined());
+    }
+
+    let tf = newest_terraform();
+    assert!(tf.at_least(1, 11), "write-only attributes need Terraform 1.11 or later; the newest here is {tf}");
+    let mut work = Workdir::new(&tf);
+    work.set_env("TF_VAR_password", "first-secret");
+    let stored_password = || {
+        let secret = live(&secret_path(&flux_ns, &format!("{stack}.db.helm-values")));
+        use base64::Engine as _;
+        let encoded = secret["data"]["auth.password"].as_str().expect("auth.password in the values Secret").to_string();
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap()
+    };
+    let assert_not_stored = |work: &Workdir, secret: &str| {
+        let state = work.run(&["state", "pull"]);
+        state.assert_success();
+        assert!(!state.stdout.contains(secret), "the write-only value is in the state");
+    };
+    work.write_main_tf(&config("var.password", 1));
+    let plan = work.plan_json();
+    assert!(!plan.to_string().contains("first-secret"), "the write-only value is in the plan");
+    work.apply().assert_success();
+    assert_eq!(stored_password(), "first-secret");
+    assert_not_stored(&work, "first-secret");
+    work.assert_plan_empty();
+
+    work.set_env("TF_VAR_password", "second-secret");
+    work.assert_plan_empty();
+    work.write_main_tf(&config("var.password", 2));
+    work.apply().assert_success();
+    assert_eq!(stored_password(), "second-secret", "a new version did not apply the new value");
+    assert_not_stored(&work, "second-secret");
+    work.assert_plan_empty();
+    work.destroy().assert_success();
 }

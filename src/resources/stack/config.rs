@@ -61,7 +61,7 @@ impl Component {
         if self.index == REPOSITORIES_INDEX {
             return AttributePath::root("repository");
         }
-        AttributePath::root("component").index(self.index as i64)
+        AttributePath::root("component").element(&self.name)
     }
 }
 
@@ -69,25 +69,59 @@ fn text(block: &Value, name: &str) -> Option<String> {
     block.get_attr(name).and_then(Value::as_str).map(str::to_string)
 }
 
-/// Reads the `component` blocks. Returns `None` when any of them is not fully known yet
-/// (planning then treats the stack's objects as unknown); problems go to `diags`.
+/// Reads the `component` blocks, ordered by name (they are a set: the order they are written
+/// in means nothing), with their sensitive values. Returns `None` when any of them is not
+/// fully known yet (planning then treats the stack's objects as unknown); problems go to
+/// `diags`.
 pub fn components(config: &Value, diags: &mut Diagnostics) -> Option<Vec<Component>> {
-    let blocks = match config.get_attr("component") {
-        Some(Value::List(blocks)) => blocks.as_slice(),
+    let mut blocks: Vec<&Value> = match config.get_attr("component") {
+        Some(Value::Set(blocks)) | Some(Value::List(blocks)) => blocks.iter().collect(),
         Some(Value::Unknown) => return None,
-        _ => &[],
+        _ => Vec::new(),
     };
+    blocks.sort_by_key(|block| text(block, "name"));
+    let names: Vec<String> = blocks.iter().filter_map(|block| text(block, "name")).collect();
     let shared = repositories::repositories(config, diags)?;
+    let mut sensitive = sensitive_values(config, diags);
     let mut components = Vec::new();
     let mut known = true;
-    for (index, block) in blocks.iter().enumerate() {
+    for (index, block) in blocks.into_iter().enumerate() {
         if !block.is_wholly_known() {
             known = false;
             continue;
         }
-        if let Some(component) = component(index, block, &shared, diags) {
+        if let Some(mut component) = component(index, block, &shared, diags) {
+            if let Some(values) = sensitive.as_mut().and_then(|s| s.remove(&component.name)) {
+                if !matches!(component.source, Source::Helm { .. }) {
+                    diags.error_at(
+                        AttributePath::root("sensitive_values").key(&component.name),
+                        "sensitive_values needs a Helm chart",
+                        format!(
+                            "Component {:?}: sensitive values are Helm values; it has no `helm` block or `catalog`.",
+                            component.name
+                        ),
+                    );
+                }
+                component.sensitive_values = values;
+            }
             components.push(component);
         }
+    }
+    match &sensitive {
+        Some(left) if known => {
+            for name in left.keys().filter(|name| !names.contains(name)) {
+                let suggestion = graph::closest(name, names.iter().map(String::as_str))
+                    .map(|close| format!(" Did you mean {close:?}?"))
+                    .unwrap_or_default();
+                diags.error_at(
+                    AttributePath::root("sensitive_values").key(name),
+                    "Sensitive values for no component",
+                    format!("The stack has no component {name:?}.{suggestion}"),
+                );
+            }
+        }
+        Some(_) => {}
+        None => known = false,
     }
     if !shared.is_empty() {
         for c in components.iter().filter(|c| c.name == repositories::COMPONENT) {
@@ -121,9 +155,39 @@ pub fn components(config: &Value, diags: &mut Diagnostics) -> Option<Vec<Compone
 /// `component` block; its problems point at `repository`).
 const REPOSITORIES_INDEX: usize = usize::MAX;
 
+/// The stack's sensitive Helm values by component: `sensitive_values` and the write-only
+/// `sensitive_values_wo` (from the configuration; planned and stored null) together. `None`
+/// while either is unknown.
+fn sensitive_values(config: &Value, diags: &mut Diagnostics) -> Option<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut merged: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for attribute in ["sensitive_values", "sensitive_values_wo"] {
+        let by_component = match config.get_attr(attribute) {
+            Some(Value::Map(by_component)) => by_component,
+            Some(value) if !value.is_wholly_known() => return None,
+            _ => continue,
+        };
+        for (component, values) in by_component {
+            if !values.is_wholly_known() {
+                return None;
+            }
+            let into = merged.entry(component.clone()).or_default();
+            for (key, value) in metadata::string_map(Some(values)).unwrap_or_default() {
+                if into.insert(key.clone(), value).is_some() {
+                    diags.error_at(
+                        AttributePath::root(attribute).key(component),
+                        "Sensitive value given twice",
+                        format!("Component {component:?}: {key:?} is in both `sensitive_values` and `sensitive_values_wo`."),
+                    );
+                }
+            }
+        }
+    }
+    Some(merged)
+}
+
 fn component(index: usize, block: &Value, shared: &[repositories::Repository], diags: &mut Diagnostics) -> Option<Component> {
-    let path = AttributePath::root("component").index(index as i64);
     let name = text(block, "name").unwrap_or_default();
+    let path = AttributePath::root("component").element(&name);
     if let Some(problem) = metadata::dns1123_label_problem(&name) {
         diags.error_at(path.clone().attribute("name"), "Invalid component name", format!("{name:?} {problem}."));
     }
@@ -252,14 +316,6 @@ fn component(index: usize, block: &Value, shared: &[repositories::Repository], d
             Source::Helm { repository, chart, version, values, interval, options, shared: shared_name }
         }
     };
-    let sensitive_values = metadata::string_map(block.get_attr("sensitive_values")).unwrap_or_default();
-    if !sensitive_values.is_empty() && !matches!(source, Source::Helm { .. }) {
-        diags.error_at(
-            path.clone().attribute("sensitive_values"),
-            "sensitive_values needs a Helm chart",
-            format!("Component {name:?}: `sensitive_values` are Helm values; it has no `helm` block or `catalog`."),
-        );
-    }
     if let Some(ns) = &namespace {
         if let Some(problem) = metadata::dns1123_label_problem(ns) {
             diags.error_at(path.clone().attribute("namespace"), "Invalid namespace", format!("{ns:?} {problem}."));
@@ -306,7 +362,7 @@ fn component(index: usize, block: &Value, shared: &[repositories::Repository], d
         depends_on,
         namespace,
         source,
-        sensitive_values,
+        sensitive_values: BTreeMap::new(),
         wait,
         adopt,
         delete_adopted,
@@ -381,7 +437,7 @@ pub fn levels(components: &mut [Component], diags: &mut Diagnostics) -> Option<V
         Ok(levels) => Some(levels),
         Err(problems) => {
             for problem in problems {
-                let at = AttributePath::root("component").index(components[problem.index()].index as i64);
+                let at = components[problem.index()].path();
                 let (at, summary) = match problem {
                     graph::GraphProblem::DuplicateName { .. } => (at.attribute("name"), "Duplicate component name"),
                     _ => (at.attribute("depends_on"), "Invalid component dependencies"),

@@ -43,9 +43,9 @@ use crate::clients::kube::ownership::{is_instance_id, new_instance_id, OWNER_ANN
 use crate::clients::kube::Cluster;
 use crate::framework::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use crate::framework::resource::{Context, Plan, Resource};
-use crate::framework::schema::{timeouts_block, Attribute, Block, NestedBlock, Schema};
+use crate::framework::schema::{timeouts_block, Attribute, AttributeType, Block, NestedBlock, Schema};
 use crate::framework::timeouts;
-use crate::framework::value::Value;
+use crate::framework::value::{Type, Value};
 use crate::platform::{cluster_attribute, validate_cluster_attribute, Platform};
 
 const DEFAULT_APPLY_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -149,6 +149,14 @@ fn string_list_value(items: &BTreeSet<String>) -> Value {
     Value::List(items.iter().map(|s| Value::string(s.clone())).collect())
 }
 
+/// A planned value with the configuration's write-only values, which only the configuration
+/// holds, for rendering what an apply writes.
+fn with_write_only(planned: &Value, config: &Value) -> Value {
+    let mut value = planned.clone();
+    value.set_attr("sensitive_values_wo", config.get_attr("sensitive_values_wo").cloned().unwrap_or(Value::Null));
+    value
+}
+
 /// Reads the components, with the stack's own `adopt` applied to each.
 fn stack_components(value: &Value, diags: &mut Diagnostics) -> Option<Vec<Component>> {
     let mut components = config::components(value, diags)?;
@@ -177,14 +185,14 @@ impl StackResource {
     /// cluster, apply level by level (every object claimed first: see `claims`), then let go
     /// of what the previous apply had and this one does not. A failed apply's state records
     /// what was applied, so that nothing we wrote is forgotten.
-    async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let operation = if prior.is_null() { "create" } else { "update" };
         let deadline = Deadline::after(timeouts::timeout(planned, operation, DEFAULT_APPLY_TIMEOUT), ctx.stop.clone());
         let stack = text(planned, "name");
         let flux_namespace = text(planned, "namespace");
         let id = planned.get_attr("id").and_then(Value::as_str).filter(|id| is_instance_id(id)).map(str::to_string);
         let id = id.unwrap_or_else(new_instance_id);
-        let mut components = stack_components(planned, diags)?;
+        let mut components = stack_components(&with_write_only(planned, config), diags)?;
         let levels = config::levels(&mut components, diags)?;
         let rendered = render_all(&stack, &flux_namespace, &components, diags).await?;
         let crd_kinds: BTreeSet<(String, String)> = rendered.iter().flatten().filter_map(Manifest::crd_defines).collect();
@@ -331,7 +339,7 @@ impl StackResource {
             return None;
         }
         let mut scratch = Diagnostics::new();
-        let mut components = stack_components(&plan.planned, &mut scratch)?;
+        let mut components = stack_components(&with_write_only(&plan.planned, &plan.config), &mut scratch)?;
         config::levels(&mut components, &mut scratch)?;
         let stack = text(&plan.planned, "name");
         let flux_namespace = text(&plan.planned, "namespace");
@@ -513,12 +521,12 @@ fn helm_releases(value: &Value, recorded: bool) -> BTreeMap<String, String> {
 fn resolve_charts(planned: &mut Value) {
     let mut scratch = Diagnostics::new();
     let components = config::components(planned, &mut scratch);
-    let Some(Value::List(blocks)) = planned.get_attr("component").cloned() else { return };
+    let Some(Value::Set(blocks)) = planned.get_attr("component").cloned() else { return };
     let blocks = blocks
         .into_iter()
-        .enumerate()
-        .map(|(index, mut block)| {
-            let component = components.as_ref().and_then(|all| all.iter().find(|c| c.index == index));
+        .map(|mut block| {
+            let name = block.get_attr("name").and_then(Value::as_str).map(str::to_string);
+            let component = components.as_ref().and_then(|all| all.iter().find(|c| Some(&c.name) == name.as_ref()));
             let resolved: [Value; 3] = match component.map(|c| &c.source) {
                 Some(Source::Helm { repository, chart, version, .. }) => {
                     [Value::string(repository.clone()), Value::string(chart.clone()), Value::string(version.clone())]
@@ -538,11 +546,20 @@ fn resolve_charts(planned: &mut Value) {
             block
         })
         .collect();
-    planned.set_attr("component", Value::List(blocks));
+    planned.set_attr("component", Value::Set(blocks));
 }
 
 /// The attributes that decide what is in the cluster.
-const APPLIED_ATTRIBUTES: &[&str] = &["name", "namespace", "component", "repository", "adopt", "force_conflicts"];
+const APPLIED_ATTRIBUTES: &[&str] = &[
+    "name",
+    "namespace",
+    "component",
+    "repository",
+    "sensitive_values",
+    "sensitive_values_wo_version",
+    "adopt",
+    "force_conflicts",
+];
 
 fn changes_cluster(prior: &Value, planned: &Value) -> bool {
     APPLIED_ATTRIBUTES.iter().any(|a| prior.get_attr(a) != planned.get_attr(a))
@@ -638,6 +655,11 @@ fn report_duplicates(components: &[Component], rendered: &[Vec<Manifest>], diags
     duplicates.is_empty()
 }
 
+/// `sensitive_values`: component name → value path → value.
+fn sensitive_values_type() -> Type {
+    Type::Map(Box::new(Type::Map(Box::new(Type::String))))
+}
+
 fn component_block() -> NestedBlock {
     let helm = Block::new(vec![
         Attribute::string("repository").optional().describe(
@@ -668,10 +690,10 @@ fn component_block() -> NestedBlock {
             Attribute::string("target_path").optional().describe("Where the key's content goes in the values (a dot path); the whole values when unset."),
             Attribute::bool("optional").optional().describe("Ignore a missing object or key instead of failing the release."),
         ])
-        .describe("Values Flux reads from a ConfigMap or Secret kept elsewhere, merged in order before the stack's `sensitive_values`; `values` are merged last."),
+        .describe("Values Flux reads from a ConfigMap or Secret kept elsewhere, merged in order before the component's sensitive values; `values` are merged last."),
     ))
     .describe("A Helm chart, installed through a Flux HelmRelease. May only override a `catalog` entry.");
-    NestedBlock::list(
+    NestedBlock::set(
         "component",
         Block::new(vec![
             Attribute::string("name").required().describe("Component name, unique in the stack (a DNS label). Terraform blocks take no labels, so it is an attribute."),
@@ -681,9 +703,6 @@ fn component_block() -> NestedBlock {
             Attribute::string("manifests_url").optional().describe("URL of multi-document YAML, downloaded at apply."),
             Attribute::string("manifests_sha256").optional().describe("SHA-256 (hex) the download must have; checked before anything is applied."),
             Attribute::string("catalog").optional().describe("Name of a `platform_catalog` entry supplying repository, chart, version, namespace and dependencies."),
-            Attribute::string_map("sensitive_values").optional().sensitive().describe(
-                "Helm values given through a Secret (`valuesFrom`), never echoed in plans or logs. Keys are value paths like `auth.password`.",
-            ),
             Attribute::bool("wait").optional().describe(
                 "Wait for HelmReleases to be Ready, workloads to roll out (as `kubectl rollout status` judges) and Jobs to complete (default true).",
             ),
@@ -725,7 +744,10 @@ fn component_block() -> NestedBlock {
             ])
             .describe("Waits after the component is applied (and rolled out) until this holds for the objects it selects, within the stack's timeouts."),
         ))
-        .describe("One component of the stack."),
+        .describe(
+            "One component of the stack. Components are a set: the order they are written in means nothing (they are \
+             applied in dependency order), so reordering them changes nothing.",
+        ),
     )
 }
 
@@ -771,6 +793,23 @@ impl Resource for StackResource {
                      reach the cluster, it shows exactly what the apply changes: objects that stay keep their entries, removed \
                      objects are removed keys, and only added objects and those a server-side dry run says will change are \
                      `(known after apply)`. Objects the API server would reject fail the plan.",
+                ),
+                Attribute::new("sensitive_values", AttributeType::Plain(sensitive_values_type())).optional().sensitive().describe(
+                    "Helm values kept out of plans and logs, by component name, then value path: `{ grafana = { \"adminPassword\" = \
+                     var.password } }`. They reach the chart through a Secret in the Flux namespace (`valuesFrom` with \
+                     `targetPath`) and are stored in state (sensitive): prefer `sensitive_values_wo` on Terraform 1.11 and later.",
+                ),
+                Attribute::new("sensitive_values_wo", AttributeType::Plain(sensitive_values_type()))
+                    .optional()
+                    .sensitive()
+                    .write_only()
+                    .describe(
+                        "Like `sensitive_values`, write-only (Terraform 1.11 and later): never stored in plan or state. Terraform \
+                         cannot see changes to them: change `sensitive_values_wo_version` to apply new values.",
+                    ),
+                Attribute::number("sensitive_values_wo_version").optional().describe(
+                    "Any number; changing it applies `sensitive_values_wo` again (the values Secrets are rewritten and the Helm \
+                     releases reading them reconciled).",
                 ),
                 cluster_attribute(),
             ])
@@ -880,10 +919,10 @@ impl Resource for StackResource {
         }
     }
 
-    async fn create(&self, ctx: &Context, planned: &Value, _config: &Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn create(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let scope = operation_scope(ctx, timeouts::timeout(planned, "create", DEFAULT_APPLY_TIMEOUT));
         let mut inner = Diagnostics::new();
-        let result = scope.run(async { Ok(self.apply(ctx, &Value::Null, planned, &mut inner).await) }).await;
+        let result = scope.run(async { Ok(self.apply(ctx, &Value::Null, planned, config, &mut inner).await) }).await;
         finish(result, inner, diags)
     }
 
@@ -932,7 +971,7 @@ impl Resource for StackResource {
         ctx: &Context,
         prior: &Value,
         planned: &Value,
-        _config: &Value,
+        config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         if !changes_cluster(prior, planned) && is_instance_id(&text(prior, "id")) && !has_stale_entries(prior) {
@@ -940,7 +979,7 @@ impl Resource for StackResource {
         }
         let scope = operation_scope(ctx, timeouts::timeout(planned, "update", DEFAULT_APPLY_TIMEOUT));
         let mut inner = Diagnostics::new();
-        let result = scope.run(async { Ok(self.apply(ctx, prior, planned, &mut inner).await) }).await;
+        let result = scope.run(async { Ok(self.apply(ctx, prior, planned, config, &mut inner).await) }).await;
         finish(result, inner, diags)
     }
 
@@ -1005,7 +1044,7 @@ impl Resource for StackResource {
         let mut state = Value::null_object(&self.schema().implied_type());
         state.set_attr("name", Value::string(id));
         state.set_attr("namespace", Value::string(config::DEFAULT_FLUX_NAMESPACE));
-        state.set_attr("component", Value::List(Vec::new()));
+        state.set_attr("component", Value::Set(Vec::new()));
         let cluster = self.cluster(&state, diags).await?;
         let past = Past::default();
         let ops = StackOps::new(&cluster, id, Deadline::after(READ_TIMEOUT, ctx.stop.clone()), past.claimant("", None));
