@@ -1121,6 +1121,15 @@ fn helm_release_ready_with_fake_helm_controller() {
         assert_eq!(oci["spec"]["url"], "oci://registry.example.com/charts/app-chart");
         assert_eq!(oci["spec"]["ref"], json!({"tag": "4.5.6"}));
         assert_ours(&oci, &stack, "app");
+        // Written at v1, which the fixture CRD serves (as Flux 2.6 and later do).
+        let written_at: Vec<&Value> = oci["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["manager"] == "terraform-provider-platform")
+            .map(|f| &f["apiVersion"])
+            .collect();
+        assert_eq!(written_at, vec!["source.toolkit.fluxcd.io/v1"], "{}", oci["metadata"]["managedFields"]);
         let spec = &app["spec"];
         assert_eq!(spec["chartRef"], json!({"kind": "OCIRepository", "name": app_name, "namespace": flux_ns}));
         assert!(spec.get("chart").is_none());
@@ -1152,7 +1161,7 @@ fn helm_release_ready_with_fake_helm_controller() {
                 key("flux-ns", "v1", "Namespace", None, &flux_ns),
                 key("crds-chart", "source.toolkit.fluxcd.io/v1", "HelmRepository", Some(&flux_ns), &crds_name),
                 key("crds-chart", "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some(&flux_ns), &crds_name),
-                key("app", "source.toolkit.fluxcd.io/v1beta2", "OCIRepository", Some(&flux_ns), &app_name),
+                key("app", "source.toolkit.fluxcd.io/v1", "OCIRepository", Some(&flux_ns), &app_name),
                 key("app", "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some(&flux_ns), &app_name),
                 key("app", "v1", "Secret", Some(&flux_ns), &secret_name),
             ],

@@ -453,6 +453,27 @@ impl StackOps<'_> {
 }
 
 /// The API server's NotFound for the namespace an object goes into.
+/// Writes the stack's OCIRepositories at `v1` where it is served (see
+/// [`flux::oci_repository_api`]): by the OCIRepository CRD among `rendered` when the stack
+/// applies one, else by the cluster.
+pub(super) async fn settle_oci_repository_api(cluster: &Cluster, rendered: &mut [Vec<Manifest>]) -> Result<(), KubeError> {
+    let is_oci = |m: &Manifest| m.kind == flux::OCI_REPOSITORY_KIND && m.api_version == flux::OCI_REPOSITORY_API;
+    if !rendered.iter().flatten().any(is_oci) {
+        return Ok(());
+    }
+    let from_crd = rendered.iter().flatten().filter(|m| m.is_crd()).find_map(|m| flux::crd_serves_oci_v1(&m.object));
+    let served_v1 = match from_crd {
+        Some(served) => served,
+        None => cluster.kind(flux::OCI_REPOSITORY_API_V1, flux::OCI_REPOSITORY_KIND).await?.is_some(),
+    };
+    let api_version = flux::oci_repository_api(served_v1);
+    for m in rendered.iter_mut().flatten().filter(|m| is_oci(m)) {
+        m.api_version = api_version.to_string();
+        m.object["apiVersion"] = serde_json::Value::String(api_version.to_string());
+    }
+    Ok(())
+}
+
 pub(super) fn namespace_missing(e: &KubeError) -> bool {
     matches!(e, KubeError::NotFound { resource, .. } if resource == "namespaces")
 }

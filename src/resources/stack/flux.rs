@@ -9,8 +9,8 @@
 //! Terraform or talks to a cluster.
 //!
 //! Field names follow helm-controller's `helm.toolkit.fluxcd.io/v2` API and
-//! source-controller's `source.toolkit.fluxcd.io/v1` HelmRepository and `v1beta2`
-//! OCIRepository.
+//! source-controller's `source.toolkit.fluxcd.io/v1` HelmRepository and OCIRepository
+//! (`v1beta2` before Flux 2.6: see [`oci_repository_api`]).
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -22,8 +22,30 @@ pub const HELM_RELEASE_API: &str = "helm.toolkit.fluxcd.io/v2";
 pub const HELM_RELEASE_KIND: &str = "HelmRelease";
 pub const HELM_REPOSITORY_API: &str = "source.toolkit.fluxcd.io/v1";
 pub const HELM_REPOSITORY_KIND: &str = "HelmRepository";
+/// OCIRepository as every Flux since 2.0 serves it; rendered so, and written at
+/// [`OCI_REPOSITORY_API_V1`] where the cluster serves that (see [`oci_repository_api`]).
 pub const OCI_REPOSITORY_API: &str = "source.toolkit.fluxcd.io/v1beta2";
+/// OCIRepository's stable version, from Flux 2.6 on (which still serves `v1beta2`).
+pub const OCI_REPOSITORY_API_V1: &str = "source.toolkit.fluxcd.io/v1";
 pub const OCI_REPOSITORY_KIND: &str = "OCIRepository";
+const SOURCE_GROUP: &str = "source.toolkit.fluxcd.io";
+
+/// Whether a CRD manifest defines OCIRepository: then `Some(serves v1)`.
+pub fn crd_serves_oci_v1(crd: &Value) -> Option<bool> {
+    let spec = &crd["spec"];
+    if spec["group"] != SOURCE_GROUP || spec["names"]["kind"] != OCI_REPOSITORY_KIND {
+        return None;
+    }
+    let versions = spec["versions"].as_array()?;
+    Some(versions.iter().any(|v| v["name"] == "v1" && v["served"] == true))
+}
+
+/// The API version to write OCIRepositories at: `v1` when the cluster serves it, else
+/// `v1beta2`. `served_v1` says whether it does: from the OCIRepository CRD the same stack
+/// applies when it has one (that CRD is what will be served), else from the cluster.
+pub fn oci_repository_api(served_v1: bool) -> &'static str {
+    if served_v1 { OCI_REPOSITORY_API_V1 } else { OCI_REPOSITORY_API }
+}
 /// The OCI layer holding a Helm chart; the OCIRepository keeps it as is (`operation: copy`),
 /// since helm-controller wants the chart archive, not its extracted files.
 pub const HELM_CHART_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
@@ -468,6 +490,24 @@ mod tests {
                 }
             })
         );
+    }
+
+    #[test]
+    fn oci_repository_is_written_at_v1_where_a_crd_serves_it() {
+        let crd = |versions: Value| {
+            json!({"spec": {"group": "source.toolkit.fluxcd.io", "names": {"kind": "OCIRepository"}, "versions": versions}})
+        };
+        let flux_2_6 = crd(json!([{"name": "v1", "served": true}, {"name": "v1beta2", "served": true}]));
+        let flux_2_4 = crd(json!([{"name": "v1beta2", "served": true}]));
+        let v1_not_served = crd(json!([{"name": "v1", "served": false}, {"name": "v1beta2", "served": true}]));
+        assert_eq!(crd_serves_oci_v1(&flux_2_6), Some(true));
+        assert_eq!(crd_serves_oci_v1(&flux_2_4), Some(false));
+        assert_eq!(crd_serves_oci_v1(&v1_not_served), Some(false));
+        let helm_repositories =
+            json!({"spec": {"group": "source.toolkit.fluxcd.io", "names": {"kind": "HelmRepository"}, "versions": []}});
+        assert_eq!(crd_serves_oci_v1(&helm_repositories), None);
+        assert_eq!(oci_repository_api(true), "source.toolkit.fluxcd.io/v1");
+        assert_eq!(oci_repository_api(false), "source.toolkit.fluxcd.io/v1beta2");
     }
 
     #[test]

@@ -194,9 +194,14 @@ impl StackResource {
         let id = id.unwrap_or_else(new_instance_id);
         let mut components = stack_components(&with_write_only(planned, config), diags)?;
         let levels = config::levels(&mut components, diags)?;
-        let rendered = render_all(&stack, &flux_namespace, &components, diags).await?;
+        let mut rendered = render_all(&stack, &flux_namespace, &components, diags).await?;
         let crd_kinds: BTreeSet<(String, String)> = rendered.iter().flatten().filter_map(Manifest::crd_defines).collect();
         let cluster = self.cluster(planned, diags).await?;
+        let settled = deadline.run(cluster_ops::settle_oci_repository_api(&cluster, &mut rendered)).await;
+        if let Err(e) = settled {
+            diags.error("Could not read which Flux API versions the cluster serves", format!("Stack {stack:?}: {e}"));
+            return None;
+        }
         let past = Past::of(prior);
         let planned_adoptions = string_set(planned.get_attr("adopted")).map(|keys| identities(&keys));
         let mut ops = StackOps::new(&cluster, &stack, deadline, past.claimant(&id, planned_adoptions.as_ref()));
@@ -343,14 +348,19 @@ impl StackResource {
         config::levels(&mut components, &mut scratch)?;
         let stack = text(&plan.planned, "name");
         let flux_namespace = text(&plan.planned, "namespace");
-        let rendered = render_all(&stack, &flux_namespace, &components, &mut scratch).await?;
+        let mut rendered = render_all(&stack, &flux_namespace, &components, &mut scratch).await?;
         if scratch.has_errors() {
             return None;
         }
         let cluster = self.platform.cluster(cluster_value).await.ok()?;
+        let plan_deadline = Deadline::after(PLAN_TIMEOUT, ctx.stop.clone());
+        if let Err(e) = plan_deadline.run(cluster_ops::settle_oci_repository_api(&cluster, &mut rendered)).await {
+            tracing::info!(stack = %stack, error = %e, "cannot read the served Flux API versions at plan; objects shown as unknown");
+            return None;
+        }
         let id = plan.prior.get_attr("id").and_then(Value::as_str).filter(|id| is_instance_id(id)).unwrap_or_default().to_string();
         let past = Past::of(&plan.prior);
-        let mut ops = StackOps::new(&cluster, &stack, Deadline::after(PLAN_TIMEOUT, ctx.stop.clone()), past.claimant(&id, None));
+        let mut ops = StackOps::new(&cluster, &stack, plan_deadline, past.claimant(&id, None));
         ops.force_conflicts = flag(&plan.planned, "force_conflicts");
         // Without an instance id yet (a create) the dry runs still catch rejected objects;
         // their digests then match nothing of the prior state, so every entry stays unknown.
@@ -663,7 +673,8 @@ fn sensitive_values_type() -> Type {
 fn component_block() -> NestedBlock {
     let helm = Block::new(vec![
         Attribute::string("repository").optional().describe(
-            "Chart repository: `https://...` (a HelmRepository of the component's own), `oci://...` (an OCIRepository), or the \
+            "Chart repository: `https://...` (a HelmRepository of the component's own), `oci://...` (an OCIRepository, at `v1` where the cluster or the stack's \
+             own Flux CRDs serve it, else `v1beta2`), or the \
              name of one of the stack's `repository` blocks (shared).",
         ),
         Attribute::string("chart").optional().describe("Chart name."),
