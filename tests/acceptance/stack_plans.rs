@@ -633,7 +633,13 @@ fn write_only_sensitive_values_are_applied_by_version_and_never_stored() {
     work.set_env("TF_VAR_password", "second-secret");
     work.assert_plan_empty();
     work.write_main_tf(&config("var.password", 2));
-    work.apply().assert_success();
+    let apply = work.run_with_env(&["apply", "-auto-approve", "-input=false", "-no-color"], &[("TF_LOG", "trace")]);
+    apply.assert_success();
+    assert!(apply.combined().contains("provider.terraform-provider-platform"), "no provider log lines in the apply");
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode("second-secret");
+    let log = apply.combined();
+    assert!(!log.contains("second-secret") && !log.contains(&encoded), "the write-only value is in the trace log");
     assert_eq!(stored_password(), "second-secret", "a new version did not apply the new value");
     assert_not_stored(&work, "second-secret");
     work.assert_plan_empty();
