@@ -1,7 +1,10 @@
 //! Registry-layout documentation generated from the schemas and `examples/`:
 //! `docs/index.md`, `docs/resources/<noun>.md`, `docs/data-sources/<noun>.md`,
-//! `docs/ephemeral-resources/<noun>.md`.
-//! Run `cargo run --bin generate-docs`; a test fails when `docs/` is stale.
+//! `docs/ephemeral-resources/<noun>.md`; and the input and output tables of the READMEs of
+//! `modules/*` and `examples/*`.
+//! Run `cargo run --bin generate-docs`; a test fails when any of them is stale.
+
+pub mod module_tables;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,7 +20,37 @@ use crate::provider::PlatformProvider;
 pub const TESTED_TERRAFORM_VERSIONS: &[&str] = &["1.0.3", "1.11.4"];
 
 /// Every generated file, keyed by its path relative to the repository root.
+/// Every generated file by path: `docs/`, and the input and output tables in the READMEs of
+/// `modules/*` and `examples/*` (see [`module_tables`]).
 pub fn generate(repo: &Path) -> BTreeMap<PathBuf, String> {
+    let mut files = provider_docs(repo);
+    files.extend(module_readmes(repo));
+    files
+}
+
+/// The READMEs of `modules/*` and `examples/*` that carry table markers, with their tables
+/// brought up to date. A module whose HCL does not parse stops the generator, naming it.
+pub fn module_readmes(repo: &Path) -> BTreeMap<PathBuf, String> {
+    let mut files = BTreeMap::new();
+    for parent in ["modules", "examples"] {
+        let Ok(entries) = std::fs::read_dir(repo.join(parent)) else { continue };
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        for dir in dirs {
+            match module_tables::readme(&dir) {
+                Ok(Some(text)) => {
+                    let relative = dir.strip_prefix(repo).unwrap_or(&dir).join("README.md");
+                    files.insert(relative, text);
+                }
+                Ok(None) => {}
+                Err(problem) => panic!("cannot document {}: {problem}", dir.display()),
+            }
+        }
+    }
+    files
+}
+
+fn provider_docs(repo: &Path) -> BTreeMap<PathBuf, String> {
     let provider = PlatformProvider::new();
     let mut files = BTreeMap::new();
     let examples = repo.join("examples");

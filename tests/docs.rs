@@ -19,7 +19,7 @@ fn generated_docs_are_current() {
 fn every_type_has_an_example_and_a_page() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = platform_provider::docs::generate(root);
-    for (path, content) in &files {
+    for (path, content) in files.iter().filter(|(path, _)| path.starts_with("docs")) {
         assert!(content.contains("## Example Usage"), "{} has no example", path.display());
         assert!(content.contains("## Schema"), "{} has no schema", path.display());
     }
