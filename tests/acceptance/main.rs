@@ -40,3 +40,4 @@ mod ssh_client;
 mod k3s_cluster;
 mod k3s_suc;
 mod k3s_nodes;
+mod reference_platforms;
