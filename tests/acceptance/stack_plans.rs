@@ -373,6 +373,7 @@ fn helm_options_reach_the_release_and_a_new_release_name_is_announced() {
       timeout             = "9m"
       remediation_retries = 5
       crds                = "Skip"
+      disable_wait        = true
       values_from {{
         kind        = "ConfigMap"
         name        = "web-defaults"
@@ -399,6 +400,10 @@ fn helm_options_reach_the_release_and_a_new_release_name_is_announced() {
     assert_eq!(spec["upgrade"]["remediation"]["retries"], 5);
     assert_eq!(spec["install"]["crds"], "Skip");
     assert_eq!(spec["upgrade"]["crds"], "Skip");
+    assert_eq!(
+        (&spec["install"]["disableWait"], &spec["upgrade"]["disableWait"]),
+        (&serde_json::json!(true), &serde_json::json!(true))
+    );
     assert_eq!(
         spec["valuesFrom"],
         serde_json::json!([

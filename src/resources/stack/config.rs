@@ -470,6 +470,7 @@ fn helm_options(helm: &Value) -> HelmOptions {
         retries: helm.get_attr("remediation_retries").and_then(Value::as_i64),
         crds: text(helm, "crds"),
         values_from,
+        disable_wait: helm.get_attr("disable_wait").and_then(Value::as_bool).unwrap_or(false),
     }
 }
 

@@ -96,6 +96,9 @@ pub struct HelmOptions {
     /// ConfigMaps and Secrets the values are also taken from (Flux's `valuesFrom`), in order,
     /// before the stack's own sensitive values.
     pub values_from: Vec<ValuesReference>,
+    /// Install and upgrade without Helm's wait for the release's resources (Flux's
+    /// `disableWait`): the release is Ready once Helm has applied it.
+    pub disable_wait: bool,
 }
 
 /// One of [`HelmOptions::values_from`].
@@ -266,6 +269,10 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
         "install": {"createNamespace": true, "crds": crds, "remediation": remediation},
         "upgrade": {"crds": crds, "remediation": remediation},
     });
+    if options.disable_wait {
+        spec["install"]["disableWait"] = json!(true);
+        spec["upgrade"]["disableWait"] = json!(true);
+    }
     if let Some(timeout) = &options.timeout {
         spec["timeout"] = json!(timeout);
     }
@@ -430,7 +437,7 @@ mod tests {
     use super::*;
 
     static NO_OPTIONS: HelmOptions =
-        HelmOptions { release_name: None, timeout: None, retries: None, crds: None, values_from: Vec::new() };
+        HelmOptions { release_name: None, timeout: None, retries: None, crds: None, values_from: Vec::new(), disable_wait: false };
 
     fn component<'a>(repository: &'a str, values: Option<&'a str>) -> HelmComponent<'a> {
         HelmComponent {

@@ -688,6 +688,11 @@ fn component_block() -> NestedBlock {
         Attribute::number("remediation_retries").optional().describe(
             "How many times a failed install or upgrade is retried, with remediation in between, before Flux gives up (default 3).",
         ),
+        Attribute::bool("disable_wait").optional().describe(
+            "Install and upgrade without Helm's wait for the chart's resources (Flux's `disableWait`): the release is Ready \
+             once Helm has applied it. For charts whose resources only become ready after something applied later, such as \
+             a LoadBalancer Service whose address pool comes next (default false).",
+        ),
         Attribute::string("crds").optional().describe(
             "What happens to the CRDs in the chart's crds/ directory on install and upgrade: `Create`, `CreateReplace` (default) or `Skip`.",
         ),
