@@ -41,3 +41,4 @@ mod k3s_cluster;
 mod k3s_suc;
 mod k3s_nodes;
 mod reference_platforms;
+mod reference_platforms_apply;

@@ -17,7 +17,7 @@ use crate::stack::folded;
 const PORT: u16 = 8080;
 
 /// The stand-in controller: `certificate` served at http://<host>:8080/v1/cert.pem.
-fn start_standin(hosts: &Hosts, certificate: &str) {
+pub(crate) fn start_standin(hosts: &Hosts, certificate: &str) {
     let host = hosts.host(0);
     let script = format!(
         "[ -f /run/standin.pid ] && kill $(cat /run/standin.pid) && sleep 0.2; mkdir -p /srv/sealed-secrets/v1 && cat > /srv/sealed-secrets/v1/cert.pem <<'PEM'\n{certificate}PEM\n\
@@ -31,7 +31,7 @@ fn start_standin(hosts: &Hosts, certificate: &str) {
 /// through a Pod that says it has the host's address: the API server's service proxy only
 /// dials endpoint addresses that a Pod of the endpoint's `targetRef` holds. (No kubelet
 /// runs here; the Pod's status is written as a kubelet would.)
-fn service_to(hosts: &Hosts, namespace: &str, name: &str) {
+pub(crate) fn service_to(hosts: &Hosts, namespace: &str, name: &str) {
     let address = hosts.host(0).address();
     let pod = format!("{name}-0");
     let yaml = format!(

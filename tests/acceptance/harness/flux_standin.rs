@@ -451,11 +451,45 @@ fn reconcile_release(
     if outcome == "Retrying" && events_for(ns, name).iter().any(|e| e.generation == generation && e.outcome == "Retrying") {
         return;
     }
+    // helm-controller creates the target namespace before it installs.
+    if outcome == "Ready" && !create_target_namespace(release) {
+        return;
+    }
     let mut status = status;
     if let (Some(requested), true) = (&requested, outcome != "Retrying") {
         status["lastHandledReconcileAt"] = json!(requested);
     }
     if patch_status(&path, status) {
         record(release, generation, outcome);
+    }
+}
+
+/// The label on the namespaces [`create_target_namespace`] made.
+pub const CREATED_NAMESPACE_LABEL: &str = "tf-acc.platform/created-by";
+
+/// What helm-controller does for `spec.install.createNamespace: true`: creates the release's
+/// `spec.targetNamespace` if it is missing (labelled [`CREATED_NAMESPACE_LABEL`]
+/// `=helm-controller-standin`; like helm-controller, the stand-in never deletes it). False
+/// when the namespace could not be made (the release is then left for the next round).
+fn create_target_namespace(release: &Value) -> bool {
+    let spec = &release["spec"];
+    let Some(target) = spec["targetNamespace"].as_str().filter(|_| spec["install"]["createNamespace"] == true) else {
+        return true;
+    };
+    let path = format!("/api/v1/namespaces/{target}");
+    match cluster().http().get(&path) {
+        // A namespace still being deleted is waited for, then made again.
+        Ok(resp) if resp.ok() => return resp.json()["metadata"]["deletionTimestamp"].is_null(),
+        Ok(resp) if resp.status == 404 => {}
+        _ => return false,
+    }
+    let body = json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": target, "labels": {CREATED_NAMESPACE_LABEL: "helm-controller-standin"}},
+    })
+    .to_string();
+    match cluster().http().request("POST", "/api/v1/namespaces", Some("application/json"), Some(body.as_bytes())) {
+        Ok(resp) => resp.ok() || resp.status == 409,
+        Err(_) => false,
     }
 }

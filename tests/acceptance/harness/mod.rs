@@ -16,6 +16,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod chart_crds_standin;
 pub mod cloudflare_standin;
 pub mod background;
 pub mod control_plane;
@@ -36,6 +37,7 @@ pub mod s3;
 pub mod secrets;
 pub mod suc_standin;
 pub mod terraform;
+pub mod test_nodes;
 pub mod velero_standin;
 
 use std::collections::HashMap;
