@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TESTENV_DIR ?= $(HOME)/.cache/terraform-provider-platform/testenv
 export PLATFORM_TESTENV_DIR := $(TESTENV_DIR)
 
-.PHONY: check-disk all build release mirror testenv test test-release lint demo demo-down docs bench bench-stack bench-stack-plan bench-dns bench-k3s clean
+.PHONY: check-disk all build release mirror testenv test test-release lint demo demo-down docs bench bench-stack bench-stack-plan bench-dns bench-k3s bench-reference-platforms clean
 
 all: build
 
@@ -54,7 +54,7 @@ docs:
 	cargo run --locked --quiet --bin generate-docs
 
 bench: testenv build
-	source $(TESTENV_DIR)/env.sh && bash bench/run.sh && bash bench/stack.sh && bash bench/stack-plan.sh && bash bench/dns.sh && bash bench/k3s.sh
+	source $(TESTENV_DIR)/env.sh && bash bench/run.sh && bash bench/stack.sh && bash bench/stack-plan.sh && bash bench/dns.sh && bash bench/k3s.sh && bash bench/reference-platforms.sh
 
 # Only the 300-object platform_stack against kubectl (about 5 minutes).
 bench-stack: testenv build
@@ -79,3 +79,6 @@ clean:
 
 check-disk:
 	bash scripts/check-disk.sh
+
+bench-reference-platforms: testenv build
+	source $(TESTENV_DIR)/env.sh && bash bench/reference-platforms.sh

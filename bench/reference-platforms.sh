@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# `make bench-reference-platforms`: the first plan of each reference platform of examples/
+# (k3s-ha-platform is the largest: 23 resources, among them 10 stacks),
+# from an empty state with the cluster connection unknown, as a user's first
+# `terraform plan` is. Wall time (median of BENCH_RUNS, default 5) and the provider's peak
+# RSS over its processes (GNU time -v around the release binary). Nothing is contacted:
+# the examples' hosts and servers are loopback addresses the plan never dials. Prints a
+# Markdown table and writes it into bench/README.md between the `reference-platforms-results`
+# markers (BENCH_NO_README=1 to skip). BENCH_KEEP=1 keeps the work directory.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/bench/lib.sh"
+testenv=${PLATFORM_TESTENV_DIR:-$HOME/.cache/terraform-provider-platform/testenv}
+runs=${BENCH_RUNS:-5}
+log() { echo "bench-reference-platforms: [$(date +%H:%M:%S)] $*" >&2; }
+die() { echo "bench-reference-platforms: ERROR: $*" >&2; exit 1; }
+
+[ -n "${TF_ACC_SOPS:-}" ] || { [ -f "$testenv/env.sh" ] || die "run 'make testenv' first"; source "$testenv/env.sh"; }
+/usr/bin/time -v true 2>&1 | grep -q 'Maximum resident set size' || die "/usr/bin/time is not GNU time (apt-get install time)"
+for tool in ssh-keygen age-keygen "$TF_ACC_SOPS"; do command -v "$tool" >/dev/null || die "$tool is missing"; done
+tf=$(command -v terraform) || die "no terraform on PATH"
+(cd "$root" && cargo build --quiet --release --bin terraform-provider-platform >&2)
+provider=$root/target/release/terraform-provider-platform
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/tfpp-bench-ref.XXXXXX")
+cleanup() {
+  local rc=$?
+  [ -n "${BENCH_KEEP:-}" ] && log "kept $work" || rm -rf "$work"
+  exit $rc
+}
+trap cleanup EXIT
+results=$work/results.tsv
+: > "$results"
+
+# Plain: dev_overrides to the release binary. RSS: the binary under GNU time, each provider
+# process writing its report into $BENCH_RSS_DIR.
+mkdir -p "$work/providers/plain" "$work/providers/rss"
+ln -s "$provider" "$work/providers/plain/terraform-provider-platform"
+printf '#!/bin/sh\nexec /usr/bin/time -v -o "${BENCH_RSS_DIR:?}/$$.txt" "%s" "$@"\n' "$provider" \
+  > "$work/providers/rss/terraform-provider-platform"
+chmod +x "$work/providers/rss/terraform-provider-platform"
+for kind in plain rss; do
+  cat > "$work/terraformrc-$kind" <<RC
+provider_installation {
+  dev_overrides { "registry.terraform.io/platform/platform" = "$work/providers/$kind" }
+  direct {}
+}
+RC
+done
+export TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+
+# Inputs every example needs: keys, host keys, a SOPS file, a kubeconfig of a loopback
+# address nobody listens on (a plan with the connection unknown never dials it).
+ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
+read -r key_type key_data _ < "$work/id_ed25519.pub"
+for h in 11 12 13 21 22 23 24; do echo "127.0.0.$h $key_type $key_data"; done > "$work/known_hosts"
+age-keygen -o "$work/age.txt" 2>/dev/null
+recipient=$(sed -n 's/^# public key: //p' "$work/age.txt")
+printf 'DATABASE_PASSWORD: bench\n' > "$work/plain.yaml"
+"$TF_ACC_SOPS" encrypt --age "$recipient" --input-type yaml --output-type yaml "$work/plain.yaml" > "$work/secrets.sops.yaml"
+rm -f "$work/plain.yaml"
+cat > "$work/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: bench}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+KC
+sha=$(printf '0%.0s' $(seq 64))
+
+variables() {
+  case $1 in
+    k3s-ha-platform) cat <<V
+servers = { master-1 = "127.0.0.11", master-2 = "127.0.0.12", master-3 = "127.0.0.13" }
+agents = { worker-1 = "127.0.0.21", worker-2 = "127.0.0.22", worker-3 = "127.0.0.23", worker-4 = "127.0.0.24" }
+api_endpoint = "https://127.0.0.1:9"
+ssh_private_key_path = "$work/id_ed25519"
+known_hosts_file = "$work/known_hosts"
+cloudflare_api_token = "bench"
+cloudflare_api_url = "http://127.0.0.1:9/client/v4"
+ingress_addresses = ["127.0.0.21"]
+acme_email = "ops@example.com"
+flux_install_sha256 = "$sha"
+grafana_admin_password = "bench"
+app_secrets_file = "$work/secrets.sops.yaml"
+age_key_file = "$work/age.txt"
+backup_s3_url = "http://127.0.0.1:9"
+backup_access_key_id = "bench"
+backup_secret_access_key = "bench"
+V
+      ;;
+    talos-homelab) cat <<V
+kubeconfig_path = "$work/kubeconfig"
+kube_context = "c"
+acme_email = "ops@example.com"
+cloudflare_api_token = "bench"
+flux_install_sha256 = "$sha"
+gateway_api_crds_sha256 = "$sha"
+vault_token = "bench"
+grafana_admin_password = "bench"
+restic_repository = "s3:http://127.0.0.1:9/restic"
+restic_password = "bench"
+restic_access_key_id = "bench"
+restic_secret_access_key = "bench"
+V
+      ;;
+    flux-homelab) cat <<V
+kubeconfig_path = "$work/kubeconfig"
+flux_install_sha256 = "$sha"
+acme_email = "ops@example.com"
+tailscale_oauth_client_id = "bench"
+tailscale_oauth_client_secret = "bench"
+minio_root_password = "bench"
+grafana_admin_password = "bench"
+webui_secret_key = "bench"
+V
+      ;;
+    gitops-baseline) cat <<V
+kubeconfig_path = "$work/kubeconfig"
+flux_install_sha256 = "$sha"
+dns_server = "127.0.0.1:9"
+tsig_key_name = "bench-key."
+tsig_key_secret = "YmVuY2g="
+acme_email = "ops@example.com"
+grafana_admin_password = "bench"
+V
+      ;;
+  esac
+}
+
+peak_rss_in() {
+  cat "$1"/*.txt 2>/dev/null | awk -F: '/Maximum resident set size/ { v = $2 + 0; if (v > m) m = v } END { if (m) print m }'
+}
+
+rss_rows=""
+for example in k3s-ha-platform talos-homelab flux-homelab gitops-baseline; do
+  dir=$work/$example
+  mkdir -p "$dir"
+  cp "$root/examples/$example"/*.tf "$dir/"
+  cp -r "$root/modules" "$dir/modules"
+  sed -i 's#"../../modules/#"./modules/#' "$dir"/*.tf
+  variables "$example" > "$dir/bench.tfvars"
+  (cd "$dir" && TF_CLI_CONFIG_FILE=$work/terraformrc-plain "$tf" get -no-color > /dev/null)
+  resources=$(cd "$dir" && TF_CLI_CONFIG_FILE=$work/terraformrc-plain "$tf" plan -input=false -no-color -var-file=bench.tfvars \
+    | sed -n 's/^Plan: \([0-9]*\) to add.*/\1/p')
+  [ -n "$resources" ] || die "$example does not plan"
+  log "$example: $resources resources, $runs plans"
+  for _ in $(seq "$runs"); do
+    TF_CLI_CONFIG_FILE=$work/terraformrc-plain timed "$example ($resources resources)" \
+      bash -c "cd '$dir' && '$tf' plan -input=false -no-color -var-file=bench.tfvars -out=plan.out"
+  done
+  mkdir -p "$work/rss-$example"
+  (cd "$dir" && TF_CLI_CONFIG_FILE=$work/terraformrc-rss BENCH_RSS_DIR=$work/rss-$example \
+    "$tf" plan -input=false -no-color -var-file=bench.tfvars > "$work/rss-$example.log" 2>&1) || die "$example: plan under GNU time failed"
+  rss=$(peak_rss_in "$work/rss-$example")
+  rss_rows+="| $example | $(( rss / 1024 )) |"$'\n'
+done
+
+table=$(median_table "$results" "first plan, connection unknown ($(basename "$tf") $(TF_CLI_CONFIG_FILE=$work/terraformrc-plain "$tf" version | head -1 | cut -d" " -f2))")
+rss_table=$(printf '| example | provider peak RSS (MiB) |\n|---|---:|\n%s' "$rss_rows")
+echo "$table"
+echo
+echo "$rss_table"
+if [ -z "${BENCH_NO_README:-}" ]; then
+  write_readme_block "$root/bench/README.md" reference-platforms-results "Reference platforms" \
+    "Measured $(date -u +%Y-%m-%d) on $(nproc) cores; \`make bench-reference-platforms\`." "$table
+
+$rss_table"
+fi
