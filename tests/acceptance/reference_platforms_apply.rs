@@ -52,6 +52,26 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     EXAMPLES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs its closure when dropped: cleanup that must happen however the test ends.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// When the test fails after its apply, destroys what the example made, so that the next
+/// example test (they share stack names and `flux-system`) starts from a clean cluster.
+fn destroy_on_failure(work: &Workdir) -> OnDrop<impl FnMut() + '_> {
+    OnDrop(move || {
+        if std::thread::panicking() {
+            eprintln!("acceptance: the test failed: destroying what the example made");
+            let _ = work.destroy();
+        }
+    })
+}
+
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures/examples").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -318,6 +338,7 @@ fn gitops_baseline_applies_with_standins_plans_empty_and_destroys_clean() {
     work.set_env("TF_VAR_tsig_key_secret", bind.tsig_secret());
     work.set_env("TF_VAR_grafana_admin_password", grafana_password);
 
+    let _cleanup = destroy_on_failure(&work);
     let apply_started = Instant::now();
     work.apply().assert_success();
     let applied = apply_started.elapsed();
@@ -434,6 +455,7 @@ fn gitops_baseline_applies_with_standins_plans_empty_and_destroys_clean() {
 #[test]
 fn flux_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     let _one = one_at_a_time();
+    let started = Instant::now();
     let python = require(sealing_python());
     ensure_sealed_secret_crd();
     let rig = Rig::start(1);
@@ -445,6 +467,19 @@ fn flux_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     // What the sealed-secrets chart would run: its controller's Service, serving the certificate.
     start_standin(&hosts, &keys.certificate_pem);
     service_to(&hosts, "kube-system", "sealed-secrets-controller");
+    // The stand-in controller's Service, Endpoints and Pod (not the example's) go at the end.
+    let _standin = OnDrop(|| {
+        let _ = kubectl(&[
+            "delete",
+            "-n",
+            "kube-system",
+            "service/sealed-secrets-controller",
+            "endpoints/sealed-secrets-controller",
+            "pod/sealed-secrets-controller-0",
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
+    });
 
     install_example(&work, "flux-homelab");
     work.write_file("test.auto.tfvars", &format!("{}acme_email = \"ops@example.com\"\n", rig.common_variables(1)));
@@ -459,6 +494,7 @@ fn flux_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
         work.set_env(&format!("TF_VAR_{name}"), value);
     }
 
+    let _cleanup = destroy_on_failure(&work);
     let apply_started = Instant::now();
     work.apply().assert_success();
     let applied = apply_started.elapsed();
@@ -552,19 +588,7 @@ fn flux_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     work.assert_plan_empty();
 
     destroy_and_check_nothing_left(&work, &w);
-    // The stand-in controller's Service, Endpoints and Pod (not the example's).
-    kubectl(&[
-        "delete",
-        "-n",
-        "kube-system",
-        "service/sealed-secrets-controller",
-        "endpoints/sealed-secrets-controller",
-        "pod/sealed-secrets-controller-0",
-        "--ignore-not-found",
-        "--wait=false",
-    ])
-    .assert_success();
-    eprintln!("acceptance: flux-homelab checked and destroyed");
+    eprintln!("acceptance: flux-homelab applied, checked and destroyed in {:.1?}", started.elapsed());
 }
 
 /// examples/talos-homelab: the Talos cluster adopted as it is (3 stand-in nodes), Flux,
@@ -583,6 +607,7 @@ fn flux_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
 #[test]
 fn talos_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     let _one = one_at_a_time();
+    let started = Instant::now();
     let rig = Rig::start(3);
     let gateway_api = fixture("gateway-api-standard-install-standin.yaml");
     let gateway_api_url = rig.manifests.put("gateway-api/standard-install.yaml", &gateway_api);
@@ -618,6 +643,7 @@ fn talos_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
         work.set_env(&format!("TF_VAR_{name}"), value);
     }
 
+    let _cleanup = destroy_on_failure(&work);
     let apply_started = Instant::now();
     work.apply().assert_success();
     let applied = apply_started.elapsed();
@@ -729,5 +755,5 @@ fn talos_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
         cluster().get_json(&volsync_path("home", "replicationsources", "home-assistant-config")).is_none(),
         "the ReplicationSource is left"
     );
-    eprintln!("acceptance: talos-homelab checked and destroyed");
+    eprintln!("acceptance: talos-homelab applied, checked and destroyed in {:.1?}", started.elapsed());
 }
