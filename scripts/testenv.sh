@@ -13,6 +13,7 @@
 #     as bin/weed) and helm-python-sdk 0.2.2 (the real Helm v4 library, driven by the
 #     tests' helm-controller stand-in, tests/acceptance/harness/helm_standin/)
 #   - restic (Debian `restic`)
+#   - docker-registry (Debian's build of the CNCF Distribution registry, for OCI charts)
 #   - OpenSSH server, iproute2, util-linux and sudo for the node rig (network + mount
 #     namespaces, each with its own sshd; sudo for the non-root SSH user tests)
 #
@@ -302,6 +303,11 @@ weed=$(first_line "$venv/bin/python" -c 'import importlib.metadata as m; print(*
 ln -sfn "$(readlink -f "$weed")" "$bin/weed"
 v=$(first_line "$bin/weed" version)
 [[ " $v " == *" $seaweedfs_version "* ]] || die "$bin/weed is not SeaweedFS $seaweedfs_version (\`weed version\` says: ${v:-nothing})"
+
+# --- docker-registry: the OCI registry (on loopback) of the Helm stand-in's OCI charts --
+# The package's own service must not start (it would listen on every address, port 5000).
+apt_install_no_services docker-registry
+[ -x /usr/bin/docker-registry ] || die "docker-registry is installed but /usr/bin/docker-registry is missing"
 
 # --- restic (the backup tests' repositories in SeaweedFS) ----------------------------
 apt_install restic

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::harness::helm_standin::{self, release_record, release_secrets, HelmStandIn, FINALIZER};
 use crate::harness::{
-    cluster, flux_standin, for_each_terraform, kubectl, newest_terraform, unique_name, TerraformBin, Workdir,
+    cluster, flux_standin, for_each_terraform, kubectl, newest_terraform, unique_name, wait_until, TerraformBin,
+    Workdir,
 };
 use crate::stack::{folded, hcl, PROVIDER};
 
@@ -47,6 +48,11 @@ struct Web<'a> {
 /// A stack of three components: the Flux namespace, a ConfigMap and a Secret with values
 /// in it (`values.yaml` and `password`), and the Helm component `web` (chart `hello`).
 fn config(standin: &HelmStandIn, names: &Names, web: &Web) -> String {
+    config_from(&standin.repo_url, names, web)
+}
+
+/// [`config`] with the chart from `repository` (the loopback chart repository or registry).
+fn config_from(repository: &str, names: &Names, web: &Web) -> String {
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names.flux_ns}});
     let values_objects = [
         json!({
@@ -99,7 +105,7 @@ resource "platform_stack" "this" {{
         namespace = hcl(&docs(&[namespace])),
         values_objects = hcl(&docs(&values_objects)),
         target = hcl(&names.target),
-        repo = hcl(&standin.repo_url),
+        repo = hcl(repository),
         version = hcl(web.version),
         values = web.values,
         values_from = web.values_from,
@@ -385,5 +391,63 @@ fn helm_standin_values_from_missing_and_optional() {
     assert_eq!(r.config, json!({"greeting": "only", "password": "", "chartVersion": "0.1.0"}));
     assert_eq!(r.deployment["spec"]["replicas"], 1, "the chart's default");
     work.destroy().assert_success();
+    kubectl(&["delete", "namespace", &names.target, "--wait=false"]).assert_success();
+}
+
+/// The chart from the loopback OCI registry (Debian's docker-registry, charts pushed by
+/// Helm): an OCIRepository and a chartRef, pulled and installed by Helm; a new version is a
+/// new tag of the OCIRepository, which Helm upgrades to.
+#[test]
+fn helm_standin_installs_and_upgrades_from_an_oci_registry() {
+    let standin = helm_standin::ensure();
+    let names = Names::new("acc-realhelm-oci");
+    let work = Workdir::new(&newest_terraform());
+    let values = "yamlencode({ replicas = 2 })";
+    work.write_main_tf(&config_from(
+        &standin.registry_url,
+        &names,
+        &Web { version: "0.1.0", values, values_from: VALUES_FROM },
+    ));
+    work.apply().assert_success();
+    let oci = flux_standin::oci_repository(&names.flux_ns, &names.release).expect("OCIRepository");
+    assert_eq!(oci["spec"]["url"], format!("{}/hello", standin.registry_url));
+    assert!(flux_standin::is_ready(&oci), "{}\n{}", oci["status"], standin.log_tail(30));
+    let revision = oci["status"]["artifact"]["revision"].as_str().unwrap_or_default().to_string();
+    assert!(revision.starts_with("0.1.0@sha256:"), "artifact revision {revision:?}");
+    let release = assert_released(standin, &names, "InstallSucceeded", 1, "0.1.0");
+    assert_eq!(release["spec"]["chartRef"]["kind"], "OCIRepository");
+    assert_eq!(release["status"]["lastAttemptedRevisionDigest"], oci["status"]["artifact"]["digest"]);
+    let expected =
+        json!({"greeting": "from-configmap", "replicas": 2, "service": {"port": 8080}, "auth": {"password": "pa,ss"}});
+    assert_record(&names, 1, "0.1.0", &expected);
+    assert_eq!(rendered(standin, &names.target, &names.release).config["chartVersion"], "0.1.0");
+    work.assert_plan_empty();
+
+    // 0.2.0: only the OCIRepository's tag changes (the HelmRelease keeps its generation);
+    // the new artifact makes Helm upgrade. The apply does not wait for that upgrade (the
+    // release is still Ready at its generation), so the test does.
+    work.write_main_tf(&config_from(
+        &standin.registry_url,
+        &names,
+        &Web { version: "0.2.0", values, values_from: VALUES_FROM },
+    ));
+    work.apply().assert_success();
+    let oci = flux_standin::oci_repository(&names.flux_ns, &names.release).expect("OCIRepository");
+    assert_eq!(oci["spec"]["ref"], json!({"tag": "0.2.0"}));
+    wait_until("Helm's upgrade to hello 0.2.0", std::time::Duration::from_secs(60), || {
+        let release = helm_release(standin, &names);
+        match release["status"]["history"][0]["chartVersion"].as_str() {
+            Some("0.2.0") => Ok(()),
+            other => Err(format!("deployed chart {other:?}; {}", standin.log_tail(5))),
+        }
+    });
+    assert_released(standin, &names, "UpgradeSucceeded", 2, "0.2.0");
+    assert_record(&names, 2, "0.2.0", &expected);
+    assert_eq!(rendered(standin, &names.target, &names.release).config["edition"], "two");
+
+    work.destroy().assert_success();
+    assert!(flux_standin::helm_release(&names.flux_ns, &names.release).is_none());
+    assert_eq!(release_secrets(&names.target, &names.release), Vec::<String>::new(), "Helm's release records left");
+    assert!(get(&format!("/apis/apps/v1/namespaces/{}/deployments/{}", names.target, names.release)).is_none());
     kubectl(&["delete", "namespace", &names.target, "--wait=false"]).assert_success();
 }

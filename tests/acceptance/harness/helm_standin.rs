@@ -9,13 +9,17 @@
 //! - a loopback chart repository (`helm_standin/charts.py serve`, Python's HTTP server)
 //!   holding the chart `hello` 0.1.0 and 0.2.0, made, packaged and indexed by Helm itself
 //!   (`charts.py make`; the chart is described there);
-//! - the controller (`helm_standin/controller.py`), which reconciles the HelmRepositories of
-//!   that repository and the HelmReleases installing from them with Helm, against the
-//!   harness's kube-apiserver.
+//! - a loopback OCI registry (Debian's `docker-registry`) holding the same charts, pushed by
+//!   Helm (`charts.py push`);
+//! - the controller (`helm_standin/controller.py`), which reconciles the HelmRepositories and
+//!   OCIRepositories of those two and the HelmReleases installing from them with Helm,
+//!   against the harness's kube-apiserver.
 //!
-//! Their output goes to log files in one temp dir (kept with `TF_ACC_KEEP`); a process
-//! that dies fails the next [`ensure`] with its log. A missing venv or Helm library fails the
-//! test (see [`SETUP_HINT`]). The harness's reaper ends the processes when the tests end.
+//! `TF_ACC_PYTHON` (the venv's Python) and `TF_ACC_DOCKER_REGISTRY` (default
+//! `/usr/bin/docker-registry`) name the programs; a missing one, or a venv without the Helm
+//! library, fails the test (see [`SETUP_HINT`]). Their output goes to log files in one temp
+//! dir (kept with `TF_ACC_KEEP`); a process that dies fails the next [`ensure`] with its log.
+//! The harness's reaper ends the processes when the tests end.
 //!
 //! Assertions read what Helm wrote: [`release_record`] decodes Helm's release Secret
 //! (`sh.helm.release.v1.<release>.v<revision>`), [`release_secrets`] lists them.
@@ -28,7 +32,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::control_plane::{spawn, spawn_reaper, tail_log, wait_for, Proc};
+use super::control_plane::{free_ports, spawn, spawn_reaper, tail_log, wait_for, Proc};
 use super::{cluster, command_timeout, env_or_testenv, flux_standin, run_command, SETUP_HINT};
 
 /// The helm-python-sdk version `scripts/testenv.sh` installs.
@@ -42,6 +46,8 @@ pub const FINALIZER: &str = "finalizers.fluxcd.io";
 pub struct HelmStandIn {
     /// The loopback chart repository, `http://127.0.0.1:<port>`.
     pub repo_url: String,
+    /// The same charts in the loopback OCI registry, `oci://127.0.0.1:<port>/charts`.
+    pub registry_url: String,
     dir: PathBuf,
     controller_log: PathBuf,
     procs: Mutex<Vec<Proc>>,
@@ -134,6 +140,38 @@ fn start() -> Result<HelmStandIn, String> {
     let repo_url = format!("http://127.0.0.1:{}", port.trim());
     owned_prefixes().lock().unwrap_or_else(|e| e.into_inner()).push(repo_url.clone());
 
+    // The OCI registry (Debian's docker-registry, the CNCF Distribution registry) on
+    // loopback, with the same charts pushed by Helm.
+    let registry = env_or_testenv("TF_ACC_DOCKER_REGISTRY").unwrap_or_else(|| "/usr/bin/docker-registry".into());
+    if !Path::new(&registry).is_file() {
+        return Err(format!("{registry} is missing: {SETUP_HINT}"));
+    }
+    let registry_port = free_ports(1)?[0];
+    let registry_config = dir.join("registry.yml");
+    let config = format!(
+        "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{registry_port}\n",
+        p(&dir.join("registry"))
+    );
+    std::fs::write(&registry_config, config).map_err(|e| e.to_string())?;
+    spawn("oci-registry", Path::new(&registry), &["serve".into(), p(&registry_config)], &dir, &mut procs)?;
+    wait_for("the OCI registry", Duration::from_secs(30), &mut procs, || {
+        let response =
+            super::plain_http::request("127.0.0.1", registry_port, "GET", "/v2/", &[], b"", Duration::from_secs(5))?;
+        if response.status == 200 {
+            Ok(())
+        } else {
+            Err(format!("GET /v2/: HTTP {}", response.status))
+        }
+    })?;
+    let registry_url = format!("oci://127.0.0.1:{registry_port}/charts");
+    let mut push = Command::new(&python);
+    push.arg(script("charts.py")).arg("push").arg(&repo).arg(&registry_url);
+    let out = run_command(push, None, command_timeout());
+    if !out.success() {
+        return Err(format!("charts.py push failed:\n{}", out.describe()));
+    }
+    owned_prefixes().lock().unwrap_or_else(|e| e.into_inner()).push(format!("oci://127.0.0.1:{registry_port}"));
+
     let ca = dir.join("ca.crt");
     std::fs::write(&ca, cluster().ca_pem()).map_err(|e| e.to_string())?;
     let args = vec![
@@ -143,6 +181,7 @@ fn start() -> Result<HelmStandIn, String> {
         format!("--ca-file={}", p(&ca)),
         format!("--kubeconfig={}", p(cluster().kubeconfig_path())),
         format!("--serve={repo_url}"),
+        format!("--serve=oci://127.0.0.1:{registry_port}"),
     ];
     spawn("helm-controller-standin", &python, &args, &dir, &mut procs)?;
     let controller_log = dir.join("helm-controller-standin.log");
@@ -154,8 +193,18 @@ fn start() -> Result<HelmStandIn, String> {
             Err("no READY line yet".into())
         }
     })?;
-    eprintln!("acceptance: helm-controller stand-in running (chart repository {repo_url}, logs in {})", dir.display());
-    Ok(HelmStandIn { repo_url, dir, controller_log, procs: Mutex::new(procs), _reaper: Mutex::new(reaper) })
+    eprintln!(
+        "acceptance: helm-controller stand-in running (chart repository {repo_url}, registry {registry_url}, logs in {})",
+        dir.display()
+    );
+    Ok(HelmStandIn {
+        repo_url,
+        registry_url,
+        dir,
+        controller_log,
+        procs: Mutex::new(procs),
+        _reaper: Mutex::new(reaper),
+    })
 }
 
 impl HelmStandIn {

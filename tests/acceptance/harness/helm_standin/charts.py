@@ -3,6 +3,7 @@ Helm (helm-python-sdk), and a loopback HTTP chart repository serving them.
 
     charts.py make REPO_DIR       # hello 0.1.0 and 0.2.0, indexed (REPO_DIR/index.yaml)
     charts.py serve REPO_DIR PORT_FILE   # serves REPO_DIR on 127.0.0.1:<free port>
+    charts.py push REPO_DIR oci://HOST:PORT/PATH   # Helm's push of each chart archive
 
 `hello` renders a ConfigMap, a Deployment and a Service from its values:
 - `greeting` and `auth.password` (ConfigMap data), `replicas` (Deployment),
@@ -111,6 +112,14 @@ def make(repo: str) -> None:
     print({name: [e["version"] for e in entries] for name, entries in index["entries"].items()})
 
 
+def push(repo: str, remote: str) -> None:
+    """Pushes every chart archive of `repo` to the OCI registry `remote` (oci://host/path)."""
+    with helm.RegistryClient(plain_http=True) as client:
+        for archive in sorted(f for f in os.listdir(repo) if f.endswith(".tgz")):
+            client.push(os.path.join(repo, archive), remote, plain_http=True)
+            print(f"pushed {archive} to {remote}")
+
+
 def serve(repo: str, port_file: str) -> None:
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args, **kwargs):
@@ -130,6 +139,8 @@ def serve(repo: str, port_file: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "make":
         make(sys.argv[2])
+    elif len(sys.argv) == 4 and sys.argv[1] == "push":
+        push(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "serve":
         serve(sys.argv[2], sys.argv[3])
     else:

@@ -267,6 +267,13 @@ class StandIn:
         url = repo["spec"]["url"].rstrip("/")
         ref = repo["spec"].get("ref") or {}
         tag = ref.get("tag")
+        if ref.get("semver") and not tag:
+            # Only exact versions and "*"; source-controller resolves any semver range.
+            wanted = ref["semver"]
+            tags = self.registry().tags(url)
+            if wanted != "*" and wanted not in tags:
+                raise ArtifactError(f"failed to determine the artifact tag for '{url}': no match found for semver: {wanted}")
+            tag = tags[0] if wanted == "*" else wanted
         if not tag:
             tags = self.registry().tags(url)
             if not tags:
@@ -376,7 +383,13 @@ class StandIn:
             return
         requested = (meta.get("annotations") or {}).get(REQUEST)
         request_pending = requested is not None and requested != status.get("lastHandledReconcileAt")
-        if status.get("observedGeneration") == generation and not request_pending:
+        # An OCIRepository chartRef: a new artifact (another tag or digest) is reconciled
+        # without a new generation of the release, as helm-controller watches its source.
+        source_digest = None
+        if source is not None and self.source_of(release)[0] == "OCIRepository":
+            source_digest = ((source.get("status") or {}).get("artifact") or {}).get("digest")
+        source_changed = source_digest is not None and source_digest != status.get("lastAttemptedRevisionDigest")
+        if status.get("observedGeneration") == generation and not request_pending and not source_changed:
             return
         if time.monotonic() < self.not_before.get(uid, 0):
             return
@@ -394,6 +407,8 @@ class StandIn:
                 return
 
         base = {"lastAttemptedGeneration": generation}
+        if source_digest is not None:
+            base["lastAttemptedRevisionDigest"] = source_digest
         if request_pending:
             base["lastHandledReconcileAt"] = requested
 
