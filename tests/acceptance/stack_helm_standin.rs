@@ -41,8 +41,8 @@ struct Web<'a> {
     version: &'a str,
     /// Raw HCL for `values`.
     values: &'a str,
-    /// Raw HCL `values_from` blocks.
-    values_from: &'a str,
+    /// More of the `helm` block as raw HCL: `values_from` blocks, `release_name`.
+    blocks: &'a str,
 }
 
 /// A stack of three components: the Flux namespace, a ConfigMap and a Secret with values
@@ -95,7 +95,7 @@ resource "platform_stack" "this" {{
       chart      = "hello"
       version    = {version}
       values     = {values}
-      {values_from}
+      {blocks}
     }}
   }}
 }}
@@ -108,7 +108,7 @@ resource "platform_stack" "this" {{
         repo = hcl(repository),
         version = hcl(web.version),
         values = web.values,
-        values_from = web.values_from,
+        blocks = web.blocks,
     )
 }
 
@@ -211,7 +211,7 @@ fn lifecycle(tf: &TerraformBin) {
     work.write_main_tf(&config(
         standin,
         &names,
-        &Web { version: "0.1.0", values: "yamlencode({ replicas = 2 })", values_from: VALUES_FROM },
+        &Web { version: "0.1.0", values: "yamlencode({ replicas = 2 })", blocks: VALUES_FROM },
     ));
     work.apply().assert_success();
     let release = assert_released(standin, &names, "InstallSucceeded", 1, "0.1.0");
@@ -235,11 +235,7 @@ fn lifecycle(tf: &TerraformBin) {
     work.write_main_tf(&config(
         standin,
         &names,
-        &Web {
-            version: "0.1.0",
-            values: "yamlencode({ replicas = 2, greeting = \"changed\" })",
-            values_from: VALUES_FROM,
-        },
+        &Web { version: "0.1.0", values: "yamlencode({ replicas = 2, greeting = \"changed\" })", blocks: VALUES_FROM },
     ));
     work.apply().assert_success();
     assert_released(standin, &names, "UpgradeSucceeded", 2, "0.1.0");
@@ -252,11 +248,7 @@ fn lifecycle(tf: &TerraformBin) {
     work.write_main_tf(&config(
         standin,
         &names,
-        &Web {
-            version: "0.2.0",
-            values: "yamlencode({ replicas = 2, greeting = \"changed\" })",
-            values_from: VALUES_FROM,
-        },
+        &Web { version: "0.2.0", values: "yamlencode({ replicas = 2, greeting = \"changed\" })", blocks: VALUES_FROM },
     ));
     work.apply().assert_success();
     assert_released(standin, &names, "UpgradeSucceeded", 3, "0.2.0");
@@ -306,7 +298,7 @@ fn helm_standin_render_failure_quotes_helm() {
     let names = Names::new("acc-realhelm-fail");
     let work = Workdir::new(&newest_terraform());
     let failing = "yamlencode({ explode = \"the hello chart refuses this configuration\" })";
-    work.write_main_tf(&config(standin, &names, &Web { version: "0.1.0", values: failing, values_from: VALUES_FROM }));
+    work.write_main_tf(&config(standin, &names, &Web { version: "0.1.0", values: failing, blocks: VALUES_FROM }));
     let out = work.apply();
     out.assert_failure_contains("Component \"web\" failed");
     let text = folded(&out);
@@ -331,7 +323,7 @@ fn helm_standin_render_failure_quotes_helm() {
     work.write_main_tf(&config(
         standin,
         &names,
-        &Web { version: "0.1.0", values: "yamlencode({})", values_from: VALUES_FROM },
+        &Web { version: "0.1.0", values: "yamlencode({})", blocks: VALUES_FROM },
     ));
     work.apply().assert_success();
     assert_released(standin, &names, "InstallSucceeded", 1, "0.1.0");
@@ -355,7 +347,7 @@ fn helm_standin_values_from_missing_and_optional() {
         kind = "Secret"
         name = "nowhere"
       }"#;
-    let text = config(standin, &names, &Web { version: "0.1.0", values: "yamlencode({})", values_from: missing })
+    let text = config(standin, &names, &Web { version: "0.1.0", values: "yamlencode({})", blocks: missing })
         .replace("create = \"3m\"", "create = \"20s\"");
     work.write_main_tf(&text);
     let out = work.apply();
@@ -383,7 +375,7 @@ fn helm_standin_values_from_missing_and_optional() {
     work.write_main_tf(&config(
         standin,
         &names,
-        &Web { version: "0.1.0", values: "yamlencode({ greeting = \"only\" })", values_from: optional },
+        &Web { version: "0.1.0", values: "yamlencode({ greeting = \"only\" })", blocks: optional },
     ));
     work.apply().assert_success();
     assert_record(&names, 1, "0.1.0", &json!({"greeting": "only"}));
@@ -406,7 +398,7 @@ fn helm_standin_installs_and_upgrades_from_an_oci_registry() {
     work.write_main_tf(&config_from(
         &standin.registry_url,
         &names,
-        &Web { version: "0.1.0", values, values_from: VALUES_FROM },
+        &Web { version: "0.1.0", values, blocks: VALUES_FROM },
     ));
     work.apply().assert_success();
     let oci = flux_standin::oci_repository(&names.flux_ns, &names.release).expect("OCIRepository");
@@ -429,7 +421,7 @@ fn helm_standin_installs_and_upgrades_from_an_oci_registry() {
     work.write_main_tf(&config_from(
         &standin.registry_url,
         &names,
-        &Web { version: "0.2.0", values, values_from: VALUES_FROM },
+        &Web { version: "0.2.0", values, blocks: VALUES_FROM },
     ));
     work.apply().assert_success();
     let oci = flux_standin::oci_repository(&names.flux_ns, &names.release).expect("OCIRepository");
@@ -449,5 +441,46 @@ fn helm_standin_installs_and_upgrades_from_an_oci_registry() {
     assert!(flux_standin::helm_release(&names.flux_ns, &names.release).is_none());
     assert_eq!(release_secrets(&names.target, &names.release), Vec::<String>::new(), "Helm's release records left");
     assert!(get(&format!("/apis/apps/v1/namespaces/{}/deployments/{}", names.target, names.release)).is_none());
+    kubectl(&["delete", "namespace", &names.target, "--wait=false"]).assert_success();
+}
+
+/// A new `release_name`: the old Helm release is uninstalled before the new one is installed,
+/// as helm-controller does when the release target changes.
+#[test]
+fn helm_standin_new_release_name_reinstalls() {
+    let standin = helm_standin::ensure();
+    let names = Names::new("acc-realhelm-rename");
+    let work = Workdir::new(&newest_terraform());
+    let values = "yamlencode({})";
+    work.write_main_tf(&config(standin, &names, &Web { version: "0.1.0", values, blocks: VALUES_FROM }));
+    work.apply().assert_success();
+    assert_released(standin, &names, "InstallSucceeded", 1, "0.1.0");
+    assert_eq!(release_secrets(&names.target, &names.release), [helm_secret(&names, 1)]);
+
+    let renamed = format!("{}-renamed", names.release);
+    let blocks = format!("release_name = {}\n      {VALUES_FROM}", hcl(&renamed));
+    work.write_main_tf(&config(standin, &names, &Web { version: "0.1.0", values, blocks: &blocks }));
+    work.apply().assert_success();
+    let release = helm_release(standin, &names);
+    assert!(flux_standin::is_ready(&release), "{}", release["status"]);
+    assert_eq!(
+        flux_standin::condition(&release, "Ready").unwrap()["message"],
+        format!("Helm install succeeded for release {}/{renamed}.v1 with chart hello@0.1.0", names.target).as_str()
+    );
+    assert_eq!(release["status"]["history"][0]["name"], renamed.as_str());
+    // The old release is gone, records and objects; the new one is revision 1.
+    assert_eq!(release_secrets(&names.target, &names.release), Vec::<String>::new());
+    assert!(get(&format!("/api/v1/namespaces/{}/configmaps/{}-config", names.target, names.release)).is_none());
+    let record = release_record(&names.target, &renamed, 1).expect("the renamed release's record");
+    assert_eq!(record["info"]["status"], "deployed");
+    assert_eq!(rendered(standin, &names.target, &renamed).config["greeting"], "from-configmap");
+    assert!(
+        standin.log_of(&names.flux_ns, &names.release).iter().any(|l| l.contains("release target changed")),
+        "{}",
+        standin.log_tail(20)
+    );
+
+    work.destroy().assert_success();
+    assert_eq!(release_secrets(&names.target, &renamed), Vec::<String>::new());
     kubectl(&["delete", "namespace", &names.target, "--wait=false"]).assert_success();
 }

@@ -120,12 +120,13 @@ class Kube:
             raise RuntimeError(f"GET {path}: HTTP {status}: {body.get('message', body)}")
         return body.get("items") or []
 
-    def patch_status(self, path: str, status: dict) -> bool:
+    def patch_status(self, path: str, status: dict):
+        """The object as patched, or None (the refusal is logged)."""
         code, body = self.request("PATCH", path + "/status", {"status": status}, "application/merge-patch+json")
         if code >= 300:
             log(f"PATCH {path}/status refused: HTTP {code}: {body.get('message', body)}")
-            return False
-        return True
+            return None
+        return body
 
     def json_patch(self, path: str, operations: list):
         return self.request("PATCH", path, operations, "application/json-patch+json")
@@ -234,7 +235,7 @@ class StandIn:
                     })
                     continue
                 log(f"{kind} {meta['namespace']}/{meta['name']}: stored artifact {artifact['revision']}")
-                self.kube.patch_status(path, {
+                found[(kind, meta["namespace"], meta["name"])] = self.kube.patch_status(path, {
                     "observedGeneration": generation,
                     "url": artifact["url"],
                     "artifact": artifact,
@@ -242,7 +243,7 @@ class StandIn:
                         condition("Ready", "True", "Succeeded", f"stored artifact: revision '{artifact['revision']}'", generation),
                         condition("ArtifactInStorage", "True", "Succeeded", f"stored artifact: revision '{artifact['revision']}'", generation),
                     ],
-                })
+                }) or item
         return found
 
     def helm_repository_artifact(self, repo: dict) -> dict:
@@ -337,6 +338,7 @@ class StandIn:
         finalizers = meta.get("finalizers") or []
         storage_ns = status.get("storageNamespace")
         history = status.get("history") or []
+        uninstalled = False
         if not spec.get("suspend") and storage_ns and history:
             try:
                 self.uninstall(storage_ns, history[0]["name"])
@@ -346,6 +348,7 @@ class StandIn:
                 self.kube.patch_status(path, {"conditions": [condition("Ready", "False", "UninstallFailed", message, meta.get("generation", 1))]})
                 self.not_before[meta["uid"]] = time.monotonic() + 2
                 return
+            uninstalled = True
         self.installed.pop(meta.get("uid", ""), None)
         if FINALIZER in finalizers:
             remaining = [f for f in finalizers if f != FINALIZER]
@@ -356,7 +359,8 @@ class StandIn:
             if code >= 300 and code != 404:
                 log(f"removing the finalizer of {path}: HTTP {code}: {body.get('message', body)}")
             else:
-                log(f"HelmRelease {meta['namespace']}/{meta['name']}: uninstalled, finalizer removed")
+                done = "uninstalled" if uninstalled else "nothing to uninstall"
+                log(f"HelmRelease {meta['namespace']}/{meta['name']}: {done}, finalizer removed")
 
     def reconcile_release(self, release: dict, all_releases: list, source) -> None:
         meta = release["metadata"]
