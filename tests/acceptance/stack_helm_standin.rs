@@ -53,6 +53,31 @@ fn config(standin: &HelmStandIn, names: &Names, web: &Web) -> String {
 
 /// [`config`] with the chart from `repository` (the loopback chart repository or registry).
 fn config_from(repository: &str, names: &Names, web: &Web) -> String {
+    let component = format!(
+        r#"component {{
+    name       = "web"
+    depends_on = ["values"]
+    namespace  = {target}
+    helm {{
+      repository = {repo}
+      chart      = "hello"
+      version    = {version}
+      values     = {values}
+      {blocks}
+    }}
+  }}"#,
+        target = hcl(&names.target),
+        repo = hcl(repository),
+        version = hcl(web.version),
+        values = web.values,
+        blocks = web.blocks,
+    );
+    config_with(names, "", &component)
+}
+
+/// The stack with `repositories` (raw HCL `repository` blocks), the components `flux-ns`
+/// and `values`, then `components` (raw HCL).
+fn config_with(names: &Names, repositories: &str, components: &str) -> String {
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names.flux_ns}});
     let values_objects = [
         json!({
@@ -77,6 +102,7 @@ resource "platform_stack" "this" {{
     create = "3m"
     update = "3m"
   }}
+  {repositories}
   component {{
     name      = "flux-ns"
     manifests = {namespace}
@@ -86,29 +112,13 @@ resource "platform_stack" "this" {{
     depends_on = ["flux-ns"]
     manifests  = {values_objects}
   }}
-  component {{
-    name       = "web"
-    depends_on = ["values"]
-    namespace  = {target}
-    helm {{
-      repository = {repo}
-      chart      = "hello"
-      version    = {version}
-      values     = {values}
-      {blocks}
-    }}
-  }}
+  {components}
 }}
 "#,
         stack = hcl(&names.stack),
         flux_ns = hcl(&names.flux_ns),
         namespace = hcl(&docs(&[namespace])),
         values_objects = hcl(&docs(&values_objects)),
-        target = hcl(&names.target),
-        repo = hcl(repository),
-        version = hcl(web.version),
-        values = web.values,
-        blocks = web.blocks,
     )
 }
 
@@ -426,6 +436,8 @@ fn helm_standin_installs_and_upgrades_from_an_oci_registry() {
     work.apply().assert_success();
     let oci = flux_standin::oci_repository(&names.flux_ns, &names.release).expect("OCIRepository");
     assert_eq!(oci["spec"]["ref"], json!({"tag": "0.2.0"}));
+    let deployed = helm_release(standin, &names)["status"]["history"][0]["chartVersion"].clone();
+    eprintln!("helm stand-in: when the apply of the OCI tag 0.2.0 returned, Helm had deployed chart {deployed}");
     wait_until("Helm's upgrade to hello 0.2.0", std::time::Duration::from_secs(60), || {
         let release = helm_release(standin, &names);
         match release["status"]["history"][0]["chartVersion"].as_str() {
@@ -482,5 +494,63 @@ fn helm_standin_new_release_name_reinstalls() {
 
     work.destroy().assert_success();
     assert_eq!(release_secrets(&names.target, &renamed), Vec::<String>::new());
+    kubectl(&["delete", "namespace", &names.target, "--wait=false"]).assert_success();
+}
+
+/// The stack's shared `repository` blocks: an HTTP HelmRepository and an OCI one (`type:
+/// oci`), each used by a component; Helm installs both charts, from the index and from the
+/// registry.
+#[test]
+fn helm_standin_shared_repositories_http_and_oci() {
+    let standin = helm_standin::ensure();
+    let names = Names::new("acc-realhelm-repos");
+    let work = Workdir::new(&newest_terraform());
+    let repositories = format!(
+        "repository {{\n    name = \"charts\"\n    url  = {}\n  }}\n  repository {{\n    name = \"registry\"\n    url  = {}\n  }}",
+        hcl(&standin.repo_url),
+        hcl(&standin.registry_url)
+    );
+    let component = |name: &str, repository: &str, version: &str, greeting: &str| {
+        format!(
+            "component {{\n    name       = {}\n    depends_on = [\"values\"]\n    namespace  = {}\n    helm {{\n      repository = {}\n      chart      = \"hello\"\n      version    = {}\n      values     = yamlencode({{ greeting = {} }})\n    }}\n  }}\n",
+            hcl(name),
+            hcl(&names.target),
+            hcl(repository),
+            hcl(version),
+            hcl(greeting)
+        )
+    };
+    let components =
+        component("web", "charts", "0.1.0", "over http") + &component("api", "registry", "0.2.0", "over oci");
+    work.write_main_tf(&config_with(&names, &repositories, &components));
+    work.apply().assert_success();
+
+    let shared_http = flux_standin::helm_repository(&names.flux_ns, &format!("{}-repo-charts", names.stack))
+        .expect("HelmRepository charts");
+    assert!(flux_standin::is_ready(&shared_http), "{}", shared_http["status"]);
+    let shared_oci = flux_standin::helm_repository(&names.flux_ns, &format!("{}-repo-registry", names.stack))
+        .expect("HelmRepository registry");
+    assert_eq!(shared_oci["spec"]["type"], "oci");
+    assert!(flux_standin::is_ready(&shared_oci), "{}", shared_oci["status"]);
+    // `web` is `names.release`; `api` the same but for the component name.
+    let api = Names {
+        stack: names.stack.clone(),
+        flux_ns: names.flux_ns.clone(),
+        target: names.target.clone(),
+        release: format!("{}-api", names.stack),
+    };
+    assert_released(standin, &names, "InstallSucceeded", 1, "0.1.0");
+    assert_released(standin, &api, "InstallSucceeded", 1, "0.2.0");
+    assert_record(&names, 1, "0.1.0", &json!({"greeting": "over http"}));
+    assert_record(&api, 1, "0.2.0", &json!({"greeting": "over oci"}));
+    assert_eq!(rendered(standin, &names.target, &names.release).config["greeting"], "over http");
+    let api_config = rendered(standin, &names.target, &api.release).config;
+    assert_eq!(api_config["greeting"], "over oci");
+    assert_eq!(api_config["edition"], "two");
+    work.assert_plan_empty();
+
+    work.destroy().assert_success();
+    assert_eq!(release_secrets(&names.target, &names.release), Vec::<String>::new());
+    assert_eq!(release_secrets(&names.target, &api.release), Vec::<String>::new());
     kubectl(&["delete", "namespace", &names.target, "--wait=false"]).assert_success();
 }

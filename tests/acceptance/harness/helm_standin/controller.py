@@ -218,9 +218,18 @@ class StandIn:
                 found[(kind, meta["namespace"], meta["name"])] = item
                 generation = meta.get("generation", 1)
                 status = item.get("status") or {}
-                if status.get("observedGeneration") == generation and status.get("artifact"):
+                oci_type = kind == "HelmRepository" and item["spec"].get("type") == "oci"
+                if status.get("observedGeneration") == generation and (status.get("artifact") or oci_type):
                     continue
                 path = f"{base}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+                if oci_type:
+                    # An OCI HelmRepository has no artifact: the chart is pulled per release.
+                    log(f"{kind} {meta['namespace']}/{meta['name']}: OCI repository, nothing to fetch")
+                    found[(kind, meta["namespace"], meta["name"])] = self.kube.patch_status(path, {
+                        "observedGeneration": generation,
+                        "conditions": [condition("Ready", "True", "Succeeded", "Helm repository is ready", generation)],
+                    }) or item
+                    continue
                 try:
                     artifact = self.helm_repository_artifact(item) if kind == "HelmRepository" else self.oci_artifact(item)
                 except Exception as e:  # noqa: BLE001 - any failure is the source's status
@@ -495,16 +504,18 @@ class StandIn:
             reference = source["status"]["artifact"]["url"]
             tag = source["status"]["artifact"]["metadata"]["tag"]
             url, _, _ = reference.rpartition(":")
-            with helm.RegistryClient(plain_http=True) as client, TempDir() as tmp:
-                pulled = helm.pull(url, client=client, version=tag, destination=tmp.path, plain_http=True)
-                archives = [f for f in os.listdir(tmp.path) if f.endswith(".tgz")]
-                if not archives:
-                    raise ArtifactError(f"pulling {url}:{tag} left no chart archive ({pulled})")
-                data = open(os.path.join(tmp.path, archives[0]), "rb").read()
-            return helm.Chart.load_archive(data), "sha256:" + hashlib.sha256(data).hexdigest()
+            return self.pull_oci(url, tag)
         chart_spec = release["spec"]["chart"]["spec"]
         chart_name, wanted = chart_spec.get("chart", ""), chart_spec.get("version") or "*"
         url = source["spec"]["url"].rstrip("/")
+        if source["spec"].get("type") == "oci":
+            reference = f"{url}/{chart_name}"
+            tags = self.registry().tags(reference)
+            if wanted not in ("", "*") and wanted not in tags:
+                raise ArtifactError(f"invalid chart reference: failed to get chart version for remote reference: no '{chart_name}' chart with version matching '{wanted}' found")
+            if not tags:
+                raise ArtifactError(f"no tags found for {reference}")
+            return self.pull_oci(reference, tags[0] if wanted in ("", "*") else wanted)
         index = helm.repo_index(url)
         entries = (index.get("entries") or {}).get(chart_name) or []
         if wanted in ("", "*"):
@@ -521,6 +532,17 @@ class StandIn:
         if entry.get("digest") and entry["digest"] != digest:
             raise ArtifactError(f"chart {chart_name}-{entry.get('version')} from {chart_url}: digest {digest} does not match the index's {entry['digest']}")
         return helm.Chart.load_archive(data), f"sha256:{digest}"
+
+    def pull_oci(self, reference: str, tag: str):
+        """Helm's pull of `reference:tag`: the chart and the archive's digest."""
+        with helm.RegistryClient(plain_http=True) as client, TempDir() as tmp:
+            pulled = helm.pull(reference, client=client, version=tag, destination=tmp.path, plain_http=True)
+            archives = [f for f in os.listdir(tmp.path) if f.endswith(".tgz")]
+            if not archives:
+                raise ArtifactError(f"pulling {reference}:{tag} left no chart archive ({pulled})")
+            with open(os.path.join(tmp.path, archives[0]), "rb") as f:
+                data = f.read()
+        return helm.Chart.load_archive(data), "sha256:" + hashlib.sha256(data).hexdigest()
 
     def release(self, release: dict, path: str, chart, values: dict, base: dict, chart_digest: str) -> None:
         meta, spec, status = release["metadata"], release.get("spec") or {}, release.get("status") or {}
