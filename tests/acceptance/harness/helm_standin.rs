@@ -37,9 +37,6 @@ use super::{cluster, command_timeout, env_or_testenv, flux_standin, run_command,
 
 /// The helm-python-sdk version `scripts/testenv.sh` installs.
 pub const HELM_SDK_VERSION: &str = "0.2.2";
-/// The chart the loopback repository serves, and its versions.
-pub const CHART: &str = "hello";
-pub const CHART_VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
 /// The finalizer the controller puts on the HelmReleases it handles (helm-controller's).
 pub const FINALIZER: &str = "finalizers.fluxcd.io";
 

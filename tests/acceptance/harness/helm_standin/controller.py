@@ -7,8 +7,10 @@ library of PyPI's helm-python-sdk against the tests' kube-apiserver. It is a pol
   `spec.url` starts with one of the `--serve` prefixes are ours (the loopback chart
   repositories and registry the tests run); every other object is left to the scripted
   Flux stand-in of flux_standin.rs. A HelmRepository is Ready once Helm could read its
-  `index.yaml`; its artifact revision is the index's digest. An OCIRepository is Ready once
-  the registry resolved its tag.
+  `index.yaml`; its artifact revision is the index's digest. A HelmRepository of `type: oci`
+  is Ready as it is (its charts are pulled per release). An OCIRepository is Ready once the
+  registry resolved its tag (or the newest tag, or an exact `semver`); a new artifact makes
+  its releases reconcile again.
 - HelmReleases (helm.toolkit.fluxcd.io/v2) whose chart comes from one of ours get the
   finalizer `finalizers.fluxcd.io` first, as helm-controller does. Each new generation (or
   `reconcile.fluxcd.io/requestedAt` request) is reconciled: dependsOn checked, the chart
@@ -42,7 +44,6 @@ import os
 import re
 import signal
 import ssl
-import sys
 import time
 import traceback
 import urllib.error
@@ -314,14 +315,13 @@ class StandIn:
 
     def run_once(self) -> None:
         sources = self.reconcile_sources()
-        prefixes_known = {key for key in sources}
         releases = self.kube.items(f"{HELM_RELEASES}/helmreleases")
         seen = set()
         for release in releases:
             uid = release["metadata"].get("uid", "")
             seen.add(uid)
             source_key = self.source_of(release)
-            if source_key not in prefixes_known and uid not in self.installed and FINALIZER not in (release["metadata"].get("finalizers") or []):
+            if source_key not in sources and uid not in self.installed and FINALIZER not in (release["metadata"].get("finalizers") or []):
                 continue
             try:
                 self.reconcile_release(release, releases, sources.get(source_key))
