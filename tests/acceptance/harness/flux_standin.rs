@@ -13,7 +13,9 @@
 //! - `fail: "retrying"`: `Ready=False` (InstallFailed) and `Reconciling=True`
 //!   (ProgressingWithRetry), forever: a failure helm-controller keeps retrying.
 //!
-//! A suspended release (`spec.suspend`) is left alone, as helm-controller leaves it.
+//! A suspended release (`spec.suspend`) is left alone, as helm-controller leaves it. So are
+//! the sources served by the real-Helm stand-in ([`super::helm_standin`]) and the releases
+//! installing from them: that stand-in reconciles those.
 //! A release whose `spec.dependsOn` releases are not Ready gets `Ready=False`
 //! (DependencyNotReady) and is looked at again later. HelmRepository and OCIRepository
 //! objects are marked Ready at their generation.
@@ -338,6 +340,9 @@ fn reconcile_sources() {
             continue;
         }
         for item in resp.json()["items"].as_array().cloned().unwrap_or_default() {
+            if super::helm_standin::owns_url(item["spec"]["url"].as_str().unwrap_or_default()) {
+                continue;
+            }
             let generation = item["metadata"]["generation"].as_i64().unwrap_or(1);
             if item["status"]["observedGeneration"].as_i64() == Some(generation) {
                 continue;
@@ -352,6 +357,28 @@ fn reconcile_sources() {
             );
         }
     }
+}
+
+/// Whether the release is the real-Helm stand-in's ([`super::helm_standin`]): it carries
+/// that controller's finalizer, or its chart source's URL is one that stand-in serves.
+fn served_by_helm_standin(release: &Value) -> bool {
+    let finalizers = release["metadata"]["finalizers"].as_array();
+    if finalizers.is_some_and(|f| f.iter().any(|f| f == super::helm_standin::FINALIZER)) {
+        return true;
+    }
+    let ns = release["metadata"]["namespace"].as_str().unwrap_or_default();
+    let spec = &release["spec"];
+    let source = if spec["chartRef"].is_object() { &spec["chartRef"] } else { &spec["chart"]["spec"]["sourceRef"] };
+    let (base, plural) = match source["kind"].as_str() {
+        Some("HelmRepository") => (SOURCES_V1, "helmrepositories"),
+        Some("OCIRepository") => (SOURCES_V1BETA2, "ocirepositories"),
+        _ => return false,
+    };
+    let source_ns = source["namespace"].as_str().unwrap_or(ns);
+    let name = source["name"].as_str().unwrap_or_default();
+    cluster()
+        .get_json(&format!("{base}/namespaces/{source_ns}/{plural}/{name}"))
+        .is_some_and(|s| super::helm_standin::owns_url(s["spec"]["url"].as_str().unwrap_or_default()))
 }
 
 fn reconcile_release(
@@ -373,6 +400,9 @@ fn reconcile_release(
     }
     // helm-controller leaves a suspended release alone.
     if release["spec"]["suspend"] == true {
+        return;
+    }
+    if served_by_helm_standin(release) {
         return;
     }
     // One round per generation and request.

@@ -24,6 +24,7 @@ pub mod dns;
 pub mod dns_fault_proxy;
 pub mod flux_standin;
 pub mod fault_proxy;
+pub mod helm_standin;
 pub mod hosts;
 pub mod http;
 pub mod k3s_config;
