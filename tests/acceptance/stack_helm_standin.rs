@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 
 use crate::harness::helm_standin::{self, release_record, release_secrets, HelmStandIn, FINALIZER};
 use crate::harness::{
-    cluster, flux_standin, for_each_terraform, kubectl, newest_terraform, unique_name, wait_until, TerraformBin,
-    Workdir,
+    cluster, flux_standin, for_each_terraform, kubectl, newest_terraform, unique_name, TerraformBin, Workdir,
 };
 use crate::stack::{folded, hcl, PROVIDER};
 
@@ -426,8 +425,8 @@ fn helm_standin_installs_and_upgrades_from_an_oci_registry() {
     work.assert_plan_empty();
 
     // 0.2.0: only the OCIRepository's tag changes (the HelmRelease keeps its generation);
-    // the new artifact makes Helm upgrade. The apply does not wait for that upgrade (the
-    // release is still Ready at its generation), so the test does.
+    // the new artifact makes Helm upgrade. The apply waits until Helm has used that version
+    // (the release's chart-version annotation against its lastAttemptedRevision).
     work.write_main_tf(&config_from(
         &standin.registry_url,
         &names,
@@ -436,15 +435,13 @@ fn helm_standin_installs_and_upgrades_from_an_oci_registry() {
     work.apply().assert_success();
     let oci = flux_standin::oci_repository(&names.flux_ns, &names.release).expect("OCIRepository");
     assert_eq!(oci["spec"]["ref"], json!({"tag": "0.2.0"}));
-    let deployed = helm_release(standin, &names)["status"]["history"][0]["chartVersion"].clone();
-    eprintln!("helm stand-in: when the apply of the OCI tag 0.2.0 returned, Helm had deployed chart {deployed}");
-    wait_until("Helm's upgrade to hello 0.2.0", std::time::Duration::from_secs(60), || {
-        let release = helm_release(standin, &names);
-        match release["status"]["history"][0]["chartVersion"].as_str() {
-            Some("0.2.0") => Ok(()),
-            other => Err(format!("deployed chart {other:?}; {}", standin.log_tail(5))),
-        }
-    });
+    let release = helm_release(standin, &names);
+    assert_eq!(
+        release["status"]["history"][0]["chartVersion"],
+        "0.2.0",
+        "the apply returned before Helm upgraded to the new OCI chart; {}",
+        standin.log_tail(5)
+    );
     assert_released(standin, &names, "UpgradeSucceeded", 2, "0.2.0");
     assert_record(&names, 2, "0.2.0", &expected);
     assert_eq!(rendered(standin, &names.target, &names.release).config["edition"], "two");

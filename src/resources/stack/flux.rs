@@ -59,6 +59,9 @@ const REMEDIATION_RETRIES: u32 = 3;
 /// Flux's annotation asking a controller to reconcile now: helm-controller handles a changed
 /// value at once and records it in `status.lastHandledReconcileAt`.
 pub const RECONCILE_REQUEST: &str = "reconcile.fluxcd.io/requestedAt";
+/// On a HelmRelease of an OCI chart pinned to a tag: the chart version the apply wants Helm
+/// to use (helm-controller reports the one it used in `status.lastAttemptedRevision`).
+pub const CHART_VERSION_ANNOTATION: &str = "platform.terraform.io/chart-version";
 
 /// Helm refuses release names longer than this.
 const RELEASE_NAME_MAX: usize = 53;
@@ -288,12 +291,19 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
     if !values_from.is_empty() {
         spec["valuesFrom"] = Value::Array(values_from);
     }
-    let release = json!({
+    let mut release = json!({
         "apiVersion": HELM_RELEASE_API,
         "kind": HELM_RELEASE_KIND,
         "metadata": {"name": name, "namespace": c.flux_namespace},
         "spec": spec,
     });
+    // An OCI chart's version lives in the OCIRepository: the HelmRelease's spec does not
+    // change with it, so its status says nothing of the new version. The annotation lets
+    // readiness wait for Helm to use it (see `readiness::release_status`).
+    let pinned = source_object.as_ref().and_then(|s| s["spec"]["ref"]["tag"].as_str()).filter(|_| chart_reference.0 == "chartRef");
+    if let Some(version) = pinned {
+        release["metadata"]["annotations"] = json!({ CHART_VERSION_ANNOTATION: version });
+    }
     Ok(source_object.into_iter().chain([release]).collect())
 }
 
@@ -543,6 +553,7 @@ mod tests {
         );
         assert!(objects[1]["spec"].get("chart").is_none());
         assert!(objects[1]["spec"].get("values").is_none());
+        assert_eq!(objects[1]["metadata"]["annotations"], json!({"platform.terraform.io/chart-version": "6.7.1"}));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::flux::RECONCILE_REQUEST;
+use super::flux::{self, RECONCILE_REQUEST};
 use super::manifests::Manifest;
 use crate::clients::deadline::Progress;
 
@@ -264,6 +264,12 @@ fn parse_json_path(text: &str) -> Result<Vec<PathStep>, String> {
     Ok(steps)
 }
 
+/// Whether `revision` (helm-controller's `lastAttemptedRevision`: the chart version, for OCI
+/// sources followed by `+` or `@` and a digest) is of chart version `version`.
+fn is_revision_of(revision: &str, version: &str) -> bool {
+    revision.strip_prefix(version).is_some_and(|rest| rest.is_empty() || rest.starts_with('+') || rest.starts_with('@'))
+}
+
 /// A HelmRelease's readiness (also right for HelmRepository and OCIRepository, which report
 /// the same kstatus conditions).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,6 +322,18 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
             (None, _) => false,
         };
     let reconciling = condition("Reconciling").filter(|c| c.status == "True");
+    // An OCI chart's new version reaches helm-controller through the OCIRepository, not the
+    // HelmRelease's generation: until Helm has tried it, Ready describes the old version.
+    let wanted_chart = object
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get(flux::CHART_VERSION_ANNOTATION))
+        .and_then(Value::as_str);
+    let attempted = status.and_then(|s| s.get("lastAttemptedRevision")).and_then(Value::as_str);
+    let chart_pending = match (wanted_chart, attempted) {
+        (Some(wanted), Some(attempted)) => !is_revision_of(attempted, wanted),
+        _ => false,
+    };
 
     let ready = condition("Ready");
     // Stalled says that Flux gave up, unless a reconciliation was requested since (it then
@@ -328,8 +346,14 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
         return ReleaseStatus::Failed { reason: stalled.reason.into(), message };
     }
     let is_ready = ready.as_ref().is_some_and(|c| c.status == "True");
-    if is_ready && !stale && reconciling.is_none() {
+    if is_ready && !stale && reconciling.is_none() && !chart_pending {
         return ReleaseStatus::Ready;
+    }
+    if let (true, Some(wanted), Some(attempted)) = (chart_pending, wanted_chart, attempted) {
+        return ReleaseStatus::Progressing {
+            reason: "ChartVersionPending".into(),
+            message: format!("Helm has not used chart version {wanted} yet (last attempted: {attempted})"),
+        };
     }
     let suspended = object.get("spec").and_then(|s| s.get("suspend")).and_then(Value::as_bool) == Some(true);
     if suspended {
@@ -597,6 +621,28 @@ mod tests {
             release_status(&dependency),
             progressing("DependencyNotReady", "dependency 'flux-system/crds' is not ready")
         );
+    }
+
+    #[test]
+    fn an_oci_chart_version_counts_once_helm_has_tried_it() {
+        let release = |attempted: Option<&str>| {
+            let mut r = json!({"metadata": {"generation": 1, "annotations": {flux::CHART_VERSION_ANNOTATION: "0.2.0"}},
+                "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True", "reason": "UpgradeSucceeded"}]}});
+            if let Some(a) = attempted {
+                r["status"]["lastAttemptedRevision"] = json!(a);
+            }
+            r
+        };
+        assert!(matches!(
+            release_status(&release(Some("0.1.0+0123456789ab"))),
+            ReleaseStatus::Progressing { reason, message } if reason == "ChartVersionPending" && message.contains("0.2.0")
+        ));
+        assert!(matches!(release_status(&release(Some("0.2.0-rc.1"))), ReleaseStatus::Progressing { .. }));
+        assert_eq!(release_status(&release(Some("0.2.0+0123456789ab"))), ReleaseStatus::Ready);
+        assert_eq!(release_status(&release(Some("0.2.0@sha256:abcd"))), ReleaseStatus::Ready);
+        assert_eq!(release_status(&release(Some("0.2.0"))), ReleaseStatus::Ready);
+        // A controller that reports no attempted revision is judged by its conditions alone.
+        assert_eq!(release_status(&release(None)), ReleaseStatus::Ready);
     }
 
     #[test]
