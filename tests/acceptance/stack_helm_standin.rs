@@ -551,3 +551,54 @@ fn helm_standin_shared_repositories_http_and_oci() {
     assert_eq!(release_secrets(&names.target, &api.release), Vec::<String>::new());
     kubectl(&["delete", "namespace", &names.target, "--wait=false"]).assert_success();
 }
+
+/// The stack's `sensitive_values` reach the chart exactly as written, however awkward: Flux
+/// reads a `targetPath` value the way `helm --set` does (commas split, `true` and digits
+/// change type, braces start lists), so the provider escapes what it writes into the values
+/// Secret. Helm's own record of the release shows what the chart got.
+#[test]
+fn helm_standin_sensitive_values_reach_helm_unchanged() {
+    let standin = helm_standin::ensure();
+    let names = Names::new("acc-realhelm-sens");
+    let work = Workdir::new(&newest_terraform());
+    let awkward = [
+        ("comma", "a,b"),
+        ("backslash", "c:\\path\\x"),
+        ("boolean", "true"),
+        ("number", "1234"),
+        ("braces", "{x: 1}"),
+        ("quote", "\"q\""),
+        ("equals", "k=v"),
+        ("spaces", "  padded  "),
+    ];
+    let entries: Vec<String> = awkward.iter().map(|(key, value)| format!("\"auth.{key}\" = {}", hcl(value))).collect();
+    // Stack-level attributes go where the repositories go.
+    let stack_attributes =
+        format!("sensitive_values = {{\n    web = {{\n      {}\n    }}\n  }}", entries.join("\n      "));
+    let component = format!(
+        r#"component {{
+    name       = "web"
+    depends_on = ["values"]
+    namespace  = {target}
+    helm {{
+      repository = {repo}
+      chart      = "hello"
+      version    = "0.1.0"
+      values     = yamlencode({{ greeting = "plain" }})
+    }}
+  }}"#,
+        target = hcl(&names.target),
+        repo = hcl(&standin.repo_url),
+    );
+    work.write_main_tf(&config_with(&names, &stack_attributes, &component));
+    work.apply().assert_success();
+    assert_released(standin, &names, "InstallSucceeded", 1, "0.1.0");
+    let record = release_record(&names.target, &names.release, 1).expect("Helm's record of revision 1");
+    for (key, value) in awkward {
+        assert_eq!(record["config"]["auth"][key], json!(value), "auth.{key} as Helm got it: {}", record["config"]);
+    }
+    assert_eq!(record["config"]["greeting"], "plain");
+    work.assert_plan_empty();
+    work.destroy().assert_success();
+    kubectl(&["delete", "namespace", &names.target, "--wait=false"]).assert_success();
+}
