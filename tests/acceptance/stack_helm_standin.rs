@@ -52,7 +52,12 @@ fn config(standin: &HelmStandIn, names: &Names, web: &Web) -> String {
 
 /// [`config`] with the chart from `repository` (the loopback chart repository or registry).
 fn config_from(repository: &str, names: &Names, web: &Web) -> String {
-    let component = format!(
+    config_with(names, "", &web_component(repository, names, web))
+}
+
+/// The Helm component `web` (chart `hello` from `repository`) as raw HCL.
+fn web_component(repository: &str, names: &Names, web: &Web) -> String {
+    format!(
         r#"component {{
     name       = "web"
     depends_on = ["values"]
@@ -70,13 +75,12 @@ fn config_from(repository: &str, names: &Names, web: &Web) -> String {
         version = hcl(web.version),
         values = web.values,
         blocks = web.blocks,
-    );
-    config_with(names, "", &component)
+    )
 }
 
-/// The stack with `repositories` (raw HCL `repository` blocks), the components `flux-ns`
-/// and `values`, then `components` (raw HCL).
-fn config_with(names: &Names, repositories: &str, components: &str) -> String {
+/// The stack with `stack_attributes` (raw HCL at its top level: `repository` blocks,
+/// `sensitive_values`), the components `flux-ns` and `values`, then `components` (raw HCL).
+fn config_with(names: &Names, stack_attributes: &str, components: &str) -> String {
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names.flux_ns}});
     let values_objects = [
         json!({
@@ -101,7 +105,7 @@ resource "platform_stack" "this" {{
     create = "3m"
     update = "3m"
   }}
-  {repositories}
+  {stack_attributes}
   component {{
     name      = "flux-ns"
     manifests = {namespace}
@@ -572,24 +576,10 @@ fn helm_standin_sensitive_values_reach_helm_unchanged() {
         ("spaces", "  padded  "),
     ];
     let entries: Vec<String> = awkward.iter().map(|(key, value)| format!("\"auth.{key}\" = {}", hcl(value))).collect();
-    // Stack-level attributes go where the repositories go.
     let stack_attributes =
         format!("sensitive_values = {{\n    web = {{\n      {}\n    }}\n  }}", entries.join("\n      "));
-    let component = format!(
-        r#"component {{
-    name       = "web"
-    depends_on = ["values"]
-    namespace  = {target}
-    helm {{
-      repository = {repo}
-      chart      = "hello"
-      version    = "0.1.0"
-      values     = yamlencode({{ greeting = "plain" }})
-    }}
-  }}"#,
-        target = hcl(&names.target),
-        repo = hcl(&standin.repo_url),
-    );
+    let web = Web { version: "0.1.0", values: "yamlencode({ greeting = \"plain\" })", blocks: "" };
+    let component = web_component(&standin.repo_url, &names, &web);
     work.write_main_tf(&config_with(&names, &stack_attributes, &component));
     work.apply().assert_success();
     assert_released(standin, &names, "InstallSucceeded", 1, "0.1.0");
