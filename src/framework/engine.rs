@@ -510,6 +510,19 @@ mod tests {
         assert!(newer.iter().any(|d| d.summary.contains("newer provider")));
     }
 
+    #[test]
+    fn a_stack_state_from_before_component_sets_reads_as_a_set() {
+        // Components were a list holding `sensitive_values`; they are now a set without it.
+        let json = br#"{"id":"x","name":"s","component":[
+            {"name":"b","manifests":"---\n{}\n","sensitive_values":{"p":"secret"}},
+            {"name":"a","catalog":"grafana"}]}"#;
+        let state = engine().upgrade_resource_state("platform_stack", 0, json).unwrap();
+        let Some(Value::Set(components)) = state.get_attr("component") else { panic!("not a set: {state:?}") };
+        assert_eq!(components.len(), 2);
+        assert!(components.iter().all(|c| c.get_attr("sensitive_values").is_none()));
+        assert_eq!(components[0].get_attr("name"), Some(&Value::from("b")));
+    }
+
     #[tokio::test]
     async fn destroy_plans_null_and_unknown_types_are_diagnostics() {
         // Pitfall 18: a destroy plan is null.
