@@ -3,7 +3,7 @@
 //! examples' stacks apply (MetalLB's address pools, cert-manager's ClusterIssuer, Kyverno's
 //! ClusterPolicy, Traefik's TLSOption, Tailscale's ProxyClass, Cilium's LB IP pools and L2
 //! announcement policies, External Secrets' ClusterSecretStore) would not exist. The
-//! fixtures `fixtures/chart-crds/*.yaml` define them with their real group, version, kind
+//! fixtures `fixtures/chart-crds-standin/*.yaml` define them with their real group, version, kind
 //! and scope and a schema that takes any content; [`ensure`] applies them once per test
 //! binary with a field manager of their own ([`FIELD_MANAGER`]) and waits until they are
 //! served. Nothing deletes them: they are cluster-wide and other tests may use them.
@@ -17,11 +17,11 @@ use super::{cluster, kubectl, kubectl_stdin, wait_until};
 /// The field manager the stand-in CRDs are applied with.
 pub const FIELD_MANAGER: &str = "acceptance-chart-crds-standin";
 
-/// The fixture files (`fixtures/chart-crds/<chart>.yaml`).
+/// The fixture files (`fixtures/chart-crds-standin/<chart>.yaml`).
 const CHARTS: [&str; 7] = ["metallb", "cert-manager", "kyverno", "traefik", "tailscale", "cilium", "external-secrets"];
 
 fn fixture(chart: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/acceptance/fixtures/chart-crds/{chart}.yaml"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/acceptance/fixtures/chart-crds-standin/{chart}.yaml"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
