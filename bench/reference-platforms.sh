@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# `make bench-reference-platforms`: the first plan of each reference platform of examples/
-# (k3s-ha-platform is the largest: 23 resources, among them 10 stacks),
-# from an empty state with the cluster connection unknown, as a user's first
-# `terraform plan` is. Wall time (median of BENCH_RUNS, default 5) and the provider's peak
-# RSS over its processes (GNU time -v around the release binary). Nothing is contacted:
-# the examples' hosts and servers are loopback addresses the plan never dials. Prints a
-# Markdown table and writes it into bench/README.md between the `reference-platforms-results`
-# markers (BENCH_NO_README=1 to skip). BENCH_KEEP=1 keeps the work directory.
+# `make bench-reference-platforms`: the reference platforms of examples/.
+# - The first plan of each (k3s-ha-platform is the largest: 23 resources, among them 10
+#   stacks), from an empty state with the cluster connection unknown, as a user's first
+#   `terraform plan` is. Nothing is contacted: the examples' hosts and servers are loopback
+#   addresses the plan never dials.
+# - For the three that apply here: apply, the second plan and destroy, by their acceptance
+#   tests (see below).
+# Wall time (median of BENCH_RUNS, default 5) and the provider's peak RSS over its processes
+# (GNU time -v around the release binary). Prints Markdown tables and writes them into
+# bench/README.md between the `reference-platforms-results` markers (BENCH_NO_README=1 to
+# skip). BENCH_KEEP=1 keeps the work directory.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +20,8 @@ log() { echo "bench-reference-platforms: [$(date +%H:%M:%S)] $*" >&2; }
 die() { echo "bench-reference-platforms: ERROR: $*" >&2; exit 1; }
 
 [ -n "${TF_ACC_SOPS:-}" ] || { [ -f "$testenv/env.sh" ] || die "run 'make testenv' first"; source "$testenv/env.sh"; }
-/usr/bin/time -v true 2>&1 | grep -q 'Maximum resident set size' || die "/usr/bin/time is not GNU time (apt-get install time)"
+gnu_time=$(/usr/bin/time -v true 2>&1 || true)
+[[ $gnu_time == *"Maximum resident set size"* ]] || die "/usr/bin/time is not GNU time (apt-get install time)"
 for tool in ssh-keygen age-keygen "$TF_ACC_SOPS"; do command -v "$tool" >/dev/null || die "$tool is missing"; done
 tf=$(command -v terraform) || die "no terraform on PATH"
 (cd "$root" && cargo build --quiet --release --bin terraform-provider-platform >&2)
@@ -130,6 +134,11 @@ V
   esac
 }
 
+# Peak RSS (kB) over the reports in every directory starting with PREFIX.
+peak_rss_in_all() {
+  cat "$1"*/*.txt 2>/dev/null | awk -F: '/Maximum resident set size/ { v = $2 + 0; if (v > m) m = v } END { if (m) print m }'
+}
+
 peak_rss_in() {
   cat "$1"/*.txt 2>/dev/null | awk -F: '/Maximum resident set size/ { v = $2 + 0; if (v > m) m = v } END { if (m) print m }'
 }
@@ -158,14 +167,52 @@ for example in k3s-ha-platform talos-homelab flux-homelab gitops-baseline; do
   rss_rows+="| $example | $(( rss / 1024 )) |"$'\n'
 done
 
+# --- Apply, with the stand-ins of the acceptance tests -----------------------------------
+# The examples that apply here (k3s-ha-platform needs a k3s cluster) are applied, planned
+# again and destroyed by their acceptance tests (tests/acceptance/reference_platforms_apply.rs:
+# the local control plane, the Flux, Velero, VolSync and Sealed Secrets stand-ins, BIND),
+# with the release binary under GNU time in place of the debug one (TF_ACC_PROVIDER_DIR).
+# The times are Terraform's commands as the harness logs them; setup is not counted.
+apply_results=$work/apply.tsv
+: > "$apply_results"
+apply_rss_rows=""
+for example in gitops-baseline flux-homelab talos-homelab; do
+  test_name="reference_platforms_apply::${example//-/_}_applies_with_standins_plans_empty_and_destroys_clean"
+  for r in $(seq "$runs"); do
+    rss_dir=$work/rss-apply-$example-$r
+    mkdir -p "$rss_dir"
+    log "$example: apply run $r of $runs"
+    (cd "$root" && TF_ACC_PROVIDER_DIR=$work/providers/rss BENCH_RSS_DIR=$rss_dir TF_ACC_TERRAFORM_PATHS=$tf \
+      cargo test --quiet --test acceptance -- --exact "$test_name" --nocapture > "$work/apply-$example-$r.log" 2>&1) \
+      || { tail -30 "$work/apply-$example-$r.log" >&2; die "$example: the apply test failed"; }
+    # The example's own commands come after its `terraform get` (the harness may run others
+    # first, such as its one-off check of a stack without Flux).
+    awk -v ex="$example" '
+      /^acceptance: `[^ `]*terraform[^ `]* get / { started = 1 }
+      started && /^acceptance: `[^ `]*terraform[^ `]* (apply|plan|destroy) / && / in [0-9.]+(ms|s)$/ {
+        split($0, words, " "); cmd = words[3]
+        if (cmd == "plan" && seen_plan++) next
+        t = $NF; if (t ~ /ms$/) { sub(/ms$/, "", t); t = t / 1000 } else sub(/s$/, "", t)
+        printf "%s: %s\t%s\n", ex, cmd, t
+      }' "$work/apply-$example-$r.log" >> "$apply_results"
+  done
+  rss=$(peak_rss_in_all "$work/rss-apply-$example-")
+  apply_rss_rows+="| $example | $(( rss / 1024 )) |"$'\n'
+done
+
 table=$(median_table "$results" "first plan, connection unknown ($(basename "$tf") $(TF_CLI_CONFIG_FILE=$work/terraformrc-plain "$tf" version | head -1 | cut -d" " -f2))")
-rss_table=$(printf '| example | provider peak RSS (MiB) |\n|---|---:|\n%s' "$rss_rows")
-echo "$table"
-echo
-echo "$rss_table"
+rss_table=$(printf '| example | provider peak RSS during the first plan (MiB) |\n|---|---:|\n%s' "$rss_rows")
+apply_table=$(median_table "$apply_results" "with the stand-ins (terraform command)")
+apply_rss_table=$(printf '| example | provider peak RSS over apply, plan and destroy (MiB) |\n|---|---:|\n%s' "$apply_rss_rows")
+all="$table
+
+$rss_table
+
+$apply_table
+
+$apply_rss_table"
+echo "$all"
 if [ -z "${BENCH_NO_README:-}" ]; then
   write_readme_block "$root/bench/README.md" reference-platforms-results "Reference platforms" \
-    "Measured $(date -u +%Y-%m-%d) on $(nproc) cores; \`make bench-reference-platforms\`." "$table
-
-$rss_table"
+    "Measured $(date -u +%Y-%m-%d) on $(nproc) cores; \`make bench-reference-platforms\`. Apply rows are Terraform's commands in the acceptance tests (tests/acceptance/reference_platforms_apply.rs), with the stand-ins; \`plan\` is the second plan after the apply, which must be empty." "$all"
 fi

@@ -8,7 +8,9 @@
 //! - `TF_ACC_TERRAFORM_PATHS`: colon-separated terraform binaries to run every test with;
 //! - `TF_ACC_KEEP`: keep the control plane's temp dir (certs, logs, etcd data) after the run;
 //! - `TF_ACC_TIMEOUT`: seconds one terraform/kubectl command may take (default 600);
-//! - `TF_ACC_KUBECTL`: the kubectl to use (default `kubectl` on PATH).
+//! - `TF_ACC_KUBECTL`: the kubectl to use (default `kubectl` on PATH);
+//! - `TF_ACC_PROVIDER_DIR`: a directory whose `terraform-provider-platform` the tests run
+//!   instead of the one cargo built (the benchmarks use it).
 //!
 //! When the first three are unset, the values written by `scripts/testenv.sh` to
 //! `$PLATFORM_TESTENV_DIR/env.sh` (default `~/.cache/terraform-provider-platform/testenv`)

@@ -153,7 +153,11 @@ impl Workdir {
         };
         let dir = root.join("work");
         std::fs::create_dir_all(&dir).expect("create workdir");
-        let provider_dir = Path::new(PROVIDER_BINARY).parent().expect("provider binary dir");
+        // `TF_ACC_PROVIDER_DIR` (for benchmarks): another directory holding a
+        // `terraform-provider-platform`, such as a release build under a profiler.
+        let provider_dir = std::env::var_os("TF_ACC_PROVIDER_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(PROVIDER_BINARY).parent().expect("provider binary dir").to_path_buf());
         let cli_config = root.join("terraformrc");
         std::fs::write(
             &cli_config,
