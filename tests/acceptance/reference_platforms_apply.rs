@@ -149,6 +149,17 @@ struct Written {
     release_namespaces: BTreeSet<String>,
 }
 
+/// Applies the example installed in `work` and returns what it wrote (the apply's time goes
+/// to the test's log).
+fn apply_example(work: &Workdir, example: &str) -> Written {
+    let started = Instant::now();
+    work.apply().assert_success();
+    let applied = started.elapsed();
+    let w = written(work);
+    eprintln!("acceptance: {example} applied in {applied:.1?}: stacks {:?}", w.stacks);
+    w
+}
+
 fn written(work: &Workdir) -> Written {
     let mut w = Written::default();
     w.kinds.insert(("v1".into(), "Secret".into()));
@@ -339,11 +350,7 @@ fn gitops_baseline_applies_with_standins_plans_empty_and_destroys_clean() {
     work.set_env("TF_VAR_grafana_admin_password", grafana_password);
 
     let _cleanup = destroy_on_failure(&work);
-    let apply_started = Instant::now();
-    work.apply().assert_success();
-    let applied = apply_started.elapsed();
-    let w = written(&work);
-    eprintln!("acceptance: gitops-baseline applied in {applied:.1?}: stacks {:?}", w.stacks);
+    let w = apply_example(&work, "gitops-baseline");
     let expected_stacks = [
         "gitops",
         "ingress-controllers",
@@ -495,11 +502,7 @@ fn flux_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     }
 
     let _cleanup = destroy_on_failure(&work);
-    let apply_started = Instant::now();
-    work.apply().assert_success();
-    let applied = apply_started.elapsed();
-    let w = written(&work);
-    eprintln!("acceptance: flux-homelab applied in {applied:.1?}: stacks {:?}", w.stacks);
+    let w = apply_example(&work, "flux-homelab");
     let out = outputs(&work);
     assert_eq!(out["stacks"], json!(["gitops", "infra-controllers", "infra-configs", "observability", "apps"]));
     let expected: BTreeSet<String> = ["gitops", "infra-controllers", "infra-configs", "observability", "apps"]
@@ -644,11 +647,7 @@ fn talos_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     }
 
     let _cleanup = destroy_on_failure(&work);
-    let apply_started = Instant::now();
-    work.apply().assert_success();
-    let applied = apply_started.elapsed();
-    let w = written(&work);
-    eprintln!("acceptance: talos-homelab applied in {applied:.1?}: stacks {:?}", w.stacks);
+    let w = apply_example(&work, "talos-homelab");
     let expected: BTreeSet<String> = [
         "gitops",
         "homelab-network",
