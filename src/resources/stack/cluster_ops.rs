@@ -452,7 +452,6 @@ impl StackOps<'_> {
     }
 }
 
-/// The API server's NotFound for the namespace an object goes into.
 /// Writes the stack's OCIRepositories at `v1` where it is served (see
 /// [`flux::oci_repository_api`]): by the OCIRepository CRD among `rendered` when the stack
 /// applies one, else by the cluster.
@@ -474,6 +473,7 @@ pub(super) async fn settle_oci_repository_api(cluster: &Cluster, rendered: &mut 
     Ok(())
 }
 
+/// The API server's NotFound for the namespace an object goes into.
 pub(super) fn namespace_missing(e: &KubeError) -> bool {
     matches!(e, KubeError::NotFound { resource, .. } if resource == "namespaces")
 }

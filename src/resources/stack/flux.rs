@@ -300,7 +300,8 @@ pub fn flux_objects(c: &HelmComponent) -> Result<Vec<Value>, String> {
     // An OCI chart's version lives in the OCIRepository: the HelmRelease's spec does not
     // change with it, so its status says nothing of the new version. The annotation lets
     // readiness wait for Helm to use it (see `readiness::release_status`).
-    let pinned = source_object.as_ref().and_then(|s| s["spec"]["ref"]["tag"].as_str()).filter(|_| chart_reference.0 == "chartRef");
+    // Only an OCIRepository has a `ref`.
+    let pinned = source_object.as_ref().and_then(|s| s["spec"]["ref"]["tag"].as_str());
     if let Some(version) = pinned {
         release["metadata"]["annotations"] = json!({ CHART_VERSION_ANNOTATION: version });
     }

@@ -330,10 +330,8 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
         .and_then(|a| a.get(flux::CHART_VERSION_ANNOTATION))
         .and_then(Value::as_str);
     let attempted = status.and_then(|s| s.get("lastAttemptedRevision")).and_then(Value::as_str);
-    let chart_pending = match (wanted_chart, attempted) {
-        (Some(wanted), Some(attempted)) => !is_revision_of(attempted, wanted),
-        _ => false,
-    };
+    // (wanted, last attempted) while they differ.
+    let chart_pending = wanted_chart.zip(attempted).filter(|(wanted, attempted)| !is_revision_of(attempted, wanted));
 
     let ready = condition("Ready");
     // Stalled says that Flux gave up, unless a reconciliation was requested since (it then
@@ -346,10 +344,10 @@ pub fn release_status(object: &Value) -> ReleaseStatus {
         return ReleaseStatus::Failed { reason: stalled.reason.into(), message };
     }
     let is_ready = ready.as_ref().is_some_and(|c| c.status == "True");
-    if is_ready && !stale && reconciling.is_none() && !chart_pending {
+    if is_ready && !stale && reconciling.is_none() && chart_pending.is_none() {
         return ReleaseStatus::Ready;
     }
-    if let (true, Some(wanted), Some(attempted)) = (chart_pending, wanted_chart, attempted) {
+    if let Some((wanted, attempted)) = chart_pending {
         return ReleaseStatus::Progressing {
             reason: "ChartVersionPending".into(),
             message: format!("Helm has not used chart version {wanted} yet (last attempted: {attempted})"),
