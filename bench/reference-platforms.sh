@@ -4,8 +4,7 @@
 #   stacks), from an empty state with the cluster connection unknown, as a user's first
 #   `terraform plan` is. Nothing is contacted: the examples' hosts and servers are loopback
 #   addresses the plan never dials.
-# - For the three that apply here: apply, the second plan and destroy, by their acceptance
-#   tests (see below).
+# - For all four: apply, the second plan and destroy, by their acceptance tests (see below).
 # Wall time (median of BENCH_RUNS, default 5) and the provider's peak RSS over its processes
 # (GNU time -v around the release binary). Prints Markdown tables and writes them into
 # bench/README.md between the `reference-platforms-results` markers (BENCH_NO_README=1 to
@@ -168,16 +167,21 @@ for example in k3s-ha-platform talos-homelab flux-homelab gitops-baseline; do
 done
 
 # --- Apply, with the stand-ins of the acceptance tests -----------------------------------
-# The examples that apply here (k3s-ha-platform needs a k3s cluster) are applied, planned
-# again and destroyed by their acceptance tests (tests/acceptance/reference_platforms_apply.rs:
-# the local control plane, the Flux, Velero, VolSync and Sealed Secrets stand-ins, BIND),
-# with the release binary under GNU time in place of the debug one (TF_ACC_PROVIDER_DIR).
-# The times are Terraform's commands as the harness logs them; setup is not counted.
+# Each example is applied, planned again and destroyed by its acceptance test
+# (tests/acceptance/reference_platforms_apply.rs: the local control plane, the Flux, Velero,
+# VolSync and Sealed Secrets stand-ins, BIND; tests/acceptance/reference_platform_k3s.rs: the
+# k3s stand-in on seven rig hosts, installed over SSH, with the Flux, Velero and Cloudflare
+# stand-ins), with the release binary under GNU time in place of the debug one
+# (TF_ACC_PROVIDER_DIR). The times are Terraform's commands as the harness logs them; setup
+# is not counted. k3s-ha-platform's apply includes making the cluster.
 apply_results=$work/apply.tsv
 : > "$apply_results"
 apply_rss_rows=""
-for example in gitops-baseline flux-homelab talos-homelab; do
-  test_name="reference_platforms_apply::${example//-/_}_applies_with_standins_plans_empty_and_destroys_clean"
+for example in k3s-ha-platform gitops-baseline flux-homelab talos-homelab; do
+  case $example in
+    k3s-ha-platform) test_name="reference_platform_k3s::k3s_ha_platform_applies_on_the_k3s_standin_with_standins_plans_empty_and_destroys_clean" ;;
+    *) test_name="reference_platforms_apply::${example//-/_}_applies_with_standins_plans_empty_and_destroys_clean" ;;
+  esac
   for r in $(seq "$runs"); do
     rss_dir=$work/rss-apply-$example-$r
     mkdir -p "$rss_dir"
@@ -214,5 +218,5 @@ $apply_rss_table"
 echo "$all"
 if [ -z "${BENCH_NO_README:-}" ]; then
   write_readme_block "$root/bench/README.md" reference-platforms-results "Reference platforms" \
-    "Measured $(date -u +%Y-%m-%d) on $(nproc) cores; \`make bench-reference-platforms\`. Apply rows are Terraform's commands in the acceptance tests (tests/acceptance/reference_platforms_apply.rs), with the stand-ins; \`plan\` is the second plan after the apply, which must be empty." "$all"
+    "Measured $(date -u +%Y-%m-%d) on $(nproc) cores; \`make bench-reference-platforms\`. Apply rows are Terraform's commands in the acceptance tests (tests/acceptance/reference_platforms_apply.rs, reference_platform_k3s.rs), with the stand-ins (k3s-ha-platform's apply makes its cluster of seven k3s stand-in nodes over SSH); \`plan\` is the second plan after the apply, which must be empty." "$all"
 fi

@@ -43,3 +43,5 @@ mod k3s_suc;
 mod k3s_nodes;
 mod reference_platforms;
 mod reference_platforms_apply;
+mod reference_platform_k3s;
+mod module_policy_gatekeeper_standin;

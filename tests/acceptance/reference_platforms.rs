@@ -59,6 +59,12 @@ pub(crate) fn install_example(work: &Workdir, name: &str) {
     for (file, text) in tf_files(&repo().join("examples").join(name)) {
         work.write_file(&file, &text.replace("\"../../modules/", "\"./modules/"));
     }
+    install_modules(work);
+}
+
+/// Copies every module into the workdir (`./modules/<m>`) and installs the module calls of
+/// its configuration (`terraform get`).
+pub(crate) fn install_modules(work: &Workdir) {
     for module in modules() {
         copy_module(&module, &work.path().join("modules").join(module.file_name().unwrap()));
     }

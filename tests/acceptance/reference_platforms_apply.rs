@@ -1,7 +1,8 @@
 //! The reference examples applied for real: each is installed with the modules (as
 //! `reference_platforms` plans it), applied with the newest Terraform against the local
 //! control plane, checked for what landed in the cluster (and on the DNS server), planned
-//! again (empty), destroyed, and checked for anything of ours left behind.
+//! again (empty), destroyed, and checked for anything of ours left behind. The fourth,
+//! k3s-ha-platform, makes its own cluster on the node rig: `reference_platform_k3s`.
 //!
 //! What cannot run here, and its STAND-INS (named so in every test):
 //! - Flux's controllers: the Flux CRDs fixture and the helm-controller stand-in

@@ -2,11 +2,13 @@
 //! (`flux_standin`) installs no chart, so the kinds whose custom resources the reference
 //! examples' stacks apply (MetalLB's address pools, cert-manager's ClusterIssuer, Kyverno's
 //! ClusterPolicy, Traefik's TLSOption, Tailscale's ProxyClass, Cilium's LB IP pools and L2
-//! announcement policies, External Secrets' ClusterSecretStore) would not exist. The
-//! fixtures `fixtures/chart-crds-standin/*.yaml` define them with their real group, version, kind
-//! and scope and a schema that takes any content; [`ensure`] applies them once per test
-//! binary with a field manager of their own ([`FIELD_MANAGER`]) and waits until they are
-//! served. Nothing deletes them: they are cluster-wide and other tests may use them.
+//! announcement policies, External Secrets' ClusterSecretStore, Gatekeeper's
+//! ConstraintTemplate) would not exist. The fixtures `fixtures/chart-crds-standin/*.yaml`
+//! define them with their real group, version, kind and scope and a schema that takes any
+//! content; [`ensure`] applies them once per test binary with a field manager of their own
+//! ([`FIELD_MANAGER`]) and waits until they are served. Nothing deletes them: they are
+//! cluster-wide and other tests may use them. A cluster that starts without them (a k3s stand-in's) gets them from the helm-controller
+//! stand-in when it "installs" the chart ([`for_chart`]), as Helm applies a chart's CRDs.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -18,11 +20,31 @@ use super::{cluster, kubectl, kubectl_stdin, wait_until};
 pub const FIELD_MANAGER: &str = "acceptance-chart-crds-standin";
 
 /// The fixture files (`fixtures/chart-crds-standin/<chart>.yaml`).
-const CHARTS: [&str; 7] = ["metallb", "cert-manager", "kyverno", "traefik", "tailscale", "cilium", "external-secrets"];
+const CHARTS: [&str; 8] =
+    ["metallb", "cert-manager", "kyverno", "traefik", "tailscale", "cilium", "external-secrets", "gatekeeper"];
 
 fn fixture(chart: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/acceptance/fixtures/chart-crds-standin/{chart}.yaml"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The CRD documents a chart of that name would install: its stand-in fixture, or for
+/// `velero` the real Velero CRDs of `fixtures/velero-crds.yaml` (no chart without CRDs here
+/// has any). For a cluster that starts without them (see `flux_standin::FluxStandIn`).
+pub fn for_chart(chart: &str) -> Vec<serde_json::Value> {
+    let text = match chart {
+        "velero" => {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures/velero-crds.yaml");
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        }
+        "tailscale-operator" => fixture("tailscale"),
+        chart if CHARTS.contains(&chart) => fixture(chart),
+        _ => return Vec::new(),
+    };
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| <serde_json::Value as serde::Deserialize>::deserialize(doc).expect("a CRD document"))
+        .filter(|crd| crd["kind"] == "CustomResourceDefinition")
+        .collect()
 }
 
 /// The names of the stand-in CRDs (`<plural>.<group>`), from the fixtures.

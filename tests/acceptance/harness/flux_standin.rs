@@ -22,14 +22,20 @@
 //!
 //! The CRDs are cluster-wide, so what a stack does without them is tried (and recorded, see
 //! [`runs_without_flux`]) once, before the first [`ensure`] installs them.
+//!
+//! [`ensure`] runs the stand-in against the shared cluster; [`FluxStandIn::start_on`] runs
+//! another against any API server (a k3s stand-in's), which also applies the CRDs of the
+//! charts it "installs".
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::http::HttpClient;
 use super::{cluster, kubectl, kubectl_stdin, terraform_binaries, unique_name, wait_until, CmdOutput, Workdir};
 
 pub const HELM_RELEASES: &str = "/apis/helm.toolkit.fluxcd.io/v2";
@@ -203,7 +209,11 @@ pub fn ensure() {
             }
             Ok(())
         });
-        std::thread::Builder::new().name("helm-controller-standin".into()).spawn(controller_loop).expect("start the helm-controller stand-in");
+        let (api, stop) = (cluster().http().clone(), AtomicBool::new(false));
+        std::thread::Builder::new()
+            .name("helm-controller-standin".into())
+            .spawn(move || controller_loop(&api, ChartCrds::Preinstalled, &stop))
+            .expect("start the helm-controller stand-in");
     });
 }
 
@@ -253,21 +263,64 @@ pub fn is_ready(object: &Value) -> bool {
         && object["status"]["observedGeneration"].as_i64() == generation
 }
 
-fn controller_loop() {
+/// Where the CRDs of the charts a release "installs" come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChartCrds {
+    /// Applied to the shared cluster beforehand ([`super::chart_crds_standin::ensure`]).
+    Preinstalled,
+    /// Applied by the stand-in before it reports the release Ready, as Helm applies a
+    /// chart's `crds/` before its templates.
+    WithRelease,
+}
+
+/// The controller's rounds against the API server `api` until `stop` is set.
+fn controller_loop(api: &HttpClient, chart_crds: ChartCrds, stop: &AtomicBool) {
     // (uid, generation) -> when first seen, for `delaySeconds`.
     let mut first_seen: HashMap<(String, i64), Instant> = HashMap::new();
     let mut progressing_reported: HashSet<(String, i64)> = HashSet::new();
-    loop {
-        reconcile_sources();
-        if let Ok(resp) = cluster().http().get(&format!("{HELM_RELEASES}/helmreleases")) {
+    while !stop.load(Ordering::Relaxed) {
+        reconcile_sources(api);
+        if let Ok(resp) = api.get(&format!("{HELM_RELEASES}/helmreleases")) {
             if resp.ok() {
                 let items = resp.json()["items"].as_array().cloned().unwrap_or_default();
                 for release in &items {
-                    reconcile_release(release, &items, &mut first_seen, &mut progressing_reported);
+                    reconcile_release(api, chart_crds, release, &items, &mut first_seen, &mut progressing_reported);
                 }
             }
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// A helm-controller stand-in (with its source-controller part) for a cluster other than
+/// the shared one, e.g. a k3s stand-in's, reached through `api`; stopped when dropped.
+/// Unlike the shared cluster's, it applies the stand-in CRDs of the charts it "installs"
+/// ([`super::chart_crds_standin::for_chart`]) before it reports a release Ready, since that
+/// cluster starts without them. The Flux CRDs are the cluster's own business (the tests
+/// install them with Flux's install document).
+pub struct FluxStandIn {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FluxStandIn {
+    pub fn start_on(api: HttpClient) -> FluxStandIn {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("helm-controller-standin-remote".into())
+            .spawn(move || controller_loop(&api, ChartCrds::WithRelease, &stopped))
+            .expect("start the helm-controller stand-in");
+        FluxStandIn { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for FluxStandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -303,10 +356,10 @@ fn cond(kind: &str, status: &str, reason: &str, message: &str, generation: i64) 
 
 /// Merge-patches the status subresource; a refusal is printed once per path and message
 /// (the test's output then explains a release that never becomes Ready).
-fn patch_status(path: &str, status: Value) -> bool {
+fn patch_status(api: &HttpClient, path: &str, status: Value) -> bool {
     static REPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let body = json!({ "status": status }).to_string();
-    let problem = match cluster().http().request(
+    let problem = match api.request(
         "PATCH",
         &format!("{path}/status"),
         Some("application/merge-patch+json"),
@@ -333,9 +386,9 @@ fn record(release: &Value, generation: i64, outcome: &str) {
     });
 }
 
-fn reconcile_sources() {
+fn reconcile_sources(api: &HttpClient) {
     for (base, plural) in [(SOURCES_V1, "helmrepositories"), (SOURCES_V1BETA2, "ocirepositories")] {
-        let Ok(resp) = cluster().http().get(&format!("{base}/{plural}")) else { continue };
+        let Ok(resp) = api.get(&format!("{base}/{plural}")) else { continue };
         if !resp.ok() {
             continue;
         }
@@ -349,6 +402,7 @@ fn reconcile_sources() {
             }
             let (ns, name) = (item["metadata"]["namespace"].as_str().unwrap_or(""), item["metadata"]["name"].as_str().unwrap_or(""));
             patch_status(
+                api,
                 &format!("{base}/namespaces/{ns}/{plural}/{name}"),
                 json!({
                     "observedGeneration": generation,
@@ -361,7 +415,7 @@ fn reconcile_sources() {
 
 /// Whether the release is the real-Helm stand-in's ([`super::helm_standin`]): it carries
 /// that controller's finalizer, or its chart source's URL is one that stand-in serves.
-fn served_by_helm_standin(release: &Value) -> bool {
+fn served_by_helm_standin(api: &HttpClient, release: &Value) -> bool {
     let finalizers = release["metadata"]["finalizers"].as_array();
     if finalizers.is_some_and(|f| f.iter().any(|f| f == super::helm_standin::FINALIZER)) {
         return true;
@@ -376,12 +430,15 @@ fn served_by_helm_standin(release: &Value) -> bool {
     };
     let source_ns = source["namespace"].as_str().unwrap_or(ns);
     let name = source["name"].as_str().unwrap_or_default();
-    cluster()
-        .get_json(&format!("{base}/namespaces/{source_ns}/{plural}/{name}"))
-        .is_some_and(|s| super::helm_standin::owns_url(s["spec"]["url"].as_str().unwrap_or_default()))
+    match api.get(&format!("{base}/namespaces/{source_ns}/{plural}/{name}")) {
+        Ok(resp) if resp.ok() => super::helm_standin::owns_url(resp.json()["spec"]["url"].as_str().unwrap_or_default()),
+        _ => false,
+    }
 }
 
 fn reconcile_release(
+    api: &HttpClient,
+    chart_crds: ChartCrds,
     release: &Value,
     all: &[Value],
     first_seen: &mut HashMap<(String, i64), Instant>,
@@ -402,7 +459,7 @@ fn reconcile_release(
     if release["spec"]["suspend"] == true {
         return;
     }
-    if served_by_helm_standin(release) {
+    if served_by_helm_standin(api, release) {
         return;
     }
     // One round per generation and request.
@@ -416,7 +473,7 @@ fn reconcile_release(
         let ready = all.iter().any(|r| r["metadata"]["name"] == dep_name && r["metadata"]["namespace"] == dep_ns && is_ready(r));
         if !ready {
             let message = format!("dependency '{dep_ns}/{dep_name}' is not ready");
-            if patch_status(&path, json!({"conditions": [cond("Ready", "False", "DependencyNotReady", &message, generation)]})) {
+            if patch_status(api, &path, json!({"conditions": [cond("Ready", "False", "DependencyNotReady", &message, generation)]})) {
                 record(release, generation, "DependencyNotReady");
             }
             return;
@@ -436,7 +493,7 @@ fn reconcile_release(
                 cond("Reconciling", "True", "Progressing", message, generation),
                 cond("Ready", "Unknown", "Progressing", message, generation),
             ]});
-            if patch_status(&path, status) {
+            if patch_status(api, &path, status) {
                 record(release, generation, "Progressing");
             }
         }
@@ -482,14 +539,17 @@ fn reconcile_release(
         return;
     }
     // helm-controller creates the target namespace before it installs.
-    if outcome == "Ready" && !create_target_namespace(release) {
+    if outcome == "Ready" && !create_target_namespace(api, release) {
+        return;
+    }
+    if outcome == "Ready" && chart_crds == ChartCrds::WithRelease && !apply_chart_crds(api, release) {
         return;
     }
     let mut status = status;
     if let (Some(requested), true) = (&requested, outcome != "Retrying") {
         status["lastHandledReconcileAt"] = json!(requested);
     }
-    if patch_status(&path, status) {
+    if patch_status(api, &path, status) {
         record(release, generation, outcome);
     }
 }
@@ -501,13 +561,13 @@ pub const CREATED_NAMESPACE_LABEL: &str = "tf-acc.platform/created-by";
 /// `spec.targetNamespace` if it is missing (labelled [`CREATED_NAMESPACE_LABEL`]
 /// `=helm-controller-standin`; like helm-controller, the stand-in never deletes it). False
 /// when the namespace could not be made (the release is then left for the next round).
-fn create_target_namespace(release: &Value) -> bool {
+fn create_target_namespace(api: &HttpClient, release: &Value) -> bool {
     let spec = &release["spec"];
     let Some(target) = spec["targetNamespace"].as_str().filter(|_| spec["install"]["createNamespace"] == true) else {
         return true;
     };
     let path = format!("/api/v1/namespaces/{target}");
-    match cluster().http().get(&path) {
+    match api.get(&path) {
         // A namespace still being deleted is waited for, then made again.
         Ok(resp) if resp.ok() => return resp.json()["metadata"]["deletionTimestamp"].is_null(),
         Ok(resp) if resp.status == 404 => {}
@@ -518,8 +578,34 @@ fn create_target_namespace(release: &Value) -> bool {
         "metadata": {"name": target, "labels": {CREATED_NAMESPACE_LABEL: "helm-controller-standin"}},
     })
     .to_string();
-    match cluster().http().request("POST", "/api/v1/namespaces", Some("application/json"), Some(body.as_bytes())) {
+    match api.request("POST", "/api/v1/namespaces", Some("application/json"), Some(body.as_bytes())) {
         Ok(resp) => resp.ok() || resp.status == 409,
         Err(_) => false,
     }
+}
+
+/// What Helm does with a chart's `crds/` before it installs the templates: creates the
+/// stand-in CRDs of the release's chart ([`super::chart_crds_standin::for_chart`]; charts
+/// without any have nothing to do), leaving alone those that exist. False while they are
+/// not all established (the release is then left for the next round).
+fn apply_chart_crds(api: &HttpClient, release: &Value) -> bool {
+    let chart = release["spec"]["chart"]["spec"]["chart"].as_str().unwrap_or_default();
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let crds = super::chart_crds_standin::for_chart(chart);
+    let created = crds.iter().all(|crd| {
+        let body = crd.to_string();
+        match api.request("POST", path, Some("application/json"), Some(body.as_bytes())) {
+            Ok(resp) => resp.ok() || resp.status == 409,
+            Err(_) => false,
+        }
+    });
+    // Helm waits for them to be established before it goes on.
+    created
+        && crds.iter().all(|crd| {
+            let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+            match api.get(&format!("{path}/{name}")) {
+                Ok(resp) if resp.ok() => condition(&resp.json(), "Established").is_some_and(|c| c["status"] == "True"),
+                _ => false,
+            }
+        })
 }

@@ -51,7 +51,7 @@ const SUBNETS: u32 = 1 << 15;
 const PROGRAMS: [&str; 9] = ["sshd", "ssh", "ssh-keygen", "ip", "unshare", "nsenter", "chroot", "mount", "hostname"];
 
 /// One test host.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Host {
     name: String,
     veth: String,

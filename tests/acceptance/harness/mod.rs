@@ -25,6 +25,7 @@ pub mod control_plane;
 pub mod dns;
 pub mod dns_fault_proxy;
 pub mod flux_standin;
+pub mod gatekeeper_standin;
 pub mod fault_proxy;
 pub mod helm_standin;
 pub mod hosts;

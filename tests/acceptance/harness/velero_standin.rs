@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::http::HttpClient;
 use super::{cluster, kubectl, kubectl_stdin, wait_until};
 
 pub use grammar::{format_go_duration, parse_go_duration, validate_schedule};
@@ -137,10 +138,17 @@ impl VeleroStandIn {
 
     pub fn start_with(namespace: &str, options: Options) -> VeleroStandIn {
         ensure_crds();
+        Self::start_on(cluster().http().clone(), namespace, options)
+    }
+
+    /// Starts watching `namespace` of the cluster `api` reaches (a k3s stand-in's, say),
+    /// whose Velero and VolSync CRDs are someone else's to install: until they are served,
+    /// the stand-in reports the failed lists once and tries again.
+    pub fn start_on(api: HttpClient, namespace: &str, options: Options) -> VeleroStandIn {
         let volumes = tempfile::Builder::new().prefix("tf-acc-standin-volumes-").tempdir().expect("temp dir");
         let shared = Arc::new(Shared { namespace: namespace.to_string(), events: Mutex::new(Vec::new()), volumes });
         let stop = Arc::new(AtomicBool::new(false));
-        let mut controllers = Controllers::new(shared.clone(), options);
+        let mut controllers = Controllers::new(api, shared.clone(), options);
         let stopped = stop.clone();
         let thread = std::thread::Builder::new()
             .name(format!("velero-standin-{namespace}"))
@@ -261,6 +269,8 @@ pub fn label_value(name: &str) -> String {
 
 /// The stand-in's state, owned by its thread.
 struct Controllers {
+    /// The API server of the cluster it watches.
+    api: HttpClient,
     shared: Arc<Shared>,
     options: Options,
     /// Messages printed once (refused writes, objects it cannot read).
@@ -270,8 +280,8 @@ struct Controllers {
 }
 
 impl Controllers {
-    fn new(shared: Arc<Shared>, options: Options) -> Self {
-        Controllers { shared, options, reported: HashSet::new(), velero: Default::default(), volsync: Default::default() }
+    fn new(api: HttpClient, shared: Arc<Shared>, options: Options) -> Self {
+        Controllers { api, shared, options, reported: HashSet::new(), velero: Default::default(), volsync: Default::default() }
     }
 
     /// One round, a panic (e.g. the S3 server gone) reported instead of ending the thread.
@@ -309,7 +319,7 @@ impl Controllers {
 
     /// The items of a list; an error is reported and reads as empty.
     fn list(&mut self, path: &str) -> Vec<Value> {
-        match cluster().http().get(path) {
+        match self.api.get(path) {
             Ok(resp) if resp.ok() => resp.json()["items"].as_array().cloned().unwrap_or_default(),
             Ok(resp) => {
                 self.report(&format!("GET {path}: HTTP {}: {}", resp.status, resp.body));
@@ -324,7 +334,7 @@ impl Controllers {
 
     /// The object, `Ok(None)` on 404.
     fn get(&mut self, path: &str) -> Result<Option<Value>, String> {
-        let resp = cluster().http().get(path)?;
+        let resp = self.api.get(path)?;
         match resp.status {
             404 => Ok(None),
             s if (200..300).contains(&s) => Ok(Some(resp.json())),
@@ -352,7 +362,7 @@ impl Controllers {
             _ => body.map(|_| "application/json"),
         };
         let bytes = body.map(|b| b.to_string().into_bytes());
-        let problem = match cluster().http().request(method, path, content_type, bytes.as_deref()) {
+        let problem = match self.api.request(method, path, content_type, bytes.as_deref()) {
             Ok(resp) if resp.ok() || (method == "DELETE" && resp.status == 404) => return true,
             Ok(resp) => format!("HTTP {}: {}", resp.status, resp.body),
             Err(e) => e,
