@@ -53,7 +53,8 @@ RC
 done
 export TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
 
-# Inputs every example needs: keys, host keys, a SOPS file, a kubeconfig of a loopback
+# Inputs the examples' plan-only variables name (tests/acceptance/fixtures/examples/plan-only,
+# shared with the acceptance tests): keys, host keys, a SOPS file, a kubeconfig of a loopback
 # address nobody listens on (a plan with the connection unknown never dials it).
 ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
 read -r key_type key_data _ < "$work/id_ed25519.pub"
@@ -63,74 +64,21 @@ recipient=$(sed -n 's/^# public key: //p' "$work/age.txt")
 printf 'DATABASE_PASSWORD: bench\n' > "$work/plain.yaml"
 "$TF_ACC_SOPS" encrypt --age "$recipient" --input-type yaml --output-type yaml "$work/plain.yaml" > "$work/secrets.sops.yaml"
 rm -f "$work/plain.yaml"
+cluster_url=https://127.0.0.1:9
 cat > "$work/kubeconfig" <<KC
 apiVersion: v1
 kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9", insecure-skip-tls-verify: true}}]
+clusters: [{name: c, cluster: {server: "$cluster_url", insecure-skip-tls-verify: true}}]
 users: [{name: u, user: {token: bench}}]
 contexts: [{name: c, context: {cluster: c, user: u}}]
 current-context: c
 KC
-sha=$(printf '0%.0s' $(seq 64))
 
 variables() {
-  case $1 in
-    k3s-ha-platform) cat <<V
-servers = { master-1 = "127.0.0.11", master-2 = "127.0.0.12", master-3 = "127.0.0.13" }
-agents = { worker-1 = "127.0.0.21", worker-2 = "127.0.0.22", worker-3 = "127.0.0.23", worker-4 = "127.0.0.24" }
-api_endpoint = "https://127.0.0.1:9"
-ssh_private_key_path = "$work/id_ed25519"
-known_hosts_file = "$work/known_hosts"
-cloudflare_api_token = "bench"
-cloudflare_api_url = "http://127.0.0.1:9/client/v4"
-ingress_addresses = ["127.0.0.21"]
-acme_email = "ops@example.com"
-flux_install_sha256 = "$sha"
-grafana_admin_password = "bench"
-app_secrets_file = "$work/secrets.sops.yaml"
-age_key_file = "$work/age.txt"
-backup_s3_url = "http://127.0.0.1:9"
-backup_access_key_id = "bench"
-backup_secret_access_key = "bench"
-V
-      ;;
-    talos-homelab) cat <<V
-kubeconfig_path = "$work/kubeconfig"
-kube_context = "c"
-acme_email = "ops@example.com"
-cloudflare_api_token = "bench"
-flux_install_sha256 = "$sha"
-gateway_api_crds_sha256 = "$sha"
-vault_token = "bench"
-grafana_admin_password = "bench"
-restic_repository = "s3:http://127.0.0.1:9/restic"
-restic_password = "bench"
-restic_access_key_id = "bench"
-restic_secret_access_key = "bench"
-V
-      ;;
-    flux-homelab) cat <<V
-kubeconfig_path = "$work/kubeconfig"
-flux_install_sha256 = "$sha"
-acme_email = "ops@example.com"
-tailscale_oauth_client_id = "bench"
-tailscale_oauth_client_secret = "bench"
-minio_root_password = "bench"
-grafana_admin_password = "bench"
-webui_secret_key = "bench"
-V
-      ;;
-    gitops-baseline) cat <<V
-kubeconfig_path = "$work/kubeconfig"
-flux_install_sha256 = "$sha"
-dns_server = "127.0.0.1:9"
-tsig_key_name = "bench-key."
-tsig_key_secret = "YmVuY2g="
-acme_email = "ops@example.com"
-grafana_admin_password = "bench"
-V
-      ;;
-  esac
+  sed -e "s#@CLUSTER_URL@#$cluster_url#" -e "s#@KUBECONFIG@#$work/kubeconfig#" \
+    -e "s#@SSH_PRIVATE_KEY@#$work/id_ed25519#" -e "s#@KNOWN_HOSTS@#$work/known_hosts#" \
+    -e "s#@AGE_KEY_FILE@#$work/age.txt#" -e "s#@APP_SECRETS_FILE@#$work/secrets.sops.yaml#" \
+    "$root/tests/acceptance/fixtures/examples/plan-only/$1.tfvars"
 }
 
 # Peak RSS (kB) over the reports in every directory starting with PREFIX.

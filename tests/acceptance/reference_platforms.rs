@@ -157,8 +157,12 @@ impl Tripwire {
 }
 
 /// Variables for planning example `name` against a cluster at `cluster_url` that must not be
-/// contacted (and hosts on loopback that are not contacted either), as a tfvars file.
+/// contacted (and hosts on loopback that are not contacted either), as a tfvars file: the
+/// example's `fixtures/examples/plan-only/<name>.tfvars` (shared with the benchmark) with its
+/// placeholders filled in.
 fn plan_variables(work: &Workdir, name: &str, cluster_url: &str) -> String {
+    let path = repo().join("tests/acceptance/fixtures/examples/plan-only").join(format!("{name}.tfvars"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let kubeconfig = work.write_file(
         "tripwire.kubeconfig",
         &format!(
@@ -166,58 +170,38 @@ fn plan_variables(work: &Workdir, name: &str, cluster_url: &str) -> String {
              users:\n- name: u\n  user:\n    token: plan-only\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n"
         ),
     );
-    let kubeconfig = kubeconfig.display();
-    let sha = "0".repeat(64);
-    match name {
-        "k3s-ha-platform" => {
-            let key = work.path().join("id_ed25519");
-            let status = std::process::Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(&key)
-                .status()
-                .expect("ssh-keygen");
-            assert!(status.success(), "ssh-keygen failed");
-            // Host keys of hosts that are never contacted: any well-formed key will do.
-            let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
-            let public: Vec<&str> = public.split_whitespace().take(2).collect();
-            let hosts = ["11", "12", "13", "21", "22", "23", "24"];
-            let lines: String = hosts.iter().map(|h| format!("127.0.0.{h} {}\n", public.join(" "))).collect();
-            let known_hosts = work.write_file("known_hosts", &lines);
-            let sops = secrets::require(secrets::Sops::find());
-            let age = sops.age_key(work.root(), "age.txt");
-            let secrets = work.path().join("secrets.sops.yaml");
-            sops.encrypt(&[&age], "yaml", b"DATABASE_PASSWORD: plan-only\n", &secrets, &[]);
-            format!(
-                "servers = {{ master-1 = \"127.0.0.11\", master-2 = \"127.0.0.12\", master-3 = \"127.0.0.13\" }}\n\
-                 agents = {{ worker-1 = \"127.0.0.21\", worker-2 = \"127.0.0.22\", worker-3 = \"127.0.0.23\", worker-4 = \"127.0.0.24\" }}\n\
-                 api_endpoint = \"{cluster_url}\"\nssh_private_key_path = \"{}\"\nknown_hosts_file = \"{}\"\n\
-                 cloudflare_api_token = \"plan-only\"\ncloudflare_api_url = \"http://127.0.0.1:1/client/v4\"\n\
-                 ingress_addresses = [\"127.0.0.21\"]\nacme_email = \"ops@example.com\"\nflux_install_sha256 = \"{sha}\"\n\
-                 grafana_admin_password = \"plan-only\"\napp_secrets_file = \"{}\"\nbackup_s3_url = \"http://127.0.0.1:1\"\n\
-                 backup_access_key_id = \"plan-only\"\nbackup_secret_access_key = \"plan-only\"\nage_key_file = \"{}\"\n",
-                key.display(),
-                known_hosts.display(),
-                secrets.display(),
-                age.path.display()
-            )
-        }
-        "talos-homelab" => format!(
-            "kubeconfig_path = \"{kubeconfig}\"\nkube_context = \"c\"\nacme_email = \"ops@example.com\"\ncloudflare_api_token = \"plan-only\"\n\
-             flux_install_sha256 = \"{sha}\"\ngateway_api_crds_sha256 = \"{sha}\"\nvault_token = \"plan-only\"\n\
-             grafana_admin_password = \"plan-only\"\nrestic_repository = \"s3:http://127.0.0.1:1/restic\"\nrestic_password = \"plan-only\"\n\
-             restic_access_key_id = \"plan-only\"\nrestic_secret_access_key = \"plan-only\"\n"
-        ),
-        "flux-homelab" => format!(
-            "kubeconfig_path = \"{kubeconfig}\"\nflux_install_sha256 = \"{sha}\"\nacme_email = \"ops@example.com\"\n\
-             tailscale_oauth_client_id = \"plan-only\"\ntailscale_oauth_client_secret = \"plan-only\"\nminio_root_password = \"plan-only\"\n\
-             grafana_admin_password = \"plan-only\"\nwebui_secret_key = \"plan-only\"\n"
-        ),
-        "gitops-baseline" => format!(
-            "kubeconfig_path = \"{kubeconfig}\"\nflux_install_sha256 = \"{sha}\"\ndns_server = \"127.0.0.1:1\"\ntsig_key_name = \"plan-key.\"\n\
-             tsig_key_secret = \"cGxhbi1vbmx5\"\nacme_email = \"ops@example.com\"\ngrafana_admin_password = \"plan-only\"\n"
-        ),
-        other => panic!("no plan variables for example {other}"),
+    let mut text =
+        text.replace("@CLUSTER_URL@", cluster_url).replace("@KUBECONFIG@", &kubeconfig.display().to_string());
+    if text.contains("@SSH_PRIVATE_KEY@") {
+        let key = work.path().join("id_ed25519");
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(status.success(), "ssh-keygen failed");
+        // Host keys of hosts that are never contacted: any well-formed key will do.
+        let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+        let public: Vec<&str> = public.split_whitespace().take(2).collect();
+        let hosts = ["11", "12", "13", "21", "22", "23", "24"];
+        let lines: String = hosts.iter().map(|h| format!("127.0.0.{h} {}\n", public.join(" "))).collect();
+        let known_hosts = work.write_file("known_hosts", &lines);
+        text = text
+            .replace("@SSH_PRIVATE_KEY@", &key.display().to_string())
+            .replace("@KNOWN_HOSTS@", &known_hosts.display().to_string());
     }
+    if text.contains("@AGE_KEY_FILE@") {
+        let sops = secrets::require(secrets::Sops::find());
+        let age = sops.age_key(work.root(), "age.txt");
+        let secrets = work.path().join("secrets.sops.yaml");
+        sops.encrypt(&[&age], "yaml", b"DATABASE_PASSWORD: plan-only\n", &secrets, &[]);
+        text = text
+            .replace("@AGE_KEY_FILE@", &age.path.display().to_string())
+            .replace("@APP_SECRETS_FILE@", &secrets.display().to_string());
+    }
+    let placeholders = ["@CLUSTER_URL@", "@KUBECONFIG@", "@SSH_PRIVATE_KEY@", "@KNOWN_HOSTS@", "@AGE_KEY_FILE@"];
+    assert!(!placeholders.iter().any(|p| text.contains(p)), "a placeholder left in {}:\n{text}", path.display());
+    text
 }
 
 /// The plan summary line (`Plan: N to add, ...`) of a plan's output.
