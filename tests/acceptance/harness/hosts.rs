@@ -81,26 +81,7 @@ impl Host {
 
     /// Like [`Host::ssh`] with another known_hosts file (e.g. one holding a wrong key).
     pub fn ssh_with_known_hosts(&self, known_hosts: &Path, cmd: &str) -> CmdOutput {
-        let mut ssh = Command::new("ssh");
-        ssh.args(["-F", "/dev/null", "-i"])
-            .arg(&self.private_key)
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-            .args([
-                "-o",
-                "GlobalKnownHostsFile=/dev/null",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ConnectTimeout=10",
-                "-o",
-                "IdentitiesOnly=yes",
-            ])
-            .arg(format!("root@{}", self.address))
-            .arg(cmd);
-        run_command(ssh, None, SSH_TIMEOUT)
+        ssh(&self.private_key, known_hosts, &format!("root@{}", self.address), cmd, SSH_TIMEOUT)
     }
 
     /// The host's overlay upper dir: every file it wrote or changed, at its path under `/`.
@@ -179,6 +160,21 @@ pub enum Sudo {
     Password,
     /// No sudoers entry.
     None,
+}
+
+/// Runs `cmd` on `destination` (`user@address`) with OpenSSH: the key `private_key` alone, the
+/// host key checked against `known_hosts` alone, no prompts; killed after `timeout`.
+pub fn ssh(private_key: &Path, known_hosts: &Path, destination: &str, cmd: &str, timeout: Duration) -> CmdOutput {
+    let mut ssh = Command::new("ssh");
+    ssh.args(["-F", "/dev/null", "-i"])
+        .arg(private_key)
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+        .args(["-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes"])
+        .arg(destination)
+        .arg(cmd);
+    run_command(ssh, None, timeout)
 }
 
 /// The hosts of one test, removed when dropped.

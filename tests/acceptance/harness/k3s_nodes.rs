@@ -181,16 +181,8 @@ impl K3sNodes {
             "root" => command.to_string(),
             _ => format!("sudo -n sh -c '{}'", command.replace('\'', r"'\''")),
         };
-        let mut ssh = Command::new("ssh");
-        ssh.args(["-F", "/dev/null", "-i"])
-            .arg(&real.private_key)
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", real.known_hosts.display()))
-            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
-            .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes"])
-            .arg(format!("{}@{}", node.user, node.address))
-            .arg(command);
-        run_command(ssh, None, SSH_TIMEOUT)
+        let destination = format!("{}@{}", node.user, node.address);
+        super::hosts::ssh(&real.private_key, &real.known_hosts, &destination, &command, SSH_TIMEOUT)
     }
 }
 

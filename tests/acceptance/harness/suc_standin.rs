@@ -89,16 +89,7 @@ struct NodeHost {
 
 impl NodeHost {
     fn ssh(&self, cmd: &str) -> CmdOutput {
-        let mut ssh = Command::new("ssh");
-        ssh.args(["-F", "/dev/null", "-i"])
-            .arg(&self.private_key)
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
-            .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
-            .args(["-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes"])
-            .arg(format!("root@{}", self.address))
-            .arg(cmd);
-        run_command(ssh, None, SSH_TIMEOUT)
+        super::hosts::ssh(&self.private_key, &self.known_hosts, &format!("root@{}", self.address), cmd, SSH_TIMEOUT)
     }
 }
 
