@@ -149,12 +149,24 @@ fn string_list_value(items: &BTreeSet<String>) -> Value {
     Value::List(items.iter().map(|s| Value::string(s.clone())).collect())
 }
 
-/// A planned value with the configuration's write-only values, which only the configuration
-/// holds, for rendering what an apply writes.
-fn with_write_only(planned: &Value, config: &Value) -> Value {
+/// What a stack writes: its components, their dependency levels (indexes into
+/// `components`), and each component's rendered objects.
+struct Desired {
+    components: Vec<Component>,
+    levels: Vec<Vec<usize>>,
+    rendered: Vec<Vec<Manifest>>,
+}
+
+/// The objects an apply of `planned` writes (downloads verified), with the write-only values
+/// of `config`, which only the configuration holds. `None` when a component is not known yet
+/// or cannot be read or rendered (said in `diags`).
+async fn desired(planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Desired> {
     let mut value = planned.clone();
     value.set_attr("sensitive_values_wo", config.get_attr("sensitive_values_wo").cloned().unwrap_or(Value::Null));
-    value
+    let mut components = stack_components(&value, diags)?;
+    let levels = config::levels(&mut components, diags)?;
+    let rendered = render_all(&text(planned, "name"), &text(planned, "namespace"), &components, diags).await?;
+    Some(Desired { components, levels, rendered })
 }
 
 /// Reads the components, with the stack's own `adopt` applied to each.
@@ -189,12 +201,9 @@ impl StackResource {
         let operation = if prior.is_null() { "create" } else { "update" };
         let deadline = Deadline::after(timeouts::timeout(planned, operation, DEFAULT_APPLY_TIMEOUT), ctx.stop.clone());
         let stack = text(planned, "name");
-        let flux_namespace = text(planned, "namespace");
         let id = planned.get_attr("id").and_then(Value::as_str).filter(|id| is_instance_id(id)).map(str::to_string);
         let id = id.unwrap_or_else(new_instance_id);
-        let mut components = stack_components(&with_write_only(planned, config), diags)?;
-        let levels = config::levels(&mut components, diags)?;
-        let mut rendered = render_all(&stack, &flux_namespace, &components, diags).await?;
+        let Desired { components, levels, mut rendered } = desired(planned, config, diags).await?;
         let crd_kinds: BTreeSet<(String, String)> = rendered.iter().flatten().filter_map(Manifest::crd_defines).collect();
         let cluster = self.cluster(planned, diags).await?;
         let settled = deadline.run(cluster_ops::settle_oci_repository_api(&cluster, &mut rendered)).await;
@@ -344,11 +353,8 @@ impl StackResource {
             return None;
         }
         let mut scratch = Diagnostics::new();
-        let mut components = stack_components(&with_write_only(&plan.planned, &plan.config), &mut scratch)?;
-        config::levels(&mut components, &mut scratch)?;
+        let Desired { components, mut rendered, .. } = desired(&plan.planned, &plan.config, &mut scratch).await?;
         let stack = text(&plan.planned, "name");
-        let flux_namespace = text(&plan.planned, "namespace");
-        let mut rendered = render_all(&stack, &flux_namespace, &components, &mut scratch).await?;
         if scratch.has_errors() {
             return None;
         }
