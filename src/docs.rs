@@ -19,9 +19,9 @@ use crate::provider::PlatformProvider;
 /// acceptance tests fail when they run a version missing here, so the docs cannot overstate.
 pub const TESTED_TERRAFORM_VERSIONS: &[&str] = &["1.0.3", "1.11.4"];
 
-/// Every generated file, keyed by its path relative to the repository root.
-/// Every generated file by path: `docs/`, and the input and output tables in the READMEs of
-/// `modules/*` and `examples/*` (see [`module_tables`]).
+/// Every generated file, keyed by its path relative to the repository root: `docs/`, and the
+/// READMEs of `modules/*` and `examples/*` with their input and output tables (see
+/// [`module_tables`]).
 pub fn generate(repo: &Path) -> BTreeMap<PathBuf, String> {
     let mut files = provider_docs(repo);
     files.extend(module_readmes(repo));
@@ -30,7 +30,7 @@ pub fn generate(repo: &Path) -> BTreeMap<PathBuf, String> {
 
 /// The READMEs of `modules/*` and `examples/*` that carry table markers, with their tables
 /// brought up to date. A module whose HCL does not parse stops the generator, naming it.
-pub fn module_readmes(repo: &Path) -> BTreeMap<PathBuf, String> {
+fn module_readmes(repo: &Path) -> BTreeMap<PathBuf, String> {
     let mut files = BTreeMap::new();
     for parent in ["modules", "examples"] {
         let Ok(entries) = std::fs::read_dir(repo.join(parent)) else { continue };

@@ -67,10 +67,14 @@ fn is_true(body: &Body, key: &str) -> bool {
     matches!(attribute(body, key), Some(Expression::Bool(true)))
 }
 
+/// `text` on one line, runs of whitespace made one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// An expression as written, on one line.
 fn expression(expr: &Expression) -> String {
-    let text = hcl::format::to_string(expr).unwrap_or_default();
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    one_line(&hcl::format::to_string(expr).unwrap_or_default())
 }
 
 pub fn inputs(body: &Body) -> Vec<Input> {
@@ -106,7 +110,7 @@ pub fn outputs(body: &Body) -> Vec<Output> {
 
 /// Text for a Markdown table cell: one line, pipes escaped.
 fn cell(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+    one_line(text).replace('|', "\\|")
 }
 
 fn code(text: &str) -> String {
