@@ -53,3 +53,11 @@ else:
 open(path, "w").write(text)
 PY
 }
+
+# peak_rss_in DIR...: the peak RSS (kB) over every provider process whose GNU time report
+# (`/usr/bin/time -v -o DIR/PID.txt`) is in one of the DIRs; nothing when there is none.
+peak_rss_in() {
+  local dir
+  for dir in "$@"; do cat "$dir"/*.txt 2>/dev/null; done |
+    awk -F: '/Maximum resident set size/ { v = $2 + 0; if (v > m) m = v } END { if (m) print m }'
+}

@@ -81,15 +81,6 @@ variables() {
     "$root/tests/acceptance/fixtures/examples/plan-only/$1.tfvars"
 }
 
-# Peak RSS (kB) over the reports in every directory starting with PREFIX.
-peak_rss_in_all() {
-  cat "$1"*/*.txt 2>/dev/null | awk -F: '/Maximum resident set size/ { v = $2 + 0; if (v > m) m = v } END { if (m) print m }'
-}
-
-peak_rss_in() {
-  cat "$1"/*.txt 2>/dev/null | awk -F: '/Maximum resident set size/ { v = $2 + 0; if (v > m) m = v } END { if (m) print m }'
-}
-
 rss_rows=""
 for example in k3s-ha-platform talos-homelab flux-homelab gitops-baseline; do
   dir=$work/$example
@@ -148,7 +139,7 @@ for example in k3s-ha-platform gitops-baseline flux-homelab talos-homelab; do
         printf "%s: %s\t%s\n", ex, cmd, t
       }' "$work/apply-$example-$r.log" >> "$apply_results"
   done
-  rss=$(peak_rss_in_all "$work/rss-apply-$example-")
+  rss=$(peak_rss_in "$work/rss-apply-$example-"*)
   apply_rss_rows+="| $example | $(( rss / 1024 )) |"$'\n'
 done
 
