@@ -360,9 +360,18 @@ impl DnsServer {
     #[track_caller]
     fn pdns_patch(&self, body: serde_json::Value) {
         let path = format!("/api/v1/servers/localhost/zones/{ZONE}.");
-        let (status, text) = self.api_request("PATCH", &path, Some(&body.to_string()));
-        if status != 204 {
-            panic!("PATCH {path} {body}: HTTP {status}: {text}{}", self.state());
+        // PowerDNS answers 500 when its SQLite database is locked by a write of another
+        // test's (its log says "database is locked"); the write is tried again, as the
+        // provider retries a 5xx.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (status, text) = self.api_request("PATCH", &path, Some(&body.to_string()));
+            match status {
+                204 => return,
+                500 if attempts < 5 => std::thread::sleep(Duration::from_millis(200 * attempts)),
+                _ => panic!("PATCH {path} {body}: HTTP {status} (attempt {attempts}): {text}{}", self.state()),
+            }
         }
     }
 
