@@ -24,7 +24,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::harness::cloudflare_standin::CloudflareStandIn;
@@ -35,10 +34,11 @@ use crate::harness::k3s_config::V1;
 use crate::harness::k3s_standin::K3sStandin;
 use crate::harness::manifests_server::{sha256_hex, ManifestsServer};
 use crate::harness::s3::s3;
-use crate::harness::secrets::{require, Sops};
+use crate::harness::secrets::{base64, require, Sops};
 use crate::harness::velero_standin::{self, velero_path, VeleroStandIn};
-use crate::harness::{newest_terraform, unique_name, Workdir};
+use crate::harness::{fixture, newest_terraform, unique_name, Workdir};
 use crate::reference_platforms::install_example;
+use crate::stack::hcl;
 
 const SERVERS: [&str; 3] = ["master-1", "master-2", "master-3"];
 const AGENTS: [&str; 4] = ["worker-1", "worker-2", "worker-3", "worker-4"];
@@ -84,19 +84,6 @@ impl Drop for ClusterStandIns {
     fn drop(&mut self) {
         self.started.lock().unwrap().take();
     }
-}
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-fn hcl(s: &str) -> String {
-    crate::stack::hcl(s)
-}
-
-fn fixture(path: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures").join(path);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// GET from the new cluster: the object, `None` on 404.
@@ -256,7 +243,7 @@ fn k3s_ha_platform_applies_on_the_k3s_standin_with_standins_plans_empty_and_dest
     // Grafana's password reaches the chart through a Secret, not the release.
     assert!(!releases.iter().any(|r| r.to_string().contains("grafana-s3cret-standin")), "a release holds the password");
     let values = live(&api, "/api/v1/namespaces/flux-system/secrets/observability.kube-prometheus-stack.helm-values");
-    assert_eq!(values["data"]["grafana.adminPassword"], b64("grafana-s3cret-standin"));
+    assert_eq!(values["data"]["grafana.adminPassword"], base64(b"grafana-s3cret-standin"));
 
     // The environments, each with the application's secrets decrypted from the SOPS file
     // inside the provider: in the cluster, never in the state.
@@ -264,17 +251,17 @@ fn k3s_ha_platform_applies_on_the_k3s_standin_with_standins_plans_empty_and_dest
         let namespace = live(&api, &format!("/api/v1/namespaces/{environment}"));
         assert!(namespace["metadata"]["annotations"][OWNER].is_string(), "{environment} has no owner id");
         let secret = live(&api, &format!("/api/v1/namespaces/{environment}/secrets/helix-secrets"));
-        assert_eq!(secret["data"]["DATABASE_PASSWORD"], b64("db-s3cret-standin"), "{environment}");
-        assert_eq!(secret["data"]["JWT_SECRET"], b64("jwt-s3cret-standin"), "{environment}");
+        assert_eq!(secret["data"]["DATABASE_PASSWORD"], base64(b"db-s3cret-standin"), "{environment}");
+        assert_eq!(secret["data"]["JWT_SECRET"], base64(b"jwt-s3cret-standin"), "{environment}");
     }
     let state = work.run(&["state", "pull"]).stdout;
     for secret in ["db-s3cret-standin", "jwt-s3cret-standin"] {
-        assert!(!state.contains(secret) && !state.contains(&b64(secret)), "{secret} is in the state");
+        assert!(!state.contains(secret) && !state.contains(&base64(secret.as_bytes())), "{secret} is in the state");
     }
 
     // cert-manager's DNS-01 issuer with the Cloudflare token beside it.
     let token = live(&api, "/api/v1/namespaces/cert-manager/secrets/certificates-cloudflare");
-    assert_eq!(token["data"]["api-token"], b64(cloudflare.token()));
+    assert_eq!(token["data"]["api-token"], base64(cloudflare.token().as_bytes()));
     let issuer = live(&api, "/apis/cert-manager.io/v1/clusterissuers/letsencrypt");
     let solver = &issuer["spec"]["acme"]["solvers"][0];
     assert_eq!(solver["dns01"]["cloudflare"]["apiTokenSecretRef"]["name"], "certificates-cloudflare");

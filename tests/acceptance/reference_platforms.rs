@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::harness::{for_each_terraform, secrets, Workdir};
+use crate::harness::{self, for_each_terraform, secrets, Workdir};
 
 /// The examples that reproduce our users' platforms (`../shared/seeds/`), one each.
 pub(crate) const REFERENCE_EXAMPLES: [&str; 4] =
@@ -161,8 +161,8 @@ impl Tripwire {
 /// example's `fixtures/examples/plan-only/<name>.tfvars` (shared with the benchmark) with its
 /// placeholders filled in.
 fn plan_variables(work: &Workdir, name: &str, cluster_url: &str) -> String {
-    let path = repo().join("tests/acceptance/fixtures/examples/plan-only").join(format!("{name}.tfvars"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let fixture = format!("examples/plan-only/{name}.tfvars");
+    let text = harness::fixture(&fixture);
     let kubeconfig = work.write_file(
         "tripwire.kubeconfig",
         &format!(
@@ -200,7 +200,7 @@ fn plan_variables(work: &Workdir, name: &str, cluster_url: &str) -> String {
             .replace("@APP_SECRETS_FILE@", &secrets.display().to_string());
     }
     let placeholders = ["@CLUSTER_URL@", "@KUBECONFIG@", "@SSH_PRIVATE_KEY@", "@KNOWN_HOSTS@", "@AGE_KEY_FILE@"];
-    assert!(!placeholders.iter().any(|p| text.contains(p)), "a placeholder left in {}:\n{text}", path.display());
+    assert!(!placeholders.iter().any(|p| text.contains(p)), "a placeholder left in {fixture}:\n{text}");
     text
 }
 

@@ -24,23 +24,22 @@
 //! `observability`, the ClusterIssuer `letsencrypt`): they run one at a time ([`EXAMPLES`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::harness::flux_standin::{self, CREATED_NAMESPACE_LABEL};
 use crate::harness::hosts::Hosts;
 use crate::harness::manifests_server::{sha256_hex, ManifestsServer};
 use crate::harness::s3::s3;
-use crate::harness::secrets::{ensure_sealed_secret_crd, require, sealing_python, SealingKeyPair};
+use crate::harness::secrets::{base64, ensure_sealed_secret_crd, require, sealing_python, SealingKeyPair};
 use crate::harness::test_nodes::TestNodes;
 use crate::harness::velero_standin::{volsync_path, VeleroStandIn};
-use crate::harness::{chart_crds_standin, cluster, dns, kubectl, newest_terraform, unique_name, Workdir};
+use crate::harness::{chart_crds_standin, cluster, dns, fixture, kubectl, newest_terraform, unique_name, Workdir};
 use crate::reference_platforms::install_example;
 use crate::sealed_secrets_certificate_standin::{service_to, start_standin};
+use crate::stack::hcl;
 
 const OWNER: &str = "platform.terraform.io/owner";
 const STACK_LABEL: &str = "platform.terraform.io/stack";
@@ -73,11 +72,6 @@ fn destroy_on_failure(work: &Workdir) -> OnDrop<impl FnMut() + '_> {
     })
 }
 
-fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures/examples").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// What every example test starts with: the Flux stand-in, the stand-in chart CRDs, the
 /// stand-in Flux install document on loopback, and `nodes` Ready nodes of its own.
 struct Rig {
@@ -98,7 +92,7 @@ impl Rig {
             test_nodes.add(if i == 0 { &["control-plane"] } else { &["worker"] }, true);
         }
         let manifests = ManifestsServer::start();
-        let install = fixture("flux-install-standin.yaml");
+        let install = fixture("examples/flux-install-standin.yaml");
         let flux_install_url = manifests.put("flux/install.yaml", &install);
         Rig { nodes: test_nodes, manifests, flux_install_url, flux_install_sha256: sha256_hex(&install) }
     }
@@ -113,10 +107,6 @@ impl Rig {
             hcl(&self.flux_install_sha256),
         )
     }
-}
-
-fn hcl(s: &str) -> String {
-    crate::stack::hcl(s)
 }
 
 /// Every resource of the state (root and modules), as `(address, type, values)`.
@@ -167,26 +157,14 @@ fn written(work: &Workdir) -> Written {
     w.kinds.insert(("v1".into(), "Namespace".into()));
     for (_, kind, values) in resources(&work.show_json()) {
         // The objects of the other resources: their owner ids, read from the live objects.
+        let (namespace, name) =
+            (values["namespace"].as_str().unwrap_or_default(), values["name"].as_str().unwrap_or_default());
         let object_path = match kind.as_str() {
-            "platform_secret" => Some((
-                ("v1", "Secret"),
-                format!(
-                    "/api/v1/namespaces/{}/secrets/{}",
-                    values["namespace"].as_str().unwrap_or_default(),
-                    values["name"].as_str().unwrap_or_default()
-                ),
-            )),
-            "platform_namespace" => Some((
-                ("v1", "Namespace"),
-                format!("/api/v1/namespaces/{}", values["name"].as_str().unwrap_or_default()),
-            )),
+            "platform_secret" => Some((("v1", "Secret"), format!("/api/v1/namespaces/{namespace}/secrets/{name}"))),
+            "platform_namespace" => Some((("v1", "Namespace"), format!("/api/v1/namespaces/{name}"))),
             "platform_sealed_secret" => Some((
                 ("bitnami.com/v1alpha1", "SealedSecret"),
-                format!(
-                    "/apis/bitnami.com/v1alpha1/namespaces/{}/sealedsecrets/{}",
-                    values["namespace"].as_str().unwrap_or_default(),
-                    values["name"].as_str().unwrap_or_default()
-                ),
+                format!("/apis/bitnami.com/v1alpha1/namespaces/{namespace}/sealedsecrets/{name}"),
             )),
             _ => None,
         };
@@ -311,10 +289,6 @@ fn destroy_and_check_nothing_left(work: &Workdir, w: &Written) {
     }
 }
 
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 /// examples/gitops-baseline: Flux, ingress-nginx behind MetalLB, Sealed Secrets and Vault,
 /// cert-manager with an RFC 2136 ClusterIssuer, the observability charts, Kyverno with its
 /// baseline policies, and the platform's DNS records on the LAN's DNS server (BIND here),
@@ -395,7 +369,7 @@ fn gitops_baseline_applies_with_standins_plans_empty_and_destroys_clean() {
     ready_release("certificates-controllers-cert-manager");
     let tsig = live("/api/v1/namespaces/cert-manager/secrets/certificates-rfc2136");
     assert!(w.owners.contains(tsig["metadata"]["annotations"][OWNER].as_str().unwrap_or_default()));
-    assert_eq!(tsig["data"]["tsig-secret"], b64(bind.tsig_secret()));
+    assert_eq!(tsig["data"]["tsig-secret"], base64(bind.tsig_secret().as_bytes()));
     let issuer = live("/apis/cert-manager.io/v1/clusterissuers/letsencrypt");
     assert_owned_by(&issuer, "certificates-issuers", &w);
     let solver = &issuer["spec"]["acme"]["solvers"][0];
@@ -419,7 +393,7 @@ fn gitops_baseline_applies_with_standins_plans_empty_and_destroys_clean() {
     assert!(!prometheus.to_string().contains(grafana_password), "Grafana's password in the HelmRelease");
     let values =
         live(&format!("/api/v1/namespaces/{FLUX_NAMESPACE}/secrets/observability.kube-prometheus-stack.helm-values"));
-    assert_eq!(values["data"]["grafana.adminPassword"], b64(grafana_password));
+    assert_eq!(values["data"]["grafana.adminPassword"], base64(grafana_password.as_bytes()));
     for release in ["observability-loki", "observability-promtail", "observability-opentelemetry-operator"] {
         ready_release(release);
     }
@@ -549,9 +523,9 @@ fn flux_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     // The sensitive values reach the charts through Secrets, not the releases.
     let tailscale =
         live(&format!("/api/v1/namespaces/{FLUX_NAMESPACE}/secrets/infra-controllers.tailscale-operator.helm-values"));
-    assert_eq!(tailscale["data"]["oauth.clientSecret"], b64("ts-s3cret-standin"));
+    assert_eq!(tailscale["data"]["oauth.clientSecret"], base64(b"ts-s3cret-standin"));
     let minio = live(&format!("/api/v1/namespaces/{FLUX_NAMESPACE}/secrets/infra-controllers.minio.helm-values"));
-    assert_eq!(minio["data"]["rootPassword"], b64("minio-s3cret-standin"));
+    assert_eq!(minio["data"]["rootPassword"], base64(b"minio-s3cret-standin"));
     assert!(!ready_release("infra-controllers-minio").to_string().contains("minio-s3cret-standin"));
 
     // infra-configs: the controllers' custom resources (stand-in CRDs).
@@ -613,7 +587,7 @@ fn talos_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     let _one = one_at_a_time();
     let started = Instant::now();
     let rig = Rig::start(3);
-    let gateway_api = fixture("gateway-api-standard-install-standin.yaml");
+    let gateway_api = fixture("examples/gateway-api-standard-install-standin.yaml");
     let gateway_api_url = rig.manifests.put("gateway-api/standard-install.yaml", &gateway_api);
     let volsync = VeleroStandIn::start("home");
     std::fs::write(volsync.volume_dir("home-assistant-config").join("configuration.yaml"), "homeassistant:\n").unwrap();
@@ -701,7 +675,7 @@ fn talos_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
 
     // certificates: the Cloudflare token beside cert-manager, the DNS-01 ClusterIssuer.
     let token = live("/api/v1/namespaces/cert-manager/secrets/certificates-cloudflare");
-    assert_eq!(token["data"]["api-token"], b64("cf-token-standin"));
+    assert_eq!(token["data"]["api-token"], base64(b"cf-token-standin"));
     let issuer = live("/apis/cert-manager.io/v1/clusterissuers/letsencrypt");
     assert_owned_by(&issuer, "certificates-issuers", &w);
     let solver = &issuer["spec"]["acme"]["solvers"][0];
@@ -714,7 +688,7 @@ fn talos_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     // secrets: External Secrets, the Vault token, the ClusterSecretStore.
     assert_eq!(ready_release("secrets-controllers-external-secrets")["spec"]["targetNamespace"], "external-secrets");
     let vault_token = live("/api/v1/namespaces/external-secrets/secrets/vault-token");
-    assert_eq!(vault_token["data"]["token"], b64("vault-token-standin"));
+    assert_eq!(vault_token["data"]["token"], base64(b"vault-token-standin"));
     let store = live("/apis/external-secrets.io/v1/clustersecretstores/vault");
     assert_owned_by(&store, "secrets-stores", &w);
     assert_eq!(store["spec"]["provider"]["vault"]["server"], "http://127.0.0.1:1");
@@ -734,8 +708,8 @@ fn talos_homelab_applies_with_standins_plans_empty_and_destroys_clean() {
     assert_eq!(source["spec"]["restic"]["retain"], json!({"daily": 7, "weekly": 4}));
     let repository_secret = source["spec"]["restic"]["repository"].as_str().expect("the repository Secret").to_string();
     let secret = live(&format!("/api/v1/namespaces/home/secrets/{repository_secret}"));
-    assert_eq!(secret["data"]["RESTIC_REPOSITORY"], b64(&repository));
-    assert_eq!(secret["data"]["RESTIC_PASSWORD"], b64(restic_password));
+    assert_eq!(secret["data"]["RESTIC_REPOSITORY"], base64(repository.as_bytes()));
+    assert_eq!(secret["data"]["RESTIC_PASSWORD"], base64(restic_password.as_bytes()));
     // The VolSync stand-in synchronises once at first sight: a real restic snapshot.
     crate::harness::wait_until("the VolSync stand-in's first sync", Duration::from_secs(120), || {
         let events = volsync.events_for("ReplicationSource", "home-assistant-config");

@@ -12,14 +12,20 @@ use crate::stack::{
     secret_path, stack_tf, Component, ADDR,
 };
 
-/// The planned change of the stack: (`after.objects`, `after_unknown.objects`).
+/// The stack's `change` in a saved plan.
 #[track_caller]
-fn planned_objects(plan: &Value) -> (serde_json::Map<String, Value>, Value) {
-    let change = plan["resource_changes"]
+fn stack_change(plan: &Value) -> Value {
+    plan["resource_changes"]
         .as_array()
         .and_then(|changes| changes.iter().find(|c| c["address"] == ADDR))
         .map(|c| c["change"].clone())
-        .unwrap_or_else(|| panic!("no change of {ADDR} in {plan}"));
+        .unwrap_or_else(|| panic!("no change of {ADDR} in {plan}"))
+}
+
+/// The planned change of the stack: (`after.objects`, `after_unknown.objects`).
+#[track_caller]
+fn planned_objects(plan: &Value) -> (serde_json::Map<String, Value>, Value) {
+    let change = stack_change(plan);
     let after = change["after"]["objects"].as_object().cloned().unwrap_or_default();
     (after, change["after_unknown"]["objects"].clone())
 }
@@ -79,8 +85,7 @@ fn one_changed_value_plans_only_that_object_and_the_added_one_unknown() {
             assert_eq!(Some(v), before.get(k), "{k} stays as it was");
         }
         // Field-level truth: the one changed object and the one field of ours that changes.
-        let change = plan["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == ADDR).unwrap();
-        assert_eq!(change["change"]["after"]["object_changes"], serde_json::json!({ key("cm-007"): "data.value" }));
+        assert_eq!(stack_change(&plan)["after"]["object_changes"], serde_json::json!({ key("cm-007"): "data.value" }));
         work.apply().assert_success();
         work.assert_plan_empty();
         let state = work.resource_values(ADDR).expect("stack in state");
@@ -184,11 +189,7 @@ fn objects_the_api_server_rejects_fail_the_plan() {
 /// component name (they are a set).
 #[track_caller]
 fn planned_components(plan: &Value) -> (Value, Value) {
-    let change = plan["resource_changes"]
-        .as_array()
-        .and_then(|changes| changes.iter().find(|c| c["address"] == ADDR))
-        .map(|c| c["change"].clone())
-        .unwrap_or_else(|| panic!("no change of {ADDR} in {plan}"));
+    let change = stack_change(plan);
     let by_name = |blocks: &Value| -> Value {
         let named = blocks
             .as_array()
@@ -257,9 +258,7 @@ fn a_catalog_component_shows_its_resolved_chart_and_a_changed_pin_is_planned() {
         assert_eq!(before["sealed-secrets"]["resolved_version"], "0.0.1");
         assert_eq!(after["sealed-secrets"]["resolved_version"], pin.as_str(), "the new pin is planned");
         assert_eq!(after["sealed-secrets"]["catalog_version"], pin.as_str());
-        let actions = plan["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == ADDR).unwrap()
-            ["change"]["actions"]
-            .clone();
+        let actions = stack_change(&plan)["actions"].clone();
         assert_eq!(actions, serde_json::json!(["update"]));
         work.apply().assert_success();
         work.assert_plan_empty();
@@ -496,16 +495,6 @@ fn shared_repositories_are_declared_once_and_used_by_name() {
         work.destroy().assert_success();
         assert!(flux_standin::helm_repository(&flux_ns, &format!("{stack}-repo-charts")).is_none());
     });
-}
-
-/// The stack's `change` in a saved plan.
-#[track_caller]
-fn stack_change(plan: &Value) -> Value {
-    plan["resource_changes"]
-        .as_array()
-        .and_then(|changes| changes.iter().find(|c| c["address"] == ADDR))
-        .map(|c| c["change"].clone())
-        .unwrap_or_else(|| panic!("no change of {ADDR} in {plan}"))
 }
 
 /// Finding 2: the order of `component` blocks means nothing (they are a set), so writing

@@ -24,8 +24,7 @@ const CHARTS: [&str; 8] =
     ["metallb", "cert-manager", "kyverno", "traefik", "tailscale", "cilium", "external-secrets", "gatekeeper"];
 
 fn fixture(chart: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/acceptance/fixtures/chart-crds-standin/{chart}.yaml"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    super::fixture(&format!("chart-crds-standin/{chart}.yaml"))
 }
 
 /// The CRD documents a chart of that name would install: its stand-in fixture, or for
@@ -33,10 +32,7 @@ fn fixture(chart: &str) -> String {
 /// has any). For a cluster that starts without them (see `flux_standin::FluxStandIn`).
 pub fn for_chart(chart: &str) -> Vec<serde_json::Value> {
     let text = match chart {
-        "velero" => {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures/velero-crds.yaml");
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        }
+        "velero" => super::fixture("velero-crds.yaml"),
         "tailscale-operator" => fixture("tailscale"),
         chart if CHARTS.contains(&chart) => fixture(chart),
         _ => return Vec::new(),

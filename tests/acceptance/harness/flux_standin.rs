@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::http::HttpClient;
-use super::{cluster, kubectl, kubectl_stdin, terraform_binaries, unique_name, wait_until, CmdOutput, Workdir};
+use super::{cluster, kube_now, kubectl, kubectl_stdin, terraform_binaries, unique_name, wait_until, CmdOutput, Workdir};
 
 pub const HELM_RELEASES: &str = "/apis/helm.toolkit.fluxcd.io/v2";
 pub const SOURCES_V1: &str = "/apis/source.toolkit.fluxcd.io/v1";
@@ -173,8 +173,7 @@ pub fn ensure() {
     let mut state = lock_state();
     if *state != Some(true) {
         record_runs_without_flux();
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures/flux-crds.yaml");
-        let text = std::fs::read_to_string(&manifest).expect("read the Flux CRD fixture");
+        let text = super::fixture("flux-crds.yaml");
         kubectl_stdin(
             &["apply", "--server-side", "--force-conflicts", &format!("--field-manager={CRD_MANAGER}"), "-f", "-"],
             &text,
@@ -324,33 +323,10 @@ impl Drop for FluxStandIn {
     }
 }
 
-fn now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    // RFC 3339 from Unix seconds (UTC), without a date library.
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (mut year, mut day) = (1970u64, days);
-    loop {
-        let len = if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 { 366 } else { 365 };
-        if day < len {
-            break;
-        }
-        day -= len;
-        year += 1;
-    }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let months = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let mut month = 0;
-    while day >= months[month] {
-        day -= months[month];
-        month += 1;
-    }
-    format!("{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", month + 1, day + 1, rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
 fn cond(kind: &str, status: &str, reason: &str, message: &str, generation: i64) -> Value {
     json!({
         "type": kind, "status": status, "reason": reason, "message": message,
-        "observedGeneration": generation, "lastTransitionTime": now(),
+        "observedGeneration": generation, "lastTransitionTime": kube_now(),
     })
 }
 

@@ -255,6 +255,27 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> R
     }
 }
 
+/// The text of `tests/acceptance/fixtures/<path>`; panics naming the file when it cannot be read.
+#[track_caller]
+pub fn fixture(path: &str) -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures").join(path);
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read the fixture {}: {e}", file.display()))
+}
+
+/// `at` as Kubernetes serialises a `metav1.Time`: RFC 3339 in UTC, whole seconds.
+pub fn kube_time(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format RFC 3339")
+}
+
+/// Now, as [`kube_time`] writes it (the stand-in controllers' timestamps).
+pub fn kube_now() -> String {
+    kube_time(time::OffsetDateTime::now_utc())
+}
+
 /// A DNS-1123 name unique within this test run and across runs against one cluster,
 /// e.g. `unique_name("ns")` → `ns-3f9a1c-7`.
 pub fn unique_name(prefix: &str) -> String {

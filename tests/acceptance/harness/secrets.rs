@@ -232,8 +232,7 @@ pub fn patch_secret_value(namespace: &str, name: &str, key: &str, value: &str) {
 pub fn ensure_sealed_secret_crd() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures/sealedsecrets-crd.yaml");
-        let text = std::fs::read_to_string(&manifest).expect("read the SealedSecret CRD fixture");
+        let text = super::fixture("sealedsecrets-crd.yaml");
         kubectl_stdin(&["apply", "--server-side", "--force-conflicts", "--field-manager=acceptance-tests", "-f", "-"], &text)
             .assert_success();
         kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "crd/sealedsecrets.bitnami.com"]).assert_success();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{cluster, unique_name};
+use super::{cluster, kube_now, unique_name};
 
 /// The label of the nodes of one test.
 pub const TEST_LABEL: &str = "tf-acc.platform/cluster-test";
@@ -31,14 +31,9 @@ pub struct TestNodes {
     heartbeat: Option<std::thread::JoinHandle<()>>,
 }
 
-fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    now.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).unwrap()
-}
-
 fn post_status(name: &str, state: &NodeState) {
     let (status, reason) = (if state.ready { "True" } else { "False" }, state.reason.as_str());
-    let now = now_rfc3339();
+    let now = kube_now();
     let patch = serde_json::json!({ "status": {
         "nodeInfo": { "kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2", "operatingSystem": "linux",
             "architecture": "amd64", "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",

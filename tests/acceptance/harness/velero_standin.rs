@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 
 use super::http::HttpClient;
 use super::{cluster, kubectl, kubectl_stdin, wait_until};
+use super::{kube_now as now, kube_time as rfc3339};
 
 pub use grammar::{format_go_duration, parse_go_duration, validate_schedule};
 
@@ -201,9 +202,8 @@ impl Drop for VeleroStandIn {
 pub fn ensure_crds() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/fixtures");
         for file in ["velero-crds.yaml", "volsync-crds.yaml"] {
-            let text = std::fs::read_to_string(fixtures.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
+            let text = super::fixture(file);
             kubectl_stdin(
                 &["apply", "--server-side", "--force-conflicts", &format!("--field-manager={CRD_MANAGER}"), "-f", "-"],
                 &text,
@@ -408,18 +408,6 @@ fn outcome_of(object: &Value) -> &str {
 
 fn ignored(object: &Value) -> bool {
     outcome_of(object) == "Ignore"
-}
-
-/// RFC 3339 in UTC, whole seconds, as `metav1.Time` serialises.
-fn rfc3339(at: time::OffsetDateTime) -> String {
-    at.replace_nanosecond(0)
-        .expect("zero nanoseconds")
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("format RFC 3339")
-}
-
-fn now() -> String {
-    rfc3339(time::OffsetDateTime::now_utc())
 }
 
 /// `json!` objects merged: `patch`'s keys over `base`'s (nulls remove), recursively, as a

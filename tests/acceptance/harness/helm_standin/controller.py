@@ -431,27 +431,25 @@ class StandIn:
                 condition("Ready", "Unknown", "Progressing", "reconciliation in progress", generation),
             ]})
 
-        try:
-            values = self.compose_values(release)
-        except ValuesError as e:
-            message = f"{e}"
-            log(f"HelmRelease {ns}/{name}: ValuesError: {message}")
+        def retry_later(reason: str, error: Exception) -> None:
+            """Not Ready for `reason`, tried again in 2 s, as helm-controller requeues."""
+            message = f"{error}"
+            log(f"HelmRelease {ns}/{name}: {reason}: {message}")
             self.kube.patch_status(path, {**base, "conditions": [
-                condition("Ready", "False", "ValuesError", message, generation),
+                condition("Ready", "False", reason, message, generation),
                 condition("Reconciling", "True", "ProgressingWithRetry", message, generation),
             ]})
             self.not_before[uid] = time.monotonic() + 2
+
+        try:
+            values = self.compose_values(release)
+        except ValuesError as e:
+            retry_later("ValuesError", e)
             return
         try:
             chart, chart_bytes_digest = self.load_chart(release, source)
         except (ArtifactError, helm.HelmError, OSError) as e:
-            message = f"{e}"
-            log(f"HelmRelease {ns}/{name}: ArtifactFailed: {message}")
-            self.kube.patch_status(path, {**base, "conditions": [
-                condition("Ready", "False", "ArtifactFailed", message, generation),
-                condition("Reconciling", "True", "ProgressingWithRetry", message, generation),
-            ]})
-            self.not_before[uid] = time.monotonic() + 2
+            retry_later("ArtifactFailed", e)
             return
         with chart:
             self.release(release, path, chart, values, base, chart_bytes_digest)
